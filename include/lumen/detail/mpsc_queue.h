@@ -1,0 +1,66 @@
+// An intrusive multi-producer, single-consumer queue after Dmitry Vyukov's design.
+//
+// push() is wait-free: one atomic exchange and one store. pop() belongs to one consumer at a
+// time; callers that share a queue among several consumers serialize them with a try-lock
+// (see InjectionQueue). A push that has exchanged the head but not yet linked its node makes
+// pop() report empty for an instant; the pusher's wake-up after the push covers that window.
+//
+// Invariants: head_ is the last node pushed; tail_ is the next node to hand out, or the stub;
+// following `next` from tail_ reaches head_ once every started push has linked its node.
+#pragma once
+
+#include <atomic>
+
+namespace lumen::detail {
+
+struct MpscNode {
+  std::atomic<MpscNode*> next{nullptr};
+};
+
+class MpscQueue {
+ public:
+  MpscQueue() : head_(&stub_), tail_(&stub_) {}
+  MpscQueue(const MpscQueue&) = delete;
+  MpscQueue& operator=(const MpscQueue&) = delete;
+
+  // Any thread.
+  void push(MpscNode* n) noexcept {
+    n->next.store(nullptr, std::memory_order_relaxed);
+    MpscNode* prev = head_.exchange(n, std::memory_order_acq_rel);
+    prev->next.store(n, std::memory_order_release);
+  }
+
+  // The consumer only. nullptr when empty, or while a push is half done.
+  MpscNode* pop() noexcept {
+    MpscNode* tail = tail_;
+    MpscNode* next = tail->next.load(std::memory_order_acquire);
+    if (tail == &stub_) {
+      if (next == nullptr) return nullptr;
+      tail_ = next;
+      tail = next;
+      next = next->next.load(std::memory_order_acquire);
+    }
+    if (next != nullptr) {
+      tail_ = next;
+      return tail;
+    }
+    if (tail != head_.load(std::memory_order_acquire)) return nullptr;
+    push(&stub_);
+    next = tail->next.load(std::memory_order_acquire);
+    if (next != nullptr) {
+      tail_ = next;
+      return tail;
+    }
+    return nullptr;
+  }
+
+  // Any thread: true when something was pushed and not yet popped (or a pop is in progress).
+  bool nonempty_hint() const noexcept { return head_.load(std::memory_order_acquire) != &stub_; }
+
+ private:
+  alignas(64) std::atomic<MpscNode*> head_;
+  alignas(64) MpscNode* tail_;
+  MpscNode stub_;
+};
+
+}  // namespace lumen::detail

@@ -1,0 +1,162 @@
+// The object table: every task result and every put() lives in one slot of it.
+//
+// A slot is a fixed 64-byte entry in a segmented array that never moves or shrinks, so a
+// pointer to a slot stays valid for the life of the process and lookups need no locks:
+//  - an id is (generation << 32 | index); the generation changes each time a slot is reused,
+//    so a stale id never finds a newer object;
+//  - the reference count and the generation share one 64-bit word, so "look up by id and take
+//    a reference" is a single compare-and-swap that fails once the count has reached zero;
+//  - free slots form a Treiber stack whose head carries an ABA tag;
+//  - waiters form a lock-free stack in the slot; resolving the object swaps in kResolved and
+//    wakes everything that was pushed before.
+// Values up to 16 bytes live inside the slot; larger ones in one allocation of their own.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "lumen/detail/alloc.h"
+
+namespace lumen::detail {
+
+enum class ObjectState : std::uint32_t { free = 0, pending = 1, ready = 2, failed = 3 };
+
+// A node in an object's waiter list. notify() runs once, on the thread that resolves the
+// object; the list no longer touches the node once notify() has been called.
+struct Waiter {
+  void (*notify)(Waiter*) noexcept = nullptr;
+  Waiter* next = nullptr;
+};
+
+// Why an object failed; shared by a failed task's result and every dependent that failed
+// because of it.
+struct Failure {
+  std::exception_ptr error;
+  std::string task_name;
+  std::string description;  // "task 'name' failed: <exception type>: <what()>"
+  std::atomic<int> refs{1};
+};
+
+Failure* make_failure(std::exception_ptr error, const std::string& task_name);
+inline void retain(Failure* f) noexcept { f->refs.fetch_add(1, std::memory_order_relaxed); }
+void release(Failure* f) noexcept;
+
+struct alignas(64) ObjectSlot {
+  static constexpr std::uintptr_t kResolved = 1;
+  static constexpr std::size_t kInlineBytes = 16;
+
+  std::atomic<std::uint64_t> refgen{0};   // generation << 32 | references
+  std::atomic<std::uintptr_t> waiters{0}; // Waiter* stack, kResolved, or (free) next free index + 1
+  std::atomic<ObjectState> state{ObjectState::free};
+  std::uint32_t index = 0;
+  std::atomic<std::size_t> bytes{0};      // size of the value, for stats and memory accounting
+  void (*destroy_value)(ObjectSlot*) noexcept = nullptr;
+  alignas(16) unsigned char storage[kInlineBytes];  // the value, a pointer to it, or a Failure*
+
+  bool resolved() const noexcept { return state.load(std::memory_order_acquire) >= ObjectState::ready; }
+  Failure* failure() const noexcept {
+    Failure* f;
+    std::memcpy(&f, storage, sizeof f);
+    return f;
+  }
+  std::uint64_t id() const noexcept {
+    return (refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff}) | index;
+  }
+};
+static_assert(sizeof(ObjectSlot) == 64, "an object entry is one cache line");
+
+class ObjectTable {
+ public:
+  // The process-wide table. It is never destroyed, so references held by static objects
+  // stay valid through exit.
+  static ObjectTable& instance() noexcept;
+
+  // A pending slot with `refs` references.
+  ObjectSlot* allocate(std::uint32_t refs);
+  // The slot for `id` with one more reference, or nullptr if that object is gone.
+  ObjectSlot* acquire(std::uint64_t id) noexcept;
+
+  static void add_ref(ObjectSlot* s) noexcept { s->refgen.fetch_add(1, std::memory_order_relaxed); }
+  void release(ObjectSlot* s) noexcept {
+    if ((s->refgen.fetch_sub(1, std::memory_order_acq_rel) & 0xffffffffu) == 1) free_slot(s);
+  }
+
+  // Publishes the outcome written into the slot and wakes its waiters.
+  static void resolve(ObjectSlot* s, ObjectState outcome) noexcept;
+  static void fail(ObjectSlot* s, Failure* f) noexcept;  // takes one reference of f
+  // Adds w to the waiters unless the object is already resolved (then returns false).
+  static bool add_waiter(ObjectSlot* s, Waiter* w) noexcept;
+
+  struct Usage {
+    std::size_t live = 0;      // objects with at least one reference
+    std::size_t bytes = 0;     // their values' sizes
+    std::size_t capacity = 0;  // slots ever created
+  };
+  Usage usage() const noexcept;  // scans the table: for stats, not for hot paths
+
+ private:
+  static constexpr unsigned kBaseShift = 10;  // segment k holds 1024 << k slots
+  static constexpr unsigned kSegments = 22;
+
+  ObjectTable() = default;
+  ObjectSlot* slot_at(std::uint32_t index) const noexcept;
+  ObjectSlot* fresh_slot();
+  void free_slot(ObjectSlot* s) noexcept;
+
+  std::atomic<ObjectSlot*> segments_[kSegments]{};
+  alignas(64) std::atomic<std::uint64_t> free_head_{0};  // tag << 32 | (index + 1)
+  alignas(64) std::atomic<std::uint32_t> fresh_{0};
+};
+
+// Typed access to a slot's value.
+template <class T>
+struct SlotValue {
+  static constexpr bool kInline = sizeof(T) <= ObjectSlot::kInlineBytes && alignof(T) <= 16;
+
+  static T* get(ObjectSlot* s) noexcept {
+    if constexpr (kInline) {
+      return std::launder(reinterpret_cast<T*>(s->storage));
+    } else {
+      T* p;
+      std::memcpy(&p, s->storage, sizeof p);
+      return p;
+    }
+  }
+
+  template <class... A>
+  static void emplace(ObjectSlot* s, A&&... a) {
+    T* p;
+    if constexpr (kInline) {
+      p = ::new (static_cast<void*>(s->storage)) T(static_cast<A&&>(a)...);
+    } else {
+      p = create<T>(static_cast<A&&>(a)...);
+      std::memcpy(s->storage, &p, sizeof p);
+    }
+    s->bytes.store(value_bytes(*p), std::memory_order_relaxed);
+    s->destroy_value = &destroy;
+  }
+
+  static void destroy(ObjectSlot* s) noexcept {
+    if constexpr (kInline) {
+      get(s)->~T();
+    } else {
+      detail::destroy(get(s));
+    }
+  }
+
+  // sizeof(T), plus the elements of a contiguous container.
+  static std::size_t value_bytes(const T& v) noexcept {
+    if constexpr (requires { v.size(); v.data(); typename T::value_type; }) {
+      return sizeof(T) + v.size() * sizeof(typename T::value_type);
+    } else {
+      return sizeof(T);
+    }
+  }
+};
+
+}  // namespace lumen::detail

@@ -1,0 +1,74 @@
+// What the header-only parts of lumen (submit, get, task_group) call in the compiled library.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "lumen/detail/mpsc_queue.h"
+#include "lumen/detail/object_table.h"
+
+namespace lumen::detail {
+
+class Scheduler;
+
+// A unit of work on the scheduler. run() executes the task and frees it.
+struct Task : MpscNode {
+  void (*run)(Task*) noexcept = nullptr;
+  const void* group = nullptr;  // the task_group that spawned it, or null
+};
+
+using Clock = std::chrono::steady_clock;
+
+// The scheduler of the runtime in scope: the worker's own on a worker thread, else the newest
+// live Runtime, else a default runtime started on first use.
+Scheduler& current_scheduler();
+// The scheduler whose worker is the calling thread, or null.
+Scheduler* worker_scheduler() noexcept;
+
+// Queues a task that is ready to run: on the calling worker's deque, else the injection queue.
+void spawn(Scheduler& s, Task* t) noexcept;
+// Queues a task ahead of tasks with lower priority.
+void spawn_with_priority(Scheduler& s, Task* t, int priority);
+// Runs t on one of the runtime's threads for blocking calls.
+void spawn_blocking(Scheduler& s, Task* t);
+
+// Submitted tasks are counted so that shutdown can wait for all of them. begin throws
+// shutdown_error when a thread that is not a worker submits to a stopping runtime.
+void begin_task(Scheduler& s);
+void end_task(Scheduler& s) noexcept;
+
+// Resources: named counts declared in Config::resources.
+struct ResourceDemand {
+  std::uint32_t resource;
+  std::uint32_t count;
+};
+ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count);  // validates
+// True when granted; false when the task was queued, to be spawned again once granted.
+bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size_t n);
+void release_resources(Scheduler& s, const ResourceDemand* d, std::size_t n) noexcept;
+
+// Parking. A Wakeup names one parked context (a fiber on a worker, or a thread); unpark must
+// be called exactly once for each Wakeup that park hands to its commit function.
+struct Wakeup {
+  void* worker = nullptr;
+  void* fiber = nullptr;
+  void* thread = nullptr;
+};
+// Suspends the caller. commit(arg, w) runs once the caller is suspended (for a fiber: on
+// another stack, so it may hand w to a thread that unparks at once). Returns after unpark(w).
+void park(void (*commit)(void*, Wakeup), void* arg);
+void unpark(Wakeup w) noexcept;
+// Identifies the running fiber, or the thread when it is not a worker.
+const void* current_context() noexcept;
+// Pops the calling worker's newest queued task if it belongs to `group`; else null.
+Task* pop_group_child(const void* group) noexcept;
+
+// Waits for objects to resolve, parking a fiber or blocking a thread.
+void wait_resolved(ObjectSlot* s);
+bool wait_resolved_until(ObjectSlot* s, Clock::time_point deadline);
+// Waits until `need` of the n slots are resolved or the deadline (if any) passes.
+void wait_slots(ObjectSlot* const* slots, std::size_t n, std::size_t need, const Clock::time_point* deadline);
+
+}  // namespace lumen::detail

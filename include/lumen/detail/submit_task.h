@@ -1,0 +1,166 @@
+// The frame of a submitted task: its callable, its arguments, the slot of its result and the
+// waiter nodes that make it wait for ObjectRef arguments. One allocation per submit.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "lumen/detail/alloc.h"
+#include "lumen/detail/callable_traits.h"
+#include "lumen/detail/object_table.h"
+#include "lumen/detail/scheduler_api.h"
+#include "lumen/object_ref.h"
+
+namespace lumen::detail {
+
+// Options resolved at submit. Allocated only for tasks that have any.
+struct TaskSettings {
+  std::string name;
+  int priority = 0;
+  std::vector<ResourceDemand> demands;
+};
+
+struct SubmitTaskBase : Task {
+  Scheduler* sched = nullptr;
+  ObjectSlot* result = nullptr;      // one reference, released when the task finishes
+  TaskSettings* settings = nullptr;  // null: default options
+  std::atomic<int> pending{1};       // dependencies not resolved yet, plus one for submit itself
+  int attempts_left = 0;             // retries still allowed
+  bool resources_held = false;
+  std::atomic<Failure*> dep_failure{nullptr};
+
+  void schedule() noexcept;
+  enum class Readiness { run, deferred, failed };
+  // Before running: `failed` when a dependency failed (the result carries its error);
+  // `deferred` when the task waits for resources and will be spawned again once it has them.
+  Readiness prepare() noexcept;
+  // After an exception: true when the task was queued to run again.
+  bool retry_after_error() noexcept;
+  void fail(std::exception_ptr e) noexcept;
+  // Releases resources, the result reference and the runtime's count of this task.
+  void finish() noexcept;
+};
+
+struct Dependency : Waiter {
+  SubmitTaskBase* task;
+  ObjectSlot* slot;
+};
+void dependency_resolved(Waiter* w) noexcept;
+
+// How argument I reaches the callable: an ObjectRef<T> becomes `const T&` unless the
+// parameter is itself declared as an ObjectRef; other arguments are moved on the last
+// attempt and passed as lvalues when the task may run again.
+template <class F, std::size_t I, bool Move, class Arg>
+decltype(auto) pass_arg(Arg& a) {
+  if constexpr (is_object_ref<Arg>::value) {
+    using P = std::remove_cvref_t<typename param_at<F, I>::type>;
+    if constexpr (is_object_ref<P>::value) {
+      return static_cast<const Arg&>(a);
+    } else {
+      using V = typename Arg::value_type;
+      static_assert(!std::is_void_v<V>, "an ObjectRef<void> argument needs a parameter of type ObjectRef<void>");
+      return static_cast<const V&>(*SlotValue<V>::get(a.slot()));
+    }
+  } else if constexpr (Move) {
+    return std::move(a);
+  } else {
+    return static_cast<Arg&>(a);
+  }
+}
+
+template <bool Move, class F, class Tuple, std::size_t... I>
+auto invoke_with(F& f, Tuple& args, std::index_sequence<I...>)
+    -> decltype(std::invoke(f, pass_arg<F, I, Move>(std::get<I>(args))...)) {
+  return std::invoke(f, pass_arg<F, I, Move>(std::get<I>(args))...);
+}
+
+template <class F, class Tuple>
+using task_result_t = std::decay_t<decltype(invoke_with<true>(std::declval<F&>(), std::declval<Tuple&>(),
+                                                              std::make_index_sequence<std::tuple_size_v<Tuple>>{}))>;
+
+template <class F, class Tuple>
+inline constexpr bool can_rerun = requires(F& f, Tuple& t) {
+  invoke_with<false>(f, t, std::make_index_sequence<std::tuple_size_v<Tuple>>{});
+};
+
+template <class... Args>
+inline constexpr std::size_t ref_count = (std::size_t{0} + ... + (is_object_ref<Args>::value ? 1 : 0));
+
+template <class F, class... Args>
+struct SubmitTask final : SubmitTaskBase {
+  using F_type = F;
+  using Tuple = std::tuple<Args...>;
+  using R = task_result_t<F, Tuple>;
+  static constexpr std::size_t kDeps = ref_count<Args...>;
+  static constexpr auto kSeq = std::make_index_sequence<sizeof...(Args)>{};
+
+  template <class FF, class... AA>
+  explicit SubmitTask(FF&& fn, AA&&... a) : f(std::forward<FF>(fn)), args(std::forward<AA>(a)...) {
+    run = &execute;
+  }
+
+  // Registers with every ObjectRef argument's object, then schedules once all are resolved.
+  void start() noexcept {
+    pending.store(static_cast<int>(kDeps) + 1, std::memory_order_relaxed);
+    std::size_t k = 0;
+    std::apply([&](auto&... a) { (watch(a, k), ...); }, args);
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) schedule();
+  }
+
+  template <class A>
+  void watch(A& a, std::size_t& k) noexcept {
+    if constexpr (is_object_ref<A>::value) {
+      Dependency& d = deps[k++];
+      d.task = this;
+      d.slot = a.slot();
+      d.notify = &dependency_resolved;
+      if (!ObjectTable::add_waiter(d.slot, &d)) dependency_resolved(&d);
+    }
+  }
+
+  static void execute(Task* t) noexcept {
+    auto* self = static_cast<SubmitTask*>(t);
+    switch (self->prepare()) {
+      case Readiness::deferred:
+        return;
+      case Readiness::failed:
+        self->finish();
+        detail::destroy(self);
+        return;
+      case Readiness::run:
+        break;
+    }
+    try {
+      if constexpr (std::is_void_v<R>) {
+        self->call();
+      } else {
+        SlotValue<R>::emplace(self->result, self->call());
+      }
+      ObjectTable::resolve(self->result, ObjectState::ready);
+    } catch (...) {
+      if (self->retry_after_error()) return;
+      self->fail(std::current_exception());
+    }
+    self->finish();
+    detail::destroy(self);
+  }
+
+  decltype(auto) call() {
+    if constexpr (can_rerun<F, Tuple>) {
+      if (attempts_left > 0) return invoke_with<false>(f, args, kSeq);
+    }
+    return invoke_with<true>(f, args, kSeq);
+  }
+
+  [[no_unique_address]] std::array<Dependency, kDeps> deps;
+  F f;
+  Tuple args;
+};
+
+}  // namespace lumen::detail

@@ -1,0 +1,53 @@
+// lumen's error types. Every error lumen itself raises derives from lumen::error.
+//
+// Exceptions thrown by user tasks are not wrapped: get() rethrows the original exception, so
+// `catch (const std::out_of_range&)` works. Which task failed is kept beside it and reported by
+// lumen::failure_of(ref) as a task_error.
+#pragma once
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace lumen {
+
+// The base of every error lumen raises.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// get() or wait() with a timeout that passed before the object was ready.
+class timeout_error : public error {
+ public:
+  using error::error;
+};
+
+// Work submitted to a runtime that is shutting down.
+class shutdown_error : public error {
+ public:
+  using error::error;
+};
+
+// A bad argument or a misuse of the API: an empty ObjectRef, an unknown resource, ...
+class usage_error : public error {
+ public:
+  using error::error;
+};
+
+// Describes a failed task: its name, and the exception it threw (or that a dependency threw).
+class task_error : public error {
+ public:
+  task_error(const std::string& description, std::string task_name, std::exception_ptr cause)
+      : error(description), task_name_(std::move(task_name)), cause_(std::move(cause)) {}
+  // The name given with task(f).name(...), or empty.
+  const std::string& task_name() const noexcept { return task_name_; }
+  // The original exception; std::rethrow_exception(cause()) throws it with its own type.
+  const std::exception_ptr& cause() const noexcept { return cause_; }
+
+ private:
+  std::string task_name_;
+  std::exception_ptr cause_;
+};
+
+}  // namespace lumen

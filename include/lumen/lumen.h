@@ -1,0 +1,8 @@
+// lumen: Ray's programming model in one process, on a work-stealing scheduler with fibers.
+#pragma once
+
+#include "lumen/error.h"
+#include "lumen/object_ref.h"
+#include "lumen/runtime.h"
+#include "lumen/task.h"
+#include "lumen/task_group.h"

@@ -1,0 +1,255 @@
+// ObjectRef<T>: a counted handle to an object in the object table, and the calls that read
+// objects: put, get, wait.
+//
+// An object is a task's result or a put() value. It is immutable once ready and freed when its
+// last ObjectRef goes. Copying a ref is one atomic increment; reads are zero-copy.
+//
+//   auto p = lumen::put(std::vector<double>(1 << 20, 1.0));
+//   const std::vector<double>& x = lumen::get(p);   // valid while p (or a copy) lives
+//
+// Blocking: get and wait inside a task park the task's fiber and the worker runs other work;
+// on any other thread they block it without spinning.
+// Thread safety: an ObjectRef is as safe to share as a shared_ptr: distinct refs to one object
+// may be used from any threads; one ref object may not be assigned while another thread reads it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "lumen/detail/object_table.h"
+#include "lumen/detail/scheduler_api.h"
+#include "lumen/error.h"
+
+namespace lumen {
+
+// A stable object id: index in the table and generation. Ids are never reused while an object
+// lives, and a stale id never names a newer object.
+struct ObjectId {
+  std::uint64_t value = 0;
+  std::uint32_t index() const noexcept { return static_cast<std::uint32_t>(value); }
+  std::uint32_t generation() const noexcept { return static_cast<std::uint32_t>(value >> 32); }
+  friend bool operator==(ObjectId, ObjectId) = default;
+};
+
+template <class T>
+class ObjectRef {
+  static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "ObjectRef holds plain value types");
+
+ public:
+  using value_type = T;
+
+  ObjectRef() noexcept = default;
+  ObjectRef(const ObjectRef& o) noexcept : slot_(o.slot_) {
+    if (slot_ != nullptr) detail::ObjectTable::add_ref(slot_);
+  }
+  ObjectRef(ObjectRef&& o) noexcept : slot_(std::exchange(o.slot_, nullptr)) {}
+  ObjectRef& operator=(const ObjectRef& o) noexcept {
+    ObjectRef(o).swap(*this);
+    return *this;
+  }
+  ObjectRef& operator=(ObjectRef&& o) noexcept {
+    ObjectRef(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~ObjectRef() { reset(); }
+
+  void reset() noexcept {
+    if (slot_ != nullptr) detail::ObjectTable::instance().release(std::exchange(slot_, nullptr));
+  }
+  void swap(ObjectRef& o) noexcept { std::swap(slot_, o.slot_); }
+
+  // False for a default-constructed or moved-from ref.
+  bool valid() const noexcept { return slot_ != nullptr; }
+  explicit operator bool() const noexcept { return valid(); }
+  // Resolved: get() will not block.
+  bool ready() const noexcept { return slot_ != nullptr && slot_->resolved(); }
+  ObjectId id() const noexcept { return ObjectId{slot_ != nullptr ? slot_->id() : 0}; }
+
+  friend bool operator==(const ObjectRef& a, const ObjectRef& b) noexcept { return a.slot_ == b.slot_; }
+
+  // For lumen's own code: takes over one reference to s.
+  static ObjectRef adopt(detail::ObjectSlot* s) noexcept {
+    ObjectRef r;
+    r.slot_ = s;
+    return r;
+  }
+  detail::ObjectSlot* slot() const noexcept { return slot_; }
+
+ private:
+  detail::ObjectSlot* slot_ = nullptr;
+};
+
+template <class T>
+struct is_object_ref : std::false_type {};
+template <class T>
+struct is_object_ref<ObjectRef<T>> : std::true_type {};
+template <class T>
+inline constexpr bool is_object_ref_v = is_object_ref<std::remove_cvref_t<T>>::value;
+
+namespace detail {
+
+inline ObjectSlot* checked_slot(ObjectSlot* s) {
+  if (s == nullptr) throw usage_error("lumen: get or wait on an empty ObjectRef (default-constructed or moved from)");
+  return s;
+}
+
+[[noreturn]] inline void rethrow_failure(ObjectSlot* s) { std::rethrow_exception(s->failure()->error); }
+
+inline void await(ObjectSlot* s) {
+  if (!s->resolved()) wait_resolved(s);
+  if (s->state.load(std::memory_order_acquire) == ObjectState::failed) rethrow_failure(s);
+}
+
+template <class Rep, class Period>
+void await_for(ObjectSlot* s, std::chrono::duration<Rep, Period> timeout) {
+  if (!s->resolved() &&
+      !wait_resolved_until(s, Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout)))
+    throw timeout_error("lumen: get timed out before the object was ready");
+  if (s->state.load(std::memory_order_acquire) == ObjectState::failed) rethrow_failure(s);
+}
+
+// An rvalue ref that is the object's only handle may give its value away.
+template <class T>
+T take_or_copy(ObjectSlot* s) {
+  T* v = SlotValue<T>::get(s);
+  if ((s->refgen.load(std::memory_order_acquire) & 0xffffffffu) == 1) return T(std::move(*v));
+  return T(*v);
+}
+
+}  // namespace detail
+
+// Moves value into a new, ready object.
+template <class V>
+ObjectRef<std::decay_t<V>> put(V&& value) {
+  using T = std::decay_t<V>;
+  static_assert(!is_object_ref_v<T>, "put() of an ObjectRef: pass the ref itself instead");
+  detail::ObjectSlot* s = detail::ObjectTable::instance().allocate(1);
+  try {
+    detail::SlotValue<T>::emplace(s, std::forward<V>(value));
+  } catch (...) {
+    detail::ObjectTable::instance().release(s);
+    throw;
+  }
+  detail::ObjectTable::resolve(s, detail::ObjectState::ready);
+  return ObjectRef<T>::adopt(s);
+}
+
+// The value, without copying; valid while `ref` or a copy of it lives. Waits until the object
+// is ready; rethrows the task's exception, with its own type, if it failed.
+template <class T>
+  requires(!std::is_void_v<T>)
+const T& get(const ObjectRef<T>& ref) {
+  detail::ObjectSlot* s = detail::checked_slot(ref.slot());
+  detail::await(s);
+  return *detail::SlotValue<T>::get(s);
+}
+
+// A temporary ref cannot keep the object alive past the call, so its value is returned by
+// value: moved out when this was the object's last ref, copied otherwise.
+template <class T>
+  requires(!std::is_void_v<T>)
+T get(ObjectRef<T>&& ref) {
+  detail::ObjectSlot* s = detail::checked_slot(ref.slot());
+  detail::await(s);
+  return detail::take_or_copy<T>(s);
+}
+
+// Waits for a task that returns nothing; rethrows its exception.
+inline void get(const ObjectRef<void>& ref) { detail::await(detail::checked_slot(ref.slot())); }
+
+// As get(ref), but throws lumen::timeout_error when the object is not ready in time.
+template <class T, class Rep, class Period>
+  requires(!std::is_void_v<T>)
+const T& get(const ObjectRef<T>& ref, std::chrono::duration<Rep, Period> timeout) {
+  detail::ObjectSlot* s = detail::checked_slot(ref.slot());
+  detail::await_for(s, timeout);
+  return *detail::SlotValue<T>::get(s);
+}
+
+template <class T, class Rep, class Period>
+  requires(!std::is_void_v<T>)
+T get(ObjectRef<T>&& ref, std::chrono::duration<Rep, Period> timeout) {
+  detail::ObjectSlot* s = detail::checked_slot(ref.slot());
+  detail::await_for(s, timeout);
+  return detail::take_or_copy<T>(s);
+}
+
+template <class Rep, class Period>
+void get(const ObjectRef<void>& ref, std::chrono::duration<Rep, Period> timeout) {
+  detail::await_for(detail::checked_slot(ref.slot()), timeout);
+}
+
+// All values, in order (copies). The first failed object's exception is rethrown.
+template <class T>
+  requires(!std::is_void_v<T>)
+std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
+  std::vector<T> out;
+  out.reserve(refs.size());
+  for (const auto& r : refs) out.push_back(get(r));
+  return out;
+}
+
+inline void get(const std::vector<ObjectRef<void>>& refs) {
+  for (const auto& r : refs) get(r);
+}
+
+// Describes why an object failed: the failing task's name and its exception. Empty when the
+// object is pending or ready.
+template <class T>
+std::optional<task_error> error_of(const ObjectRef<T>& ref) {
+  detail::ObjectSlot* s = ref.slot();
+  if (s == nullptr || s->state.load(std::memory_order_acquire) != detail::ObjectState::failed) return std::nullopt;
+  const detail::Failure* f = s->failure();
+  return task_error(f->description, f->task_name, f->error);
+}
+
+template <class T>
+struct WaitResult {
+  std::vector<ObjectRef<T>> ready;      // in the order of the input
+  std::vector<ObjectRef<T>> not_ready;  // in the order of the input
+};
+
+namespace detail {
+template <class T>
+WaitResult<T> wait_impl(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready, const Clock::time_point* deadline) {
+  if (num_ready > refs.size())
+    throw usage_error("lumen: wait for " + std::to_string(num_ready) + " objects among only " +
+                      std::to_string(refs.size()));
+  std::vector<ObjectSlot*> slots;
+  slots.reserve(refs.size());
+  for (const auto& r : refs) slots.push_back(checked_slot(r.slot()));
+  wait_slots(slots.data(), slots.size(), num_ready, deadline);
+  WaitResult<T> out;
+  for (const auto& r : refs) {
+    // At most num_ready go to `ready`, as ray.wait returns them.
+    if (out.ready.size() < num_ready && r.ready())
+      out.ready.push_back(r);
+    else
+      out.not_ready.push_back(r);
+  }
+  return out;
+}
+}  // namespace detail
+
+// Splits refs into ready and not ready, as ray.wait does: returns once num_ready of them are
+// resolved (ready or failed). `ready` holds at most num_ready refs.
+template <class T>
+WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready = 1) {
+  return detail::wait_impl(refs, num_ready, nullptr);
+}
+
+// As above, but returns when the timeout passes even if fewer are ready.
+template <class T, class Rep, class Period>
+WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready,
+                   std::chrono::duration<Rep, Period> timeout) {
+  auto deadline = detail::Clock::now() + std::chrono::duration_cast<detail::Clock::duration>(timeout);
+  return detail::wait_impl(refs, num_ready, &deadline);
+}
+
+}  // namespace lumen

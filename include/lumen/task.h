@@ -1,0 +1,195 @@
+// Tasks: submit a callable, get an ObjectRef to its result.
+//
+//   lumen::ObjectRef<int> a = lumen::submit(add, 1, 2);
+//   lumen::ObjectRef<int> b = lumen::submit(add, a, 10);   // waits for a; add receives the int
+//   auto r = lumen::task(load).name("load").retries(2).resources({{"gpu", 1}}).submit(path);
+//
+// Arguments are stored by value (decayed) in the task's frame. An ObjectRef<T> argument is a
+// dependency: the task runs once that object is ready and receives `const T&` to the value in
+// the table (a parameter declared as ObjectRef<T> receives the ref itself). If a dependency
+// failed, the task does not run and its result fails with the same exception.
+//
+// Cost: one allocation for the frame (with waiter nodes for its dependencies) and one slot
+// in the object table; values over 16 bytes take one more allocation when the task returns.
+// Ordering: none between independent tasks. Tasks may submit tasks from inside.
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "lumen/detail/submit_task.h"
+#include "lumen/object_ref.h"
+
+namespace lumen {
+
+// What a task may ask for beyond its callable.
+struct TaskOptions {
+  std::string name;      // reported with its errors
+  int retries = 0;       // runs again after an exception, up to this many times
+  std::vector<std::pair<std::string, double>> resources;  // units it holds while it runs
+  int priority = 0;      // queued tasks with higher priority run first (0: the plain queues)
+};
+
+namespace detail {
+
+template <class F, class... Args>
+auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args)
+    -> ObjectRef<typename SubmitTask<std::decay_t<F>, std::decay_t<Args>...>::R> {
+  using Frame = SubmitTask<std::decay_t<F>, std::decay_t<Args>...>;
+  using R = typename Frame::R;
+  auto check_ref = [](const auto& a) {
+    if constexpr (is_object_ref_v<decltype(a)>) {
+      if (!a.valid()) throw usage_error("lumen: submit with an empty ObjectRef argument");
+    }
+  };
+  (check_ref(args), ...);
+
+  TaskSettings* settings = nullptr;
+  int retries = 0;
+  if (options != nullptr) {
+    if (options->retries < 0) throw usage_error("lumen: retries must not be negative");
+    if constexpr (!can_rerun<typename Frame::F_type, typename Frame::Tuple>) {
+      if (options->retries > 0)
+        throw usage_error("lumen: a task with retries needs arguments it can pass again (copyable)");
+    }
+    retries = options->retries;
+    if (!options->name.empty() || options->priority != 0 || !options->resources.empty()) {
+      auto owned = std::make_unique<TaskSettings>();
+      owned->name = options->name;
+      owned->priority = options->priority;
+      for (const auto& [name, count] : options->resources) owned->demands.push_back(resource_demand(s, name, count));
+      settings = owned.release();
+    }
+  }
+  try {
+    begin_task(s);
+  } catch (...) {
+    delete settings;
+    throw;
+  }
+  ObjectSlot* slot = nullptr;
+  Frame* frame = nullptr;
+  try {
+    slot = ObjectTable::instance().allocate(2);  // one for the caller's ref, one for the task
+    frame = create<Frame>(std::forward<F>(f), std::forward<Args>(args)...);
+  } catch (...) {
+    if (slot != nullptr) {
+      ObjectTable::instance().release(slot);
+      ObjectTable::instance().release(slot);
+    }
+    delete settings;
+    end_task(s);
+    throw;
+  }
+  frame->sched = &s;
+  frame->result = slot;
+  frame->settings = settings;
+  frame->attempts_left = retries;
+  auto ref = ObjectRef<R>::adopt(slot);
+  frame->start();
+  return ref;
+}
+
+}  // namespace detail
+
+// Runs f(args...) on the runtime in scope; the ref resolves to its result (or its exception).
+template <class F, class... Args>
+auto submit(F&& f, Args&&... args) {
+  return detail::submit_with(detail::current_scheduler(), nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+// A task with options, built fluently: task(f).name("x").retries(2).submit(args...).
+template <class F>
+class TaskBuilder {
+ public:
+  explicit TaskBuilder(F f) : f_(std::move(f)) {}
+
+  TaskBuilder& name(std::string n) & {
+    options_.name = std::move(n);
+    return *this;
+  }
+  TaskBuilder&& name(std::string n) && { return std::move(name(std::move(n))); }
+  TaskBuilder& retries(int n) & {
+    options_.retries = n;
+    return *this;
+  }
+  TaskBuilder&& retries(int n) && { return std::move(retries(n)); }
+  TaskBuilder& resources(std::vector<std::pair<std::string, double>> r) & {
+    options_.resources = std::move(r);
+    return *this;
+  }
+  TaskBuilder&& resources(std::vector<std::pair<std::string, double>> r) && {
+    return std::move(resources(std::move(r)));
+  }
+  TaskBuilder& priority(int p) & {
+    options_.priority = p;
+    return *this;
+  }
+  TaskBuilder&& priority(int p) && { return std::move(priority(p)); }
+
+  const TaskOptions& options() const noexcept { return options_; }
+
+  // May be called several times; each call submits one task with a copy of the callable.
+  template <class... Args>
+  auto submit(Args&&... args) const {
+    return detail::submit_with(detail::current_scheduler(), &options_, f_, std::forward<Args>(args)...);
+  }
+
+ private:
+  F f_;
+  TaskOptions options_;
+};
+
+template <class F>
+TaskBuilder<std::decay_t<F>> task(F&& f) {
+  return TaskBuilder<std::decay_t<F>>(std::forward<F>(f));
+}
+
+// Runs f where blocking its thread is harmless. Call it inside a task around anything that
+// blocks the OS thread where lumen cannot see it (sleep, file or socket I/O, a std::future):
+// f runs on one of the runtime's threads for blocking calls (Config::max_blocking_threads)
+// while the task's fiber is parked and its worker runs other tasks. Outside a worker, f just
+// runs. Returns f's result by value; rethrows its exception.
+template <class F>
+auto blocking(F&& f) -> std::decay_t<std::invoke_result_t<F&>> {
+  using R = std::decay_t<std::invoke_result_t<F&>>;
+  detail::Scheduler* s = detail::worker_scheduler();
+  if (s == nullptr) return std::invoke(f);
+
+  struct BlockingCall : detail::Task {
+    std::remove_reference_t<F>* fn;
+    detail::ObjectSlot* slot;
+    static void execute(detail::Task* t) noexcept {
+      auto* self = static_cast<BlockingCall*>(t);
+      detail::ObjectSlot* slot = self->slot;
+      try {
+        if constexpr (std::is_void_v<R>) {
+          std::invoke(*self->fn);
+        } else {
+          detail::SlotValue<R>::emplace(slot, std::invoke(*self->fn));
+        }
+        detail::ObjectTable::resolve(slot, detail::ObjectState::ready);
+      } catch (...) {
+        detail::ObjectTable::fail(slot, detail::make_failure(std::current_exception(), "blocking"));
+      }
+    }
+  };
+  // The caller's ref keeps the slot alive; the call lives on the parked fiber's stack.
+  auto ref = ObjectRef<R>::adopt(detail::ObjectTable::instance().allocate(1));
+  BlockingCall call;
+  call.run = &BlockingCall::execute;
+  call.fn = &f;
+  call.slot = ref.slot();
+  detail::spawn_blocking(*s, &call);
+  if constexpr (std::is_void_v<R>) {
+    get(ref);
+  } else {
+    return get(std::move(ref));
+  }
+}
+
+}  // namespace lumen

@@ -1,0 +1,151 @@
+// task_group: structured fork/join without a future per child.
+//
+//   lumen::task_group g;
+//   g.run([&] { left = sum(lo, mid); });
+//   right = sum(mid, hi);
+//   g.wait();
+//
+// wait() returns once every child has finished and rethrows the first exception a child
+// threw (a child that throws also cancels the children that have not started). While it
+// waits it runs its own children still queued on its worker, inline; for children other
+// workers took, it parks its fiber rather than run unrelated work on its stack.
+//
+// Thread safety: run() may be called from the group's owner (the task or thread that created
+// it) and from inside its children. wait() belongs to the owner. The destructor waits for
+// children that are still running and drops their exceptions.
+// Cost: a child is one small allocation and a push on the worker's deque; a child the owner
+// runs itself costs no atomic operation on the group.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+#include "lumen/detail/alloc.h"
+#include "lumen/detail/scheduler_api.h"
+
+namespace lumen {
+
+class task_group {
+ public:
+  task_group() : sched_(&detail::current_scheduler()), owner_(detail::current_context()) {}
+  ~task_group() {
+    try {
+      wait();
+    } catch (...) {  // the destructor cannot throw; call wait() to see children's errors
+    }
+  }
+  task_group(const task_group&) = delete;
+  task_group& operator=(const task_group&) = delete;
+
+  template <class F>
+  void run(F&& f) {
+    auto* t = detail::create<Child<std::decay_t<F>>>(this, std::forward<F>(f));
+    if (detail::current_context() == owner_) {
+      ++spawned_;
+    } else {
+      remote_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    detail::spawn(*sched_, t);
+  }
+
+  void wait() {
+    while (detail::Task* t = detail::pop_group_child(this)) {
+      auto* c = static_cast<ChildBase*>(t);
+      c->execute(c);
+      ++inline_done_;
+    }
+    std::int64_t need = static_cast<std::int64_t>(spawned_ - inline_done_);
+    if (need != 0 || remote_.load(std::memory_order_acquire) != 0) {
+      struct Park {
+        task_group* g;
+        std::int64_t need;
+      } p{this, need};
+      detail::park(
+          [](void* arg, detail::Wakeup w) {
+            auto* p = static_cast<Park*>(arg);
+            p->g->waiter_ = w;
+            std::int64_t left = p->g->remote_.fetch_sub(p->need + kParked, std::memory_order_acq_rel) - p->need - kParked;
+            if (left == -kParked) detail::unpark(w);  // everything finished already
+          },
+          &p);
+      remote_.store(0, std::memory_order_relaxed);
+    }
+    spawned_ = 0;
+    inline_done_ = 0;
+    cancelled_.store(false, std::memory_order_relaxed);
+    if (failed_.load(std::memory_order_acquire)) {
+      std::exception_ptr e = std::exchange(error_, nullptr);
+      failed_.store(false, std::memory_order_relaxed);
+      std::rethrow_exception(e);
+    }
+  }
+
+  // Children that have not started are skipped; running ones finish.
+  void cancel() noexcept { cancelled_.store(true, std::memory_order_relaxed); }
+  bool is_canceling() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  // Added to the count while the owner is parked, so that no transient count in between
+  // can look like "all done" to a finishing child.
+  static constexpr std::int64_t kParked = std::int64_t{1} << 48;
+
+  struct ChildBase : detail::Task {
+    task_group* owner;
+    void (*execute)(ChildBase*) noexcept;  // runs the body and frees the child
+  };
+
+  template <class F>
+  struct Child final : ChildBase {
+    template <class FF>
+    Child(task_group* g, FF&& fn) : f(std::forward<FF>(fn)) {
+      owner = g;
+      group = g;
+      execute = &execute_body;
+      run = &run_elsewhere;
+    }
+    static void execute_body(ChildBase* b) noexcept {
+      auto* self = static_cast<Child*>(b);
+      task_group* g = self->owner;
+      if (!g->cancelled_.load(std::memory_order_relaxed)) {
+        try {
+          self->f();
+        } catch (...) {
+          g->record(std::current_exception());
+        }
+      }
+      detail::destroy(self);
+    }
+    F f;
+  };
+
+  // A child that was not run inline by wait(): stolen, or run by the worker loop.
+  static void run_elsewhere(detail::Task* t) noexcept {
+    auto* c = static_cast<ChildBase*>(t);
+    task_group* g = c->owner;
+    c->execute(c);
+    // The group may be gone right after this add, unless it made the count reach the
+    // parked value: then its owner is parked and waits for exactly this wake-up.
+    if (g->remote_.fetch_add(1, std::memory_order_acq_rel) + 1 == -kParked) detail::unpark(g->waiter_);
+  }
+
+  void record(std::exception_ptr e) noexcept {
+    if (!failed_.exchange(true, std::memory_order_acq_rel)) error_ = std::move(e);
+    cancelled_.store(true, std::memory_order_relaxed);
+  }
+
+  detail::Scheduler* sched_;
+  const void* owner_;
+  std::uint64_t spawned_ = 0;      // children the owner spawned (owner only)
+  std::uint64_t inline_done_ = 0;  // of those, run inline by wait() (owner only)
+  // Children that finished elsewhere, minus children spawned by others; see wait().
+  std::atomic<std::int64_t> remote_{0};
+  detail::Wakeup waiter_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
+};
+
+}  // namespace lumen

@@ -1,0 +1,190 @@
+#include "lumen/detail/object_table.h"
+
+#include <cxxabi.h>
+
+#include <bit>
+#include <new>
+#include <stdexcept>
+
+namespace lumen::detail {
+
+namespace {
+
+std::string exception_type_name() {
+  const std::type_info* t = abi::__cxa_current_exception_type();
+  if (t == nullptr) return "unknown exception";
+  int status = 0;
+  char* name = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name != nullptr ? name : t->name();
+  std::free(name);
+  return out;
+}
+
+std::string describe(std::exception_ptr error, const std::string& task_name) {
+  std::string what;
+  std::string type;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    type = exception_type_name();
+    what = e.what();
+  } catch (...) {
+    type = exception_type_name();
+  }
+  std::string out = "task '" + (task_name.empty() ? std::string("<unnamed>") : task_name) + "' failed: " + type;
+  if (!what.empty()) out += ": " + what;
+  return out;
+}
+
+}  // namespace
+
+Failure* make_failure(std::exception_ptr error, const std::string& task_name) {
+  auto* f = new Failure;
+  f->error = error;
+  f->task_name = task_name;
+  f->description = describe(error, task_name);
+  return f;
+}
+
+void release(Failure* f) noexcept {
+  if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete f;
+}
+
+ObjectTable& ObjectTable::instance() noexcept {
+  alignas(ObjectTable) static unsigned char storage[sizeof(ObjectTable)];
+  static ObjectTable* table = ::new (storage) ObjectTable();
+  return *table;
+}
+
+ObjectSlot* ObjectTable::slot_at(std::uint32_t index) const noexcept {
+  // Segment k starts at 1024 * (2^k - 1).
+  std::uint64_t scaled = (std::uint64_t{index} >> kBaseShift) + 1;
+  unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
+  std::uint64_t start = ((std::uint64_t{1} << k) - 1) << kBaseShift;
+  return segments_[k].load(std::memory_order_acquire) + (index - start);
+}
+
+ObjectSlot* ObjectTable::fresh_slot() {
+  std::uint32_t index = fresh_.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t scaled = (std::uint64_t{index} >> kBaseShift) + 1;
+  unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
+  if (k >= kSegments) throw std::length_error("lumen: the object table is full (4 billion objects alive)");
+  ObjectSlot* seg = segments_[k].load(std::memory_order_acquire);
+  if (seg == nullptr) {
+    std::size_t count = std::size_t{1} << (k + kBaseShift);
+    auto* fresh = static_cast<ObjectSlot*>(::operator new(count * sizeof(ObjectSlot), std::align_val_t{64}));
+    std::uint64_t start = ((std::uint64_t{1} << k) - 1) << kBaseShift;
+    for (std::size_t i = 0; i < count; ++i) {
+      ObjectSlot* s = ::new (fresh + i) ObjectSlot();
+      s->index = static_cast<std::uint32_t>(start + i);
+    }
+    if (segments_[k].compare_exchange_strong(seg, fresh, std::memory_order_acq_rel)) {
+      seg = fresh;
+    } else {
+      ::operator delete(fresh, std::align_val_t{64});
+    }
+  }
+  return slot_at(index);
+}
+
+ObjectSlot* ObjectTable::allocate(std::uint32_t refs) {
+  ObjectSlot* s = nullptr;
+  std::uint64_t head = free_head_.load(std::memory_order_acquire);
+  while ((head & 0xffffffffu) != 0) {
+    ObjectSlot* top = slot_at(static_cast<std::uint32_t>(head & 0xffffffffu) - 1);
+    std::uint64_t next_link = top->waiters.load(std::memory_order_relaxed);
+    std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + next_link;
+    if (free_head_.compare_exchange_weak(head, next, std::memory_order_acquire, std::memory_order_acquire)) {
+      s = top;
+      break;
+    }
+  }
+  if (s == nullptr) s = fresh_slot();
+  std::uint64_t gen = s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff};
+  s->waiters.store(0, std::memory_order_relaxed);
+  s->bytes.store(0, std::memory_order_relaxed);
+  s->destroy_value = nullptr;
+  s->state.store(ObjectState::pending, std::memory_order_relaxed);
+  s->refgen.store(gen | refs, std::memory_order_release);
+  return s;
+}
+
+ObjectSlot* ObjectTable::acquire(std::uint64_t id) noexcept {
+  auto index = static_cast<std::uint32_t>(id & 0xffffffffu);
+  if (index >= fresh_.load(std::memory_order_acquire)) return nullptr;
+  if (segments_[static_cast<unsigned>(std::bit_width((std::uint64_t{index} >> kBaseShift) + 1)) - 1].load(
+          std::memory_order_acquire) == nullptr)
+    return nullptr;
+  ObjectSlot* s = slot_at(index);
+  std::uint64_t word = s->refgen.load(std::memory_order_acquire);
+  for (;;) {
+    if ((word & ~std::uint64_t{0xffffffff}) != (id & ~std::uint64_t{0xffffffff})) return nullptr;
+    if ((word & 0xffffffffu) == 0) return nullptr;
+    if (s->refgen.compare_exchange_weak(word, word + 1, std::memory_order_acquire, std::memory_order_acquire))
+      return s;
+  }
+}
+
+void ObjectTable::free_slot(ObjectSlot* s) noexcept {
+  ObjectState st = s->state.load(std::memory_order_acquire);
+  if (st == ObjectState::ready && s->destroy_value != nullptr) s->destroy_value(s);
+  if (st == ObjectState::failed) detail::release(s->failure());
+  s->destroy_value = nullptr;
+  s->bytes.store(0, std::memory_order_relaxed);
+  s->state.store(ObjectState::free, std::memory_order_relaxed);
+  // A new generation: ids of the object that lived here no longer match.
+  std::uint64_t gen = (s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32);
+  s->refgen.store(gen, std::memory_order_release);
+  std::uint64_t head = free_head_.load(std::memory_order_relaxed);
+  for (;;) {
+    s->waiters.store(head & 0xffffffffu, std::memory_order_relaxed);
+    std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + (s->index + 1);
+    if (free_head_.compare_exchange_weak(head, next, std::memory_order_release, std::memory_order_relaxed)) return;
+  }
+}
+
+void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome) noexcept {
+  s->state.store(outcome, std::memory_order_release);
+  std::uintptr_t list = s->waiters.exchange(ObjectSlot::kResolved, std::memory_order_acq_rel);
+  auto* w = reinterpret_cast<Waiter*>(list);
+  while (w != nullptr) {
+    Waiter* next = w->next;  // read before notify: the node may be gone after it
+    w->notify(w);
+    w = next;
+  }
+}
+
+void ObjectTable::fail(ObjectSlot* s, Failure* f) noexcept {
+  std::memcpy(s->storage, &f, sizeof f);
+  resolve(s, ObjectState::failed);
+}
+
+bool ObjectTable::add_waiter(ObjectSlot* s, Waiter* w) noexcept {
+  std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
+  for (;;) {
+    if (head == ObjectSlot::kResolved) return false;
+    w->next = reinterpret_cast<Waiter*>(head);
+    if (s->waiters.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(w), std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+      return true;
+  }
+}
+
+ObjectTable::Usage ObjectTable::usage() const noexcept {
+  Usage u;
+  std::uint32_t n = fresh_.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::uint64_t scaled = (std::uint64_t{i} >> kBaseShift) + 1;
+    unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
+    if (segments_[k].load(std::memory_order_acquire) == nullptr) break;
+    ObjectSlot* s = slot_at(i);
+    ++u.capacity;
+    if ((s->refgen.load(std::memory_order_acquire) & 0xffffffffu) != 0) {
+      ++u.live;
+      if (s->state.load(std::memory_order_acquire) == ObjectState::ready) u.bytes += s->bytes.load(std::memory_order_relaxed);
+    }
+  }
+  return u;
+}
+
+}  // namespace lumen::detail

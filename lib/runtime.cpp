@@ -1,0 +1,102 @@
+// Runtime, the runtime in scope, and the entry points header code calls (scheduler_api.h).
+#include "lumen/runtime.h"
+
+#include <atomic>
+
+#include "lumen/error.h"
+#include "scheduler.h"
+
+namespace lumen {
+
+namespace {
+std::atomic<Runtime*> g_current{nullptr};
+
+Runtime& default_runtime() {
+  static Runtime rt;
+  return rt;
+}
+}  // namespace
+
+Runtime::Runtime(Config config) : sched_(std::make_unique<detail::Scheduler>(config)) {
+  previous_ = g_current.exchange(this, std::memory_order_acq_rel);
+}
+
+Runtime::~Runtime() {
+  Runtime* self = this;
+  g_current.compare_exchange_strong(self, previous_, std::memory_order_acq_rel);
+  sched_.reset();
+}
+
+unsigned Runtime::workers() const noexcept { return sched_->worker_count(); }
+
+Stats Runtime::stats() const { return sched_->stats(); }
+
+}  // namespace lumen
+
+namespace lumen::detail {
+
+Scheduler& current_scheduler() {
+  if (Worker* w = this_worker()) return w->scheduler();
+  if (Runtime* r = g_current.load(std::memory_order_acquire)) return r->scheduler();
+  return default_runtime().scheduler();
+}
+
+Scheduler* worker_scheduler() noexcept {
+  Worker* w = this_worker();
+  return w != nullptr ? &w->scheduler() : nullptr;
+}
+
+void spawn(Scheduler& s, Task* t) noexcept {
+  Worker* w = this_worker();
+  if (w != nullptr && &w->scheduler() == &s) {
+    w->push(t);
+    if (s.idle_count() != 0) s.wake_for_work();
+  } else {
+    s.inject(t);
+  }
+}
+
+void spawn_with_priority(Scheduler& s, Task* t, int priority) {
+  if (priority == 0) return spawn(s, t);
+  s.push_priority(t, priority);
+}
+
+void spawn_blocking(Scheduler& s, Task* t) { s.run_blocking(t); }
+
+void begin_task(Scheduler& s) {
+  Worker* w = this_worker();
+  if (w != nullptr && &w->scheduler() == &s) {
+    w->created.add();
+  } else {
+    s.begin_external_task();
+  }
+}
+
+void end_task(Scheduler& s) noexcept {
+  Worker* w = this_worker();
+  if (w != nullptr && &w->scheduler() == &s) {
+    w->finished.add();
+  } else {
+    s.end_external_task();
+  }
+}
+
+
+ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count) { return s.demand(name, count); }
+
+bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size_t n) { return s.acquire(t, d, n); }
+
+void release_resources(Scheduler& s, const ResourceDemand* d, std::size_t n) noexcept { s.release(d, n); }
+
+const void* current_context() noexcept {
+  if (Worker* w = this_worker()) return w->current_fiber();
+  static thread_local char thread_identity;
+  return &thread_identity;
+}
+
+Task* pop_group_child(const void* group) noexcept {
+  Worker* w = this_worker();
+  return w != nullptr ? w->pop_own_if(group) : nullptr;
+}
+
+}  // namespace lumen::detail

@@ -1,0 +1,202 @@
+// The scheduler: workers with Chase–Lev deques, an injection queue for other threads, idle
+// workers parked under the one-spinner rule, and the services tasks lean on (resources,
+// timers, threads for blocking calls). docs/internals.md describes the invariants.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fiber.h"
+#include "lumen/detail/chase_lev_deque.h"
+#include "lumen/detail/mpsc_queue.h"
+#include "lumen/detail/scheduler_api.h"
+#include "lumen/runtime.h"
+
+namespace lumen::detail {
+
+class Scheduler;
+
+// A counter written by one thread and read by any: plain loads and stores, no lock prefix.
+struct OwnedCounter {
+  std::atomic<std::uint64_t> value{0};
+  void add(std::uint64_t n = 1) noexcept {
+    value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
+  std::uint64_t read() const noexcept { return value.load(std::memory_order_acquire); }
+};
+
+class Worker {
+ public:
+  Worker(Scheduler& s, unsigned index);
+  ~Worker();
+
+  void start();
+  void join();
+
+  // Called on this worker's thread.
+  void push(Task* t) { deque_.push(t); }
+  void park(void (*commit)(void*, Wakeup), void* arg);
+  Task* pop_own_if(const void* group) noexcept;
+  Fiber* current_fiber() const noexcept { return current_; }
+
+  // Any thread.
+  void resume(Fiber* f) noexcept;
+  Task* steal() noexcept { return deque_.steal(); }
+  bool has_visible_work() const noexcept;
+  std::size_t queued() const noexcept { return deque_.size_hint(); }
+
+  Scheduler& scheduler() noexcept { return sched_; }
+  unsigned index() const noexcept { return index_; }
+
+  // Sleeping: 1 while parked in Scheduler::sleep.
+  std::atomic<std::uint32_t> sleep_state{0};
+  bool woken_spinning = false;  // woken to spin: already counted in Scheduler::spinning_
+
+  OwnedCounter tasks_run, steals, parks, created, finished, fibers_created;
+  std::atomic<std::size_t> pooled_fibers{0};
+
+ private:
+  void thread_main();
+  void loop();
+  Task* find_task() noexcept;
+  Task* steal_from_others() noexcept;
+  void idle();
+  void switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber* from, void*), void* arg);
+  void resume_parked(Fiber* f);
+  Fiber* take_idle_fiber();
+  Fiber* new_fiber();
+  void trim_idle_fibers(std::size_t keep);
+  void quit_fiber(Fiber* f);
+
+  Scheduler& sched_;
+  const unsigned index_;
+  ChaseLevDeque<Task*> deque_;
+  MpscQueue resumed_;  // parked fibers made runnable again
+  std::thread thread_;
+  Fiber native_;
+  Fiber* current_ = nullptr;
+  std::vector<Fiber*> idle_fibers_;  // suspended at the top of the loop, ready to reuse
+  std::size_t parked_ = 0;          // fibers of this worker parked on something
+  std::uint64_t rng_;
+  std::uint32_t local_streak_ = 0;  // tasks run since the injection queue was last checked
+  Fiber* quit_requester_ = nullptr;  // the fiber a trimmed fiber returns to
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const Config& config);
+  ~Scheduler();  // finishes every submitted task, then stops the threads
+
+  const Config& config() const noexcept { return config_; }
+  unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  Worker& worker(unsigned i) noexcept { return *workers_[i]; }
+  StackPool& stacks() noexcept { return stacks_; }
+
+  void inject(Task* t) noexcept;
+  Task* take_injected(Worker& w) noexcept;
+  bool injection_nonempty() const noexcept { return injection_.nonempty_hint(); }
+  void push_priority(Task* t, int priority);
+  Task* take_priority() noexcept;
+  bool priority_nonempty() const noexcept { return priority_count_.load(std::memory_order_relaxed) != 0; }
+
+  // Idle workers.
+  void wake_for_work() noexcept;  // a new task is queued where any worker can take it
+  void wake_worker(Worker& w) noexcept;  // w has a resumed fiber
+  bool try_begin_spinning() noexcept;
+  void end_spinning(bool found_work) noexcept;
+  void sleep(Worker& w);
+  bool exiting() const noexcept { return exiting_.load(std::memory_order_acquire); }
+  int idle_count() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
+
+  // Task accounting.
+  void begin_external_task();
+  void end_external_task() noexcept { external_finished_.fetch_add(1, std::memory_order_release); }
+  bool quiescent() const noexcept;
+
+  // Resources.
+  ResourceDemand demand(std::string_view name, double count);
+  bool acquire(Task* t, const ResourceDemand* d, std::size_t n);
+  void release(const ResourceDemand* d, std::size_t n) noexcept;
+
+  // Timers fire a callback on the timer thread at a deadline.
+  void add_timer(Clock::time_point when, void (*fire)(void*) noexcept, void* arg);
+  // Threads for blocking calls.
+  void run_blocking(Task* t);
+
+  Stats stats() const;
+
+ private:
+  void timer_main();
+  void blocking_main();
+
+  Config config_;
+  StackPool stacks_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  MpscQueue injection_;
+  std::atomic<bool> injection_busy_{false};  // one consumer at a time
+
+  std::mutex priority_mutex_;
+  struct Prioritized {
+    int priority;
+    std::uint64_t seq;
+    Task* task;
+    bool operator<(const Prioritized& o) const noexcept {
+      return priority != o.priority ? priority < o.priority : seq > o.seq;
+    }
+  };
+  std::priority_queue<Prioritized> priority_queue_;
+  std::uint64_t priority_seq_ = 0;
+  std::atomic<std::size_t> priority_count_{0};
+
+  alignas(64) std::atomic<int> spinning_{0};
+  alignas(64) std::atomic<int> idle_count_{0};
+  std::mutex idle_mutex_;
+  std::vector<Worker*> idle_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> exiting_{false};
+
+  alignas(64) std::atomic<std::uint64_t> external_created_{0};
+  alignas(64) std::atomic<std::uint64_t> external_finished_{0};
+
+  struct Resource {
+    std::string name;
+    std::uint64_t capacity;
+    std::uint64_t in_use = 0;
+  };
+  std::mutex resource_mutex_;
+  std::vector<Resource> resources_;
+  struct Waiting {
+    Task* task;
+    const ResourceDemand* demand;
+    std::size_t n;
+  };
+  std::deque<Waiting> resource_waiting_;
+
+  std::mutex timer_mutex_;
+  std::condition_variable timer_cv_;
+  std::multimap<Clock::time_point, std::pair<void (*)(void*) noexcept, void*>> timers_;
+  std::thread timer_thread_;
+  bool timer_stop_ = false;
+
+  std::mutex blocking_mutex_;
+  std::condition_variable blocking_cv_;
+  std::deque<Task*> blocking_queue_;
+  std::vector<std::thread> blocking_threads_;
+  std::size_t blocking_idle_ = 0;
+  bool blocking_stop_ = false;
+};
+
+// The worker running on this thread, or null.
+Worker* this_worker() noexcept;
+
+}  // namespace lumen::detail
