@@ -64,42 +64,74 @@ ObjectSlot* ObjectTable::slot_at(std::uint32_t index) const noexcept {
   return segments_[k].load(std::memory_order_acquire) + (index - start);
 }
 
-ObjectSlot* ObjectTable::fresh_slot() {
-  std::uint32_t index = fresh_.fetch_add(1, std::memory_order_relaxed);
+namespace {
+
+// Free slots this thread may reuse without touching the shared free list: most objects are
+// freed by the thread that made them, or by one worker among a few.
+struct LocalSlots {
+  static constexpr std::uint32_t kCapacity = 64;
+  std::uint32_t count = 0;
+  std::uint32_t index[kCapacity];
+  ~LocalSlots() { ObjectTable::instance().give_back(index, count); }
+};
+thread_local LocalSlots local_slots;
+
+}  // namespace
+
+void ObjectTable::ensure_segment(std::uint32_t index) {
   std::uint64_t scaled = (std::uint64_t{index} >> kBaseShift) + 1;
   unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
   if (k >= kSegments) throw std::length_error("lumen: the object table is full (4 billion objects alive)");
   ObjectSlot* seg = segments_[k].load(std::memory_order_acquire);
-  if (seg == nullptr) {
-    std::size_t count = std::size_t{1} << (k + kBaseShift);
-    auto* fresh = static_cast<ObjectSlot*>(::operator new(count * sizeof(ObjectSlot), std::align_val_t{64}));
-    std::uint64_t start = ((std::uint64_t{1} << k) - 1) << kBaseShift;
-    for (std::size_t i = 0; i < count; ++i) {
-      ObjectSlot* s = ::new (fresh + i) ObjectSlot();
-      s->index = static_cast<std::uint32_t>(start + i);
-    }
-    if (segments_[k].compare_exchange_strong(seg, fresh, std::memory_order_acq_rel)) {
-      seg = fresh;
-    } else {
-      ::operator delete(fresh, std::align_val_t{64});
-    }
+  if (seg != nullptr) return;
+  std::size_t count = std::size_t{1} << (k + kBaseShift);
+  auto* fresh = static_cast<ObjectSlot*>(::operator new(count * sizeof(ObjectSlot), std::align_val_t{64}));
+  std::uint64_t start = ((std::uint64_t{1} << k) - 1) << kBaseShift;
+  for (std::size_t i = 0; i < count; ++i) {
+    ObjectSlot* s = ::new (fresh + i) ObjectSlot();
+    s->index = static_cast<std::uint32_t>(start + i);
   }
-  return slot_at(index);
+  if (!segments_[k].compare_exchange_strong(seg, fresh, std::memory_order_acq_rel))
+    ::operator delete(fresh, std::align_val_t{64});
 }
 
-ObjectSlot* ObjectTable::allocate(std::uint32_t refs) {
-  ObjectSlot* s = nullptr;
+ObjectSlot* ObjectTable::take_slot() {
+  LocalSlots& local = local_slots;
+  if (local.count != 0) return slot_at(local.index[--local.count]);
   std::uint64_t head = free_head_.load(std::memory_order_acquire);
   while ((head & 0xffffffffu) != 0) {
     ObjectSlot* top = slot_at(static_cast<std::uint32_t>(head & 0xffffffffu) - 1);
     std::uint64_t next_link = top->waiters.load(std::memory_order_relaxed);
     std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + next_link;
-    if (free_head_.compare_exchange_weak(head, next, std::memory_order_acquire, std::memory_order_acquire)) {
-      s = top;
-      break;
-    }
+    if (free_head_.compare_exchange_weak(head, next, std::memory_order_acquire, std::memory_order_acquire)) return top;
   }
-  if (s == nullptr) s = fresh_slot();
+  // Fresh slots come in batches, so threads rarely meet here.
+  constexpr std::uint32_t kBatch = 16;
+  std::uint32_t first = fresh_reserved_.fetch_add(kBatch, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < kBatch; ++i) ensure_segment(first + i);
+  std::uint32_t seen = fresh_.load(std::memory_order_relaxed);
+  while (seen < first + kBatch && !fresh_.compare_exchange_weak(seen, first + kBatch, std::memory_order_release)) {
+  }
+  for (std::uint32_t i = kBatch - 1; i > 0; --i) local.index[local.count++] = first + i;
+  return slot_at(first);
+}
+
+void ObjectTable::give_back(const std::uint32_t* indexes, std::uint32_t n) noexcept {
+  if (n == 0) return;
+  // Link them into a chain, then push the chain with one CAS.
+  for (std::uint32_t i = 0; i + 1 < n; ++i)
+    slot_at(indexes[i])->waiters.store(indexes[i + 1] + 1, std::memory_order_relaxed);
+  ObjectSlot* last = slot_at(indexes[n - 1]);
+  std::uint64_t head = free_head_.load(std::memory_order_relaxed);
+  for (;;) {
+    last->waiters.store(head & 0xffffffffu, std::memory_order_relaxed);
+    std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + (indexes[0] + 1);
+    if (free_head_.compare_exchange_weak(head, next, std::memory_order_release, std::memory_order_relaxed)) return;
+  }
+}
+
+ObjectSlot* ObjectTable::allocate(std::uint32_t refs) {
+  ObjectSlot* s = take_slot();
   std::uint64_t gen = s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff};
   s->waiters.store(0, std::memory_order_relaxed);
   s->bytes.store(0, std::memory_order_relaxed);
@@ -135,12 +167,14 @@ void ObjectTable::free_slot(ObjectSlot* s) noexcept {
   // A new generation: ids of the object that lived here no longer match.
   std::uint64_t gen = (s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32);
   s->refgen.store(gen, std::memory_order_release);
-  std::uint64_t head = free_head_.load(std::memory_order_relaxed);
-  for (;;) {
-    s->waiters.store(head & 0xffffffffu, std::memory_order_relaxed);
-    std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + (s->index + 1);
-    if (free_head_.compare_exchange_weak(head, next, std::memory_order_release, std::memory_order_relaxed)) return;
+  LocalSlots& local = local_slots;
+  if (local.count == LocalSlots::kCapacity) {
+    // Keep half, share the rest.
+    constexpr std::uint32_t kHalf = LocalSlots::kCapacity / 2;
+    give_back(local.index + kHalf, kHalf);
+    local.count = kHalf;
   }
+  local.index[local.count++] = s->index;
 }
 
 void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome) noexcept {
@@ -176,7 +210,7 @@ ObjectTable::Usage ObjectTable::usage() const noexcept {
   for (std::uint32_t i = 0; i < n; ++i) {
     std::uint64_t scaled = (std::uint64_t{i} >> kBaseShift) + 1;
     unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
-    if (segments_[k].load(std::memory_order_acquire) == nullptr) break;
+    if (segments_[k].load(std::memory_order_acquire) == nullptr) continue;  // still being made
     ObjectSlot* s = slot_at(i);
     ++u.capacity;
     if ((s->refgen.load(std::memory_order_acquire) & 0xffffffffu) != 0) {

@@ -110,6 +110,13 @@ void wait_resolved(ObjectSlot* s) {
     wait_slots(&s, 1, 1, nullptr);
     return;
   }
+  // The task that produces s is often the newest on this worker's deque (submit, then get):
+  // run it here instead of parking.
+  if (Task* t = w->pop_own_if(s)) {
+    t->run(t);
+    w->tasks_run.add();
+    if (s->resolved()) return;
+  }
   FiberWaiter fw;
   fw.slot = s;
   fw.notify = [](Waiter* x) noexcept { unpark(static_cast<FiberWaiter*>(x)->wake); };

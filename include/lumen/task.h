@@ -87,6 +87,7 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
   }
   frame->sched = &s;
   frame->result = slot;
+  frame->group = slot;  // lets get(ref) on this worker run the task inline
   frame->settings = settings;
   frame->attempts_left = retries;
   auto ref = ObjectRef<R>::adopt(slot);

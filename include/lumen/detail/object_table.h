@@ -6,7 +6,8 @@
 //    so a stale id never finds a newer object;
 //  - the reference count and the generation share one 64-bit word, so "look up by id and take
 //    a reference" is a single compare-and-swap that fails once the count has reached zero;
-//  - free slots form a Treiber stack whose head carries an ABA tag;
+//  - free slots sit in a small per-thread cache, or in a Treiber stack whose head carries an
+//    ABA tag;
 //  - waiters form a lock-free stack in the slot; resolving the object swaps in kResolved and
 //    wakes everything that was pushed before.
 // Values up to 16 bytes live inside the slot; larger ones in one allocation of their own.
@@ -99,18 +100,23 @@ class ObjectTable {
   };
   Usage usage() const noexcept;  // scans the table: for stats, not for hot paths
 
+  // Returns free slots to the shared free list (a thread's cache of them, when it exits).
+  void give_back(const std::uint32_t* indexes, std::uint32_t n) noexcept;
+
  private:
   static constexpr unsigned kBaseShift = 10;  // segment k holds 1024 << k slots
   static constexpr unsigned kSegments = 22;
 
   ObjectTable() = default;
   ObjectSlot* slot_at(std::uint32_t index) const noexcept;
-  ObjectSlot* fresh_slot();
+  void ensure_segment(std::uint32_t index);
+  ObjectSlot* take_slot();
   void free_slot(ObjectSlot* s) noexcept;
 
   std::atomic<ObjectSlot*> segments_[kSegments]{};
   alignas(64) std::atomic<std::uint64_t> free_head_{0};  // tag << 32 | (index + 1)
-  alignas(64) std::atomic<std::uint32_t> fresh_{0};
+  alignas(64) std::atomic<std::uint32_t> fresh_reserved_{0};  // slots ever handed out
+  std::atomic<std::uint32_t> fresh_{0};  // every slot below has its segment: lookups stay below
 };
 
 // Typed access to a slot's value.

@@ -16,7 +16,8 @@ class Scheduler;
 // A unit of work on the scheduler. run() executes the task and frees it.
 struct Task : MpscNode {
   void (*run)(Task*) noexcept = nullptr;
-  const void* group = nullptr;  // the task_group that spawned it, or null
+  // Who may run it inline while waiting: its task_group, or the slot of its result.
+  const void* group = nullptr;
 };
 
 using Clock = std::chrono::steady_clock;
