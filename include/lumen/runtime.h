@@ -36,7 +36,7 @@ struct Config {
   std::size_t max_blocking_threads = 64;
   // Named counts that tasks may claim (task(f).resources({{"gpu", 1}})). At most that many
   // units are held by running tasks at once. "CPU" is always there, equal to the workers.
-  std::vector<std::pair<std::string, double>> resources;
+  std::vector<std::pair<std::string, double>> resources{};
   // How long an idle worker keeps looking for work before it sleeps.
   std::chrono::microseconds idle_spin{50};
 };
@@ -44,7 +44,8 @@ struct Config {
 // A snapshot of the runtime's counters. Counters are totals since the runtime started.
 struct Stats {
   unsigned workers = 0;
-  std::uint64_t tasks_run = 0;       // tasks and task_group children executed
+  std::uint64_t tasks_run = 0;       // tasks workers took from a queue (children a task_group
+                                     // wait runs inline are not counted)
   std::uint64_t tasks_pending = 0;   // submitted tasks not finished yet
   std::uint64_t steals = 0;
   std::uint64_t parks = 0;           // times a task blocked and its fiber was parked

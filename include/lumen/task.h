@@ -41,7 +41,7 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
     -> ObjectRef<typename SubmitTask<std::decay_t<F>, std::decay_t<Args>...>::R> {
   using Frame = SubmitTask<std::decay_t<F>, std::decay_t<Args>...>;
   using R = typename Frame::R;
-  auto check_ref = [](const auto& a) {
+  [[maybe_unused]] auto check_ref = [](const auto& a) {
     if constexpr (is_object_ref_v<decltype(a)>) {
       if (!a.valid()) throw usage_error("lumen: submit with an empty ObjectRef argument");
     }

@@ -1,0 +1,64 @@
+// lumen-bench: the harness's view of a workload.
+//
+// A workload is one problem (fib32, skynet, ...) solved by several systems (lumen, tbb, omp,
+// serial, ...). The harness times System::run only; everything a run needs that is not part of
+// the measured work (the lumen Runtime, the tbb arena, the OpenMP thread count, buffers) is set
+// up outside the timed region. Workload::verify runs after every timed run, untimed, and aborts
+// when the run computed the wrong answer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <oneapi/tbb/task_arena.h>
+
+namespace lumen {
+class Runtime;
+}
+
+namespace bench {
+
+// What a run may use: all of it lives for one thread count.
+struct Context {
+  unsigned threads = 1;               // workers for lumen, arena slots for tbb, OpenMP threads
+  lumen::Runtime* runtime = nullptr;  // Config{.workers = threads}; free functions use it
+  tbb::task_arena* arena = nullptr;   // concurrency = threads (the caller takes one slot)
+};
+
+struct System {
+  std::string name;                    // "lumen", "lumen-futures", "tbb", "omp", "serial", ...
+  std::function<void(Context&)> run;   // the timed work
+  double items = 0;                    // for per-item ns; 0: the workload's count
+};
+
+struct Workload {
+  std::string name;
+  std::string description;
+  double items = 1;                    // what per-item ns divides by
+  std::string item;                    // what an item is, for --list
+  bool single_thread_only = false;     // runs only at threads = 1
+  std::vector<System> systems;
+  // Checks the result of the run just timed (untimed); aborts with a message if it is wrong.
+  std::function<void(const System&, Context&)> verify;
+};
+
+// Aborts the process with a message naming the workload and system.
+[[noreturn]] void fail(const std::string& what);
+inline void check(bool ok, const std::string& what) {
+  if (!ok) fail(what);
+}
+
+// Keeps the compiler from discarding a value or the memory behind a pointer.
+template <class T>
+inline void do_not_optimize(const T& v) {
+  asm volatile("" : : "r,m"(v) : "memory");
+}
+
+// Each workloads_*.cpp adds its workloads.
+void add_recursive_workloads(std::vector<Workload>& out);  // fib32, skynet
+void add_spawn_workloads(std::vector<Workload>& out);      // spawn1m, nested
+void add_object_workloads(std::vector<Workload>& out);     // putget, park
+
+}  // namespace bench

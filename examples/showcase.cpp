@@ -1,0 +1,99 @@
+// A tour of lumen, with its timing beside oneTBB's on the same work.
+//
+//   1. tasks and futures: a dependency chain, and a fan-out/fan-in
+//   2. errors: an exception travels through a dependent to get()
+//   3. fork/join: fib(32) with task_group, beside tbb::task_group
+#include <lumen/lumen.h>
+#include <tbb/global_control.h>
+#include <tbb/task_group.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <class F>
+double best_ms(int runs, F&& f) {
+  double best = 1e300;
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = Clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+long fib_lumen(int n) {
+  if (n < 2) return n;
+  long a = 0;
+  lumen::task_group g;
+  g.run([&] { a = fib_lumen(n - 1); });
+  long b = fib_lumen(n - 2);
+  g.wait();
+  return a + b;
+}
+
+long fib_tbb(int n) {
+  if (n < 2) return n;
+  long a = 0;
+  tbb::task_group g;
+  g.run([&] { a = fib_tbb(n - 1); });
+  long b = fib_tbb(n - 2);
+  g.wait();
+  return a + b;
+}
+
+long square(long x) { return x * x; }
+long sum(const std::vector<long>& xs) { return std::accumulate(xs.begin(), xs.end(), 0L); }
+
+}  // namespace
+
+int main() {
+  unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  lumen::Runtime rt{lumen::Config{.workers = workers}};
+  tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, workers);
+  std::printf("lumen showcase on %u workers\n\n", workers);
+
+  std::printf("1. tasks and futures\n");
+  lumen::ObjectRef<long> chain = lumen::put(0L);
+  for (int i = 0; i < 10000; ++i) chain = lumen::submit([](long x) { return x + 1; }, chain);
+  std::printf("   a chain of 10000 dependent tasks ends at %ld\n", lumen::get(chain));
+  std::vector<lumen::ObjectRef<long>> squares;
+  for (long i = 0; i < 1000; ++i) squares.push_back(lumen::submit(square, i));
+  auto total = lumen::submit(sum, lumen::submit([](std::vector<lumen::ObjectRef<long>> refs) { return lumen::get(refs); }, squares));
+  std::printf("   sum of 1000 squares, computed by 1002 tasks: %ld\n\n", lumen::get(total));
+
+  std::printf("2. errors\n");
+  auto failing = lumen::task([]() -> int { throw std::out_of_range("no such row"); }).name("load-row").submit();
+  auto dependent = lumen::submit([](int v) { return v * 2; }, failing);
+  try {
+    lumen::get(dependent);
+  } catch (const std::out_of_range& e) {
+    std::printf("   get() rethrew std::out_of_range(\"%s\")\n", e.what());
+    std::printf("   error_of(ref): %s\n\n", lumen::error_of(dependent)->what());
+  }
+
+  std::printf("3. fork/join: fib(32), every call spawns one child (best of 5)\n");
+  long a = 0;
+  long b = 0;
+  double lumen_ms = best_ms(5, [&] { a = lumen::get(lumen::submit(fib_lumen, 32)); });
+  double tbb_ms = best_ms(5, [&] {
+    tbb::task_group g;
+    g.run_and_wait([&] { b = fib_tbb(32); });
+  });
+  std::printf("   lumen::task_group  %8.1f ms   fib = %ld\n", lumen_ms, a);
+  std::printf("   tbb::task_group    %8.1f ms   fib = %ld\n", tbb_ms, b);
+  std::printf("   lumen takes %.2fx oneTBB's time\n\n", lumen_ms / tbb_ms);
+
+  lumen::Stats s = rt.stats();
+  std::printf("runtime: %llu tasks run, %llu steals, %llu parks, %llu fibers created\n",
+              static_cast<unsigned long long>(s.tasks_run), static_cast<unsigned long long>(s.steals),
+              static_cast<unsigned long long>(s.parks), static_cast<unsigned long long>(s.fibers_created));
+}

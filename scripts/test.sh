@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds lumen and runs its test suite; the last line is "N passed, N failed".
+#   scripts/test.sh                    release build in build-test/
+#   scripts/test.sh --sanitize thread  the suite under ThreadSanitizer, in build-thread/
+#   scripts/test.sh --sanitize address,undefined
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sanitize=none
+if [ "${1:-}" = "--sanitize" ]; then sanitize="$2"; fi
+scripts/install-deps.sh
+if [ "$sanitize" = none ]; then
+  dir=build-test
+  opts=(--buildtype=release)
+else
+  dir="build-${sanitize//,/-}"
+  opts=(--buildtype=debugoptimized "-Db_sanitize=$sanitize" -Db_lundef=false)
+fi
+[ -d "$dir" ] || meson setup "$dir" "${opts[@]}" -Dbench=false >/dev/null
+ninja -C "$dir" >/dev/null
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}"
+set +e
+meson test -C "$dir" --print-errorlogs --num-processes 2 | tee "$dir/test-output.txt"
+status=${PIPESTATUS[0]}
+set -e
+count() { sed -n "s/^$1: *\([0-9][0-9]*\).*/\1/p" "$dir/test-output.txt" | tail -1; }
+ok=$(count "Ok"); fail=$(count "Fail"); timeout=$(count "Timeout"); unexpected=$(count "Unexpected Pass")
+failed=$(( ${fail:-0} + ${timeout:-0} + ${unexpected:-0} ))
+echo "${ok:-0} passed, ${failed} failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "${ok:-0}" -gt 0 ]
