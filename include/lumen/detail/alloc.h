@@ -1,39 +1,18 @@
 // Memory for task frames and object values.
 //
-// Task frames and values come from mimalloc's per-thread heaps: a frame allocated on one
-// worker and freed on another costs no lock. Sanitizer builds use the system allocator
-// instead, so that AddressSanitizer and LeakSanitizer see every allocation lumen makes.
+// The library allocates them from mimalloc's per-thread heaps (a frame allocated on one
+// worker and freed on another takes no lock); sanitizer builds use the system allocator so
+// that AddressSanitizer and LeakSanitizer see every allocation. The choice is made when the
+// library is built, so programs using lumen never link mimalloc themselves.
 #pragma once
 
 #include <cstddef>
 #include <new>
 
-#if defined(LUMEN_USE_MIMALLOC)
-#include <mimalloc.h>
-#else
-#include <cstdlib>
-#endif
-
 namespace lumen::detail {
 
-inline void* allocate(std::size_t bytes, std::size_t align = alignof(std::max_align_t)) {
-#if defined(LUMEN_USE_MIMALLOC)
-  void* p = align <= alignof(std::max_align_t) ? mi_malloc(bytes) : mi_malloc_aligned(bytes, align);
-#else
-  void* p = align <= alignof(std::max_align_t) ? std::malloc(bytes)
-                                               : std::aligned_alloc(align, (bytes + align - 1) / align * align);
-#endif
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-inline void deallocate(void* p) noexcept {
-#if defined(LUMEN_USE_MIMALLOC)
-  mi_free(p);
-#else
-  std::free(p);
-#endif
-}
+void* allocate(std::size_t bytes, std::size_t align);  // throws std::bad_alloc
+void deallocate(void* p) noexcept;
 
 // Constructs a T in memory from allocate(); pairs with destroy().
 template <class T, class... Args>
