@@ -176,9 +176,15 @@ void Scheduler::sleep(Worker& w) {
 
 // ---- accounting ---------------------------------------------------------------------------
 
+namespace {
+// Set on the threads that run lumen::blocking calls: they act for a task, so their submits
+// are the task's and are accepted during shutdown.
+thread_local const Scheduler* tls_blocking_scheduler = nullptr;
+}  // namespace
+
 void Scheduler::begin_external_task() {
   external_created_.fetch_add(1, std::memory_order_seq_cst);
-  if (stopping_.load(std::memory_order_seq_cst)) {
+  if (stopping_.load(std::memory_order_seq_cst) && tls_blocking_scheduler != this) {
     external_finished_.fetch_add(1, std::memory_order_release);
     throw shutdown_error("lumen: the runtime is shutting down and takes no new tasks from outside it");
   }
@@ -297,6 +303,7 @@ void Scheduler::run_blocking(Task* t) {
 }
 
 void Scheduler::blocking_main() {
+  tls_blocking_scheduler = this;
   std::unique_lock<std::mutex> lock(blocking_mutex_);
   for (;;) {
     if (!blocking_queue_.empty()) {
