@@ -52,7 +52,7 @@ void spawn(Scheduler& s, Task* t) noexcept {
     w->push(t);
     if (s.idle_count() != 0) s.wake_for_work();
   } else {
-    s.inject(t);
+    s.submit_external(t);
   }
 }
 

@@ -7,7 +7,12 @@
 
 namespace lumen::detail {
 
-Scheduler::Scheduler(const Config& config) : config_(config), stacks_(config.fiber_stack_size) {
+namespace {
+std::atomic<std::uint64_t> next_scheduler_id{1};
+}  // namespace
+
+Scheduler::Scheduler(const Config& config)
+    : config_(config), stacks_(config.fiber_stack_size), id_(next_scheduler_id.fetch_add(1)) {
   unsigned n = config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
   config_.workers = n;
   resources_.push_back(Resource{"CPU", n});
@@ -59,16 +64,70 @@ Scheduler::~Scheduler() {
   }
   blocking_cv_.notify_all();
   for (auto& t : blocking_threads_) t.join();
+  for (auto& q : external_) delete q.load(std::memory_order_relaxed);
 }
 
 // ---- queues -------------------------------------------------------------------------------
 
+ExternalQueue* Scheduler::queue_of_this_thread() {
+  struct Binding {
+    std::uint64_t scheduler_id = 0;
+    ExternalQueue* queue = nullptr;
+  };
+  static thread_local Binding binding;
+  if (binding.scheduler_id == id_) return binding.queue;
+  std::lock_guard<std::mutex> lock(external_mutex_);
+  unsigned n = external_count_.load(std::memory_order_relaxed);
+  if (n == kMaxExternalQueues) return nullptr;
+  auto* q = new ExternalQueue;
+  external_[n].store(q, std::memory_order_release);
+  external_count_.store(n + 1, std::memory_order_seq_cst);
+  binding = Binding{id_, q};
+  return q;
+}
+
+void Scheduler::submit_external(Task* t) noexcept {
+  ExternalQueue* q = nullptr;
+  try {
+    q = queue_of_this_thread();
+  } catch (...) {
+  }
+  if (q == nullptr) return inject(t);
+  try {
+    if (q->push(t)) wake_for_work();
+  } catch (...) {
+    inject(t);  // no memory to grow the queue
+  }
+}
+
+Task* Scheduler::take_external(Worker& w, unsigned start) noexcept {
+  unsigned n = external_count_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i) {
+    ExternalQueue* q = external_[(start + i) % n].load(std::memory_order_acquire);
+    Task* batch[32];
+    std::size_t k = q->take(batch, 32);
+    if (k == 0) continue;
+    for (std::size_t j = k - 1; j > 0; --j) w.push(batch[j]);  // the oldest is popped first
+    if (k > 1 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work();
+    return batch[0];
+  }
+  return nullptr;
+}
+
+bool Scheduler::external_nonempty() const noexcept {
+  unsigned n = external_count_.load(std::memory_order_seq_cst);
+  for (unsigned i = 0; i < n; ++i) {
+    if (external_[i].load(std::memory_order_acquire)->nonempty_hint()) return true;
+  }
+  return false;
+}
+
 void Scheduler::inject(Task* t) noexcept {
-  injection_.push(t);
-  // Orders the push before the look at idle workers; a worker going to sleep orders its
-  // registration before its last look at the queues, so one of the two sees the other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  wake_for_work();
+  // The push (seq_cst) comes before the look at idle workers; a worker going to sleep
+  // registers (seq_cst) before its last look at the queue, so one of the two sees the other.
+  // A push onto a non-empty queue wakes no one: nobody sleeps while the queue is non-empty,
+  // and the worker that drains a batch wakes a helper for what it leaves on its deque.
+  if (injection_.push(t)) wake_for_work();
 }
 
 Task* Scheduler::take_injected(Worker& w) noexcept {
@@ -159,7 +218,8 @@ void Scheduler::sleep(Worker& w) {
   }
   // A last look, after registering: a task queued before this point is seen here, and one
   // queued after it finds this worker registered and wakes it.
-  bool work = exiting() || w.has_visible_work() || injection_.nonempty_hint() || priority_nonempty();
+  bool work = exiting() || w.has_visible_work() || injection_.nonempty_hint() || priority_nonempty() ||
+              external_nonempty();
   for (unsigned i = 0; !work && i < workers_.size(); ++i) work = workers_[i]->queued() != 0;
   if (work) {
     std::lock_guard<std::mutex> lock(idle_mutex_);
@@ -339,7 +399,7 @@ Stats Scheduler::stats() const {
     finished += w->finished.read();
   }
   s.tasks_pending = created > finished ? created - finished : 0;
-  s.injection_queued = injection_.nonempty_hint();
+  s.injection_queued = injection_.nonempty_hint() || external_nonempty();
   auto usage = ObjectTable::instance().usage();
   s.objects_live = usage.live;
   s.object_bytes = usage.bytes;

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "external_queue.h"
 #include "fiber.h"
 #include "lumen/detail/chase_lev_deque.h"
 #include "lumen/detail/mpsc_queue.h"
@@ -101,8 +102,13 @@ class Scheduler {
   Worker& worker(unsigned i) noexcept { return *workers_[i]; }
   StackPool& stacks() noexcept { return stacks_; }
 
+  // A task from a thread that is not one of this runtime's workers: on that thread's own
+  // queue (ExternalQueue), or on the shared injection queue once too many threads have one.
+  void submit_external(Task* t) noexcept;
   void inject(Task* t) noexcept;
   Task* take_injected(Worker& w) noexcept;
+  Task* take_external(Worker& w, unsigned start) noexcept;
+  bool external_nonempty() const noexcept;
   bool injection_nonempty() const noexcept { return injection_.nonempty_hint(); }
   void push_priority(Task* t, int priority);
   Task* take_priority() noexcept;
@@ -144,6 +150,13 @@ class Scheduler {
 
   MpscQueue injection_;
   std::atomic<bool> injection_busy_{false};  // one consumer at a time
+
+  ExternalQueue* queue_of_this_thread();
+  static constexpr unsigned kMaxExternalQueues = 64;
+  const std::uint64_t id_;  // unique for the process's lifetime: threads key their queue on it
+  std::mutex external_mutex_;
+  std::atomic<ExternalQueue*> external_[kMaxExternalQueues]{};
+  std::atomic<unsigned> external_count_{0};
 
   std::mutex priority_mutex_;
   struct Prioritized {

@@ -84,9 +84,11 @@ Task* Worker::find_task() noexcept {
   if (++local_streak_ >= 61) {
     local_streak_ = 0;
     if (Task* t = sched_.take_injected(*this)) return t;
+    if (Task* t = sched_.take_external(*this, static_cast<unsigned>(rng_))) return t;
   }
   if (Task* t = deque_.pop()) return t;
   if (Task* t = sched_.take_injected(*this)) return t;
+  if (Task* t = sched_.take_external(*this, static_cast<unsigned>(rng_))) return t;
   return steal_from_others();
 }
 

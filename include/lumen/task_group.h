@@ -140,10 +140,11 @@ class task_group {
   const void* owner_;
   std::uint64_t spawned_ = 0;      // children the owner spawned (owner only)
   std::uint64_t inline_done_ = 0;  // of those, run inline by wait() (owner only)
-  // Children that finished elsewhere, minus children spawned by others; see wait().
-  std::atomic<std::int64_t> remote_{0};
+  // Children that finished elsewhere, minus children spawned by others; see wait(). On its
+  // own cache line: workers update it while the owner keeps spawning.
+  alignas(64) std::atomic<std::int64_t> remote_{0};
   detail::Wakeup waiter_;
-  std::atomic<bool> cancelled_{false};
+  alignas(64) std::atomic<bool> cancelled_{false};
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;
 };

@@ -23,11 +23,14 @@ class MpscQueue {
   MpscQueue(const MpscQueue&) = delete;
   MpscQueue& operator=(const MpscQueue&) = delete;
 
-  // Any thread.
-  void push(MpscNode* n) noexcept {
+  // Any thread. Returns true when the queue looked empty before this push. The exchange is
+  // sequentially consistent, so a pusher that then reads a flag and a consumer that sets the
+  // flag and then reads the head (seq_cst) cannot both miss each other.
+  bool push(MpscNode* n) noexcept {
     n->next.store(nullptr, std::memory_order_relaxed);
-    MpscNode* prev = head_.exchange(n, std::memory_order_acq_rel);
+    MpscNode* prev = head_.exchange(n, std::memory_order_seq_cst);
     prev->next.store(n, std::memory_order_release);
+    return prev == &stub_;
   }
 
   // The consumer only. nullptr when empty, or while a push is half done.
@@ -55,7 +58,7 @@ class MpscQueue {
   }
 
   // Any thread: true when something was pushed and not yet popped (or a pop is in progress).
-  bool nonempty_hint() const noexcept { return head_.load(std::memory_order_acquire) != &stub_; }
+  bool nonempty_hint() const noexcept { return head_.load(std::memory_order_seq_cst) != &stub_; }
 
  private:
   alignas(64) std::atomic<MpscNode*> head_;
