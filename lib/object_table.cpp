@@ -74,7 +74,7 @@ struct LocalSlots {
   std::uint32_t index[kCapacity];
   ~LocalSlots() { ObjectTable::instance().give_back(index, count); }
 };
-thread_local LocalSlots local_slots;
+__attribute__((tls_model("initial-exec"))) thread_local LocalSlots local_slots;
 
 }  // namespace
 

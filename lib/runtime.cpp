@@ -88,12 +88,6 @@ bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size
 
 void release_resources(Scheduler& s, const ResourceDemand* d, std::size_t n) noexcept { s.release(d, n); }
 
-const void* current_context() noexcept {
-  if (Worker* w = this_worker()) return w->current_fiber();
-  static thread_local char thread_identity;
-  return &thread_identity;
-}
-
 Task* pop_group_child(const void* group) noexcept {
   Worker* w = this_worker();
   return w != nullptr ? w->pop_own_if(group) : nullptr;

@@ -61,8 +61,14 @@ struct Wakeup {
 // another stack, so it may hand w to a thread that unparks at once). Returns after unpark(w).
 void park(void (*commit)(void*, Wakeup), void* arg);
 void unpark(Wakeup w) noexcept;
+// The running fiber on a worker thread; null on other threads. Fibers never change thread,
+// so reading it through a cached thread-local address stays right after a switch.
+extern __attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber;
 // Identifies the running fiber, or the thread when it is not a worker.
-const void* current_context() noexcept;
+inline const void* current_context() noexcept {
+  const void* f = tls_fiber;
+  return f != nullptr ? f : &tls_fiber;
+}
 // Pops the calling worker's newest queued task if it belongs to `group`; else null.
 Task* pop_group_child(const void* group) noexcept;
 
