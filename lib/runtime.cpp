@@ -88,6 +88,11 @@ bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size
 
 void release_resources(Scheduler& s, const ResourceDemand* d, std::size_t n) noexcept { s.release(d, n); }
 
+bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept {
+  Worker* w = this_worker();
+  return w != nullptr && w->defer_completion(group, flush);
+}
+
 Task* pop_group_child(const void* group) noexcept {
   Worker* w = this_worker();
   return w != nullptr ? w->pop_own_if(group) : nullptr;

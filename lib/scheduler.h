@@ -49,6 +49,8 @@ class Worker {
   Task* pop_own_if(const void* group) noexcept;
   Fiber* current_fiber() const noexcept { return current_; }
 
+  bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept;
+
   // Any thread.
   void resume(Fiber* f) noexcept;
   Task* steal() noexcept { return deque_.steal(); }
@@ -69,6 +71,8 @@ class Worker {
   void thread_main();
   void loop();
   Task* find_task() noexcept;
+  void run_task(Task* t) noexcept;
+  void flush_deferred() noexcept;
   Task* steal_from_others() noexcept;
   void idle();
   void switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber* from, void*), void* arg);
@@ -90,6 +94,11 @@ class Worker {
   std::uint64_t rng_;
   std::uint32_t local_streak_ = 0;  // tasks run since the injection queue was last checked
   Fiber* quit_requester_ = nullptr;  // the fiber a trimmed fiber returns to
+  // Completions of one task_group's children, not yet added to the group (defer_completion).
+  void* deferred_group_ = nullptr;
+  void (*deferred_flush_)(void*, std::int64_t) noexcept = nullptr;
+  std::int64_t deferred_count_ = 0;
+  unsigned depth_ = 0;  // tasks running on the current fiber: 1 when the loop runs one
 };
 
 class Scheduler {

@@ -65,8 +65,7 @@ void Worker::loop() {
       }
     }
     if (Task* t = find_task()) {
-      t->run(t);
-      tasks_run.add();
+      run_task(t);
       continue;
     }
     if (sched_.exiting() && parked_ == 0 && !resumed_.nonempty_hint()) {
@@ -116,7 +115,34 @@ Task* Worker::steal_from_others() noexcept {
   return nullptr;
 }
 
+void Worker::run_task(Task* t) noexcept {
+  if (deferred_count_ != 0 && t->group != deferred_group_) flush_deferred();
+  // 1 only while the loop itself runs t: a completion deferred then belongs to a task that
+  // has finished. (A task that parked and resumes finds 0 here and counts for itself.)
+  depth_ = 1;
+  t->run(t);
+  depth_ = 0;
+  tasks_run.add();
+}
+
+bool Worker::defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept {
+  if (depth_ != 1) return false;
+  if (deferred_count_ != 0 && group != deferred_group_) flush_deferred();
+  deferred_group_ = group;
+  deferred_flush_ = flush;
+  ++deferred_count_;
+  return true;
+}
+
+void Worker::flush_deferred() noexcept {
+  if (deferred_count_ == 0) return;
+  std::int64_t n = deferred_count_;
+  deferred_count_ = 0;
+  deferred_flush_(deferred_group_, n);
+}
+
 void Worker::idle() {
+  flush_deferred();
   for (;;) {
     bool spinning = std::exchange(woken_spinning, false) || sched_.try_begin_spinning();
     if (spinning) {
@@ -128,8 +154,7 @@ void Worker::idle() {
         }
         if (Task* t = find_task()) {
           sched_.end_spinning(true);
-          t->run(t);
-          tasks_run.add();
+          run_task(t);
           return;
         }
         if (sched_.exiting()) {
@@ -167,6 +192,7 @@ void Worker::switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber*, void*), vo
 }
 
 void Worker::resume_parked(Fiber* f) {
+  flush_deferred();
   switch_to(
       f,
       [](Worker* w, Fiber* from, void*) {
@@ -230,6 +256,7 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
     void (*commit)(void*, Wakeup);
     void* arg;
   } p{commit, arg};
+  flush_deferred();
   Fiber* next = take_idle_fiber();
   ++parked_;
   parks.add();

@@ -126,9 +126,14 @@ class task_group {
     auto* c = static_cast<ChildBase*>(t);
     task_group* g = c->owner;
     c->execute(c);
+    if (!detail::defer_completion(g, &add_remote)) add_remote(g, 1);
+  }
+
+  static void add_remote(void* group, std::int64_t n) noexcept {
+    auto* g = static_cast<task_group*>(group);
     // The group may be gone right after this add, unless it made the count reach the
     // parked value: then its owner is parked and waits for exactly this wake-up.
-    if (g->remote_.fetch_add(1, std::memory_order_acq_rel) + 1 == -kParked) detail::unpark(g->waiter_);
+    if (g->remote_.fetch_add(n, std::memory_order_acq_rel) + n == -kParked) detail::unpark(g->waiter_);
   }
 
   void record(std::exception_ptr e) noexcept {

@@ -69,6 +69,10 @@ inline const void* current_context() noexcept {
   const void* f = tls_fiber;
   return f != nullptr ? f : &tls_fiber;
 }
+// Counts one finished task_group child run by the worker loop. The worker adds up
+// consecutive completions for one group and calls flush(group, n) once, before it runs
+// anything else, parks or sleeps. Returns false (count it yourself) when not run by the loop.
+bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept;
 // Pops the calling worker's newest queued task if it belongs to `group`; else null.
 Task* pop_group_child(const void* group) noexcept;
 
