@@ -25,6 +25,9 @@ struct Context {
   unsigned threads = 1;               // workers for lumen, arena slots for tbb, OpenMP threads
   lumen::Runtime* runtime = nullptr;  // Config{.workers = threads}; free functions use it
   tbb::task_arena* arena = nullptr;   // concurrency = threads (the caller takes one slot)
+  // What the lumen runtime counted during the last run (set before verify; 0 for other systems
+  // unless lumen did something meanwhile).
+  std::uint64_t parks = 0, steals = 0, fibers_created = 0;
 };
 
 struct System {

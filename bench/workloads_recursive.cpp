@@ -21,7 +21,7 @@ long g_result = -1;
 constexpr int kFibN = 32;
 constexpr long kFib32 = 2178309;
 
-long fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
+[[gnu::noinline]] long fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
 
 long fib_lumen(int n) {
   if (n < 2) return n;
@@ -106,7 +106,8 @@ constexpr long kSkyLeaves = 1000000;
 constexpr long kSkyDiv = 10;
 constexpr long kSkySum = 499999500000L;
 
-long sky_serial(long num, long size) {
+// noinline: one call per node, else the compiler flattens the tree into a sum of indices.
+[[gnu::noinline]] long sky_serial(long num, long size) {
   if (size == 1) return num;
   long sub = size / kSkyDiv, sum = 0;
   for (long i = 0; i < kSkyDiv; ++i) sum += sky_serial(num + i * sub, sub);
