@@ -35,34 +35,38 @@ class MpscQueue {
 
   // The consumer only. nullptr when empty, or while a push is half done.
   MpscNode* pop() noexcept {
-    MpscNode* tail = tail_;
+    MpscNode* tail = tail_.load(std::memory_order_relaxed);
     MpscNode* next = tail->next.load(std::memory_order_acquire);
     if (tail == &stub_) {
       if (next == nullptr) return nullptr;
-      tail_ = next;
+      tail_.store(next, std::memory_order_relaxed);
       tail = next;
       next = next->next.load(std::memory_order_acquire);
     }
     if (next != nullptr) {
-      tail_ = next;
+      tail_.store(next, std::memory_order_relaxed);
       return tail;
     }
     if (tail != head_.load(std::memory_order_acquire)) return nullptr;
     push(&stub_);
     next = tail->next.load(std::memory_order_acquire);
     if (next != nullptr) {
-      tail_ = next;
+      tail_.store(next, std::memory_order_relaxed);
       return tail;
     }
     return nullptr;
   }
 
   // Any thread: true when something was pushed and not yet popped (or a pop is in progress).
-  bool nonempty_hint() const noexcept { return head_.load(std::memory_order_seq_cst) != &stub_; }
+  // Both ends count: a push that lands while pop() re-pushes the stub leaves head_ at the stub
+  // with that node still queued behind tail_.
+  bool nonempty_hint() const noexcept {
+    return head_.load(std::memory_order_seq_cst) != &stub_ || tail_.load(std::memory_order_relaxed) != &stub_;
+  }
 
  private:
   alignas(64) std::atomic<MpscNode*> head_;
-  alignas(64) MpscNode* tail_;
+  alignas(64) std::atomic<MpscNode*> tail_;  // written by the consumer only
   MpscNode stub_;
 };
 
