@@ -93,9 +93,10 @@ bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) 
   return w != nullptr && w->defer_completion(group, flush);
 }
 
-Task* pop_group_child(const void* group) noexcept {
+Task* pop_group_child(Scheduler& s, const void* group) noexcept {
   Worker* w = this_worker();
-  return w != nullptr ? w->pop_own_if(group) : nullptr;
+  if (w != nullptr) return &w->scheduler() == &s ? w->pop_own_if(group) : nullptr;
+  return s.take_own_external_if(group);
 }
 
 }  // namespace lumen::detail

@@ -69,12 +69,31 @@ Scheduler::~Scheduler() {
 
 // ---- queues -------------------------------------------------------------------------------
 
+namespace {
+// The queue this thread submits to, keyed by scheduler id (ids are never reused, so a
+// binding to a runtime that is gone never matches a new one).
+struct Binding {
+  std::uint64_t scheduler_id = 0;
+  ExternalQueue* queue = nullptr;
+};
+thread_local Binding binding;
+}  // namespace
+
+ExternalQueue* Scheduler::bound_queue() const noexcept {
+  return binding.scheduler_id == id_ ? binding.queue : nullptr;
+}
+
+Task* Scheduler::take_own_external_if(const void* group) noexcept {
+  ExternalQueue* q = bound_queue();
+  Task* t = nullptr;
+  if (q == nullptr || q->take(&t, 1) == 0) return nullptr;
+  if (t->group == group) return t;
+  // Not ours: back at the other end of the queue, where workers find it.
+  submit_external(t);
+  return nullptr;
+}
+
 ExternalQueue* Scheduler::queue_of_this_thread() {
-  struct Binding {
-    std::uint64_t scheduler_id = 0;
-    ExternalQueue* queue = nullptr;
-  };
-  static thread_local Binding binding;
   if (binding.scheduler_id == id_) return binding.queue;
   std::lock_guard<std::mutex> lock(external_mutex_);
   unsigned n = external_count_.load(std::memory_order_relaxed);

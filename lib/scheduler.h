@@ -117,6 +117,8 @@ class Scheduler {
   void inject(Task* t) noexcept;
   Task* take_injected(Worker& w) noexcept;
   Task* take_external(Worker& w, unsigned start) noexcept;
+  // The oldest task of the calling thread's own queue, if it belongs to `group`.
+  Task* take_own_external_if(const void* group) noexcept;
   bool external_nonempty() const noexcept;
   bool injection_nonempty() const noexcept { return injection_.nonempty_hint(); }
   void push_priority(Task* t, int priority);
@@ -161,6 +163,7 @@ class Scheduler {
   std::atomic<bool> injection_busy_{false};  // one consumer at a time
 
   ExternalQueue* queue_of_this_thread();
+  ExternalQueue* bound_queue() const noexcept;  // this thread's queue here, if it has one
   static constexpr unsigned kMaxExternalQueues = 64;
   const std::uint64_t id_;  // unique for the process's lifetime: threads key their queue on it
   std::mutex external_mutex_;

@@ -52,7 +52,7 @@ class task_group {
   }
 
   void wait() {
-    while (detail::Task* t = detail::pop_group_child(this)) {
+    while (detail::Task* t = detail::pop_group_child(*sched_, this)) {
       auto* c = static_cast<ChildBase*>(t);
       c->execute(c);
       ++inline_done_;
