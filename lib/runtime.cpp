@@ -49,12 +49,23 @@ Scheduler* worker_scheduler() noexcept {
 void spawn(Scheduler& s, Task* t) noexcept {
   Worker* w = this_worker();
   if (w != nullptr && &w->scheduler() == &s) {
-    w->push(t);
-    if (s.idle_count() != 0) s.wake_for_work();
+    spawn_on(*w, t);
   } else {
     s.submit_external(t);
   }
 }
+
+Worker* worker_of(Scheduler& s) noexcept {
+  Worker* w = this_worker();
+  return w != nullptr && &w->scheduler() == &s ? w : nullptr;
+}
+
+void spawn_on(Worker& w, Task* t) noexcept {
+  w.push(t);
+  if (w.scheduler().idle_count() != 0) w.scheduler().wake_for_work();
+}
+
+Task* pop_own_if(Worker& w, const void* group) noexcept { return w.pop_own_if(group); }
 
 void spawn_with_priority(Scheduler& s, Task* t, int priority) {
   if (priority == 0) return spawn(s, t);

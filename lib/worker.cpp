@@ -13,16 +13,12 @@
 namespace lumen::detail {
 
 namespace {
-// initial-exec: a plain %fs-relative load instead of a call to __tls_get_addr on every
-// spawn and wait; the library is linked at startup, not dlopen()ed late.
-__attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
 
 inline void cpu_relax() noexcept { _mm_pause(); }
 }  // namespace
 
+__attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber = nullptr;
-
-Worker* this_worker() noexcept { return tls_worker; }
 
 Worker::Worker(Scheduler& s, unsigned index)
     : sched_(s), index_(index), rng_(0x9E3779B97F4A7C15ull * (index + 1)) {

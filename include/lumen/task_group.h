@@ -30,7 +30,10 @@ namespace lumen {
 
 class task_group {
  public:
-  task_group() : sched_(&detail::current_scheduler()), owner_(detail::current_context()) {}
+  task_group()
+      : sched_(&detail::current_scheduler()),
+        owner_(detail::current_context()),
+        worker_(detail::worker_of(*sched_)) {}
   ~task_group() {
     try {
       wait();
@@ -45,6 +48,8 @@ class task_group {
     auto* t = detail::create<Child<std::decay_t<F>>>(this, std::forward<F>(f));
     if (detail::current_context() == owner_) {
       ++spawned_;
+      // The owner's fiber never leaves its worker: push there without looking it up.
+      if (worker_ != nullptr) return detail::spawn_on(*worker_, t);
     } else {
       remote_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -52,7 +57,8 @@ class task_group {
   }
 
   void wait() {
-    while (detail::Task* t = detail::pop_group_child(*sched_, this)) {
+    while (detail::Task* t = worker_ != nullptr ? detail::pop_own_if(*worker_, this)
+                                                : detail::pop_group_child(*sched_, this)) {
       auto* c = static_cast<ChildBase*>(t);
       c->execute(c);
       ++inline_done_;
@@ -143,6 +149,7 @@ class task_group {
 
   detail::Scheduler* sched_;
   const void* owner_;
+  detail::Worker* worker_;  // the owner's worker, or null when the owner is another thread
   std::uint64_t spawned_ = 0;      // children the owner spawned (owner only)
   std::uint64_t inline_done_ = 0;  // of those, run inline by wait() (owner only)
   // Children that finished elsewhere, minus children spawned by others; see wait(). On its

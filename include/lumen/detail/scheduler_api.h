@@ -28,8 +28,16 @@ Scheduler& current_scheduler();
 // The scheduler whose worker is the calling thread, or null.
 Scheduler* worker_scheduler() noexcept;
 
-// Queues a task that is ready to run: on the calling worker's deque, else the injection queue.
+class Worker;
+
+// Queues a task that is ready to run: on the calling worker's deque, else the queue of the
+// calling thread (see Scheduler::submit_external).
 void spawn(Scheduler& s, Task* t) noexcept;
+// The worker of s that runs the calling fiber, or null (not a worker of s).
+Worker* worker_of(Scheduler& s) noexcept;
+// spawn() and pop_group_child() for a caller that knows it runs on worker w.
+void spawn_on(Worker& w, Task* t) noexcept;
+Task* pop_own_if(Worker& w, const void* group) noexcept;
 // Queues a task ahead of tasks with lower priority.
 void spawn_with_priority(Scheduler& s, Task* t, int priority);
 // Runs t on one of the runtime's threads for blocking calls.
