@@ -423,7 +423,7 @@ Stats Scheduler::stats() const {
   s.objects_live = usage.live;
   s.object_bytes = usage.bytes;
   {
-    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(blocking_mutex_));
+    std::lock_guard<std::mutex> lock(blocking_mutex_);
     s.blocking_threads = blocking_threads_.size();
   }
   return s;

@@ -213,7 +213,7 @@ class Scheduler {
   std::thread timer_thread_;
   bool timer_stop_ = false;
 
-  std::mutex blocking_mutex_;
+  mutable std::mutex blocking_mutex_;
   std::condition_variable blocking_cv_;
   std::deque<Task*> blocking_queue_;
   std::vector<std::thread> blocking_threads_;
