@@ -1,0 +1,176 @@
+// wait(refs, k, timeout): ready/not-ready split in input order, the k cap, timeouts,
+// misuse; many threads blocked in get on one object.
+#include <doctest/doctest.h>
+#include <lumen/lumen.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// A task result that stays pending until open() is called. The task parks on a
+// lumen::blocking call, so its worker stays free for other work.
+class Gate {
+ public:
+  Gate() {
+    std::shared_future<int> f = future_;
+    ref = lumen::submit([f] { return lumen::blocking([f] { return f.get(); }); });
+  }
+  ~Gate() { open(0); }
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+  void open(int value) {
+    if (!opened_.exchange(true)) promise_.set_value(value);
+  }
+  lumen::ObjectRef<int> ref;
+
+ private:
+  std::promise<int> promise_;
+  std::shared_future<int> future_ = promise_.get_future().share();
+  std::atomic<bool> opened_{false};
+};
+
+using Refs = std::vector<lumen::ObjectRef<int>>;
+
+bool same(const Refs& a, const Refs& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] == b[i])) return false;
+  return true;
+}
+
+// Checks one wait() result against the expected split.
+void check_split(const lumen::WaitResult<int>& w, const Refs& ready, const Refs& not_ready) {
+  CHECK(w.ready.size() == ready.size());
+  CHECK(w.not_ready.size() == not_ready.size());
+  CHECK(same(w.ready, ready));
+  CHECK(same(w.not_ready, not_ready));
+}
+
+}  // namespace
+
+// wait splits refs into ready and not ready, each in input order, at most k ready.
+TEST_CASE("wait splits into ready and not ready in input order") {
+  for (unsigned workers : {1u, 2u}) {
+    CAPTURE(workers);
+    lumen::Runtime rt{lumen::Config{.workers = workers}};
+    Gate g0, g2;
+    auto r1 = lumen::put(1);
+    auto r3 = lumen::submit([] { return 3; });
+    auto r4 = lumen::put(4);
+    lumen::get(r3);
+    const Refs refs{g0.ref, r1, g2.ref, r3, r4};
+
+    // k = 2: the first two ready ones, in input order; the third ready one is not returned as ready.
+    check_split(lumen::wait(refs, 2, 10s), {r1, r3}, {g0.ref, g2.ref, r4});
+    check_split(lumen::wait(refs, 2), {r1, r3}, {g0.ref, g2.ref, r4});
+    check_split(lumen::wait(refs, 1), {r1}, {g0.ref, g2.ref, r3, r4});
+    check_split(lumen::wait(refs, 3), {r1, r3, r4}, {g0.ref, g2.ref});
+    // k = 0 returns at once.
+    check_split(lumen::wait(refs, 0), {}, {g0.ref, r1, g2.ref, r3, r4});
+
+    // Fewer than k ready: returns when the timeout passes, with what is ready.
+    check_split(lumen::wait(refs, 4, 30ms), {r1, r3, r4}, {g0.ref, g2.ref});
+    check_split(lumen::wait(refs, 5, 0ms), {r1, r3, r4}, {g0.ref, g2.ref});
+
+    // Once a gate opens, the result follows.
+    g2.open(2);
+    check_split(lumen::wait(refs, 4), {r1, g2.ref, r3, r4}, {g0.ref});
+    g0.open(0);
+    check_split(lumen::wait(refs, 5, 10s), {g0.ref, r1, g2.ref, r3, r4}, {});
+  }
+}
+
+// wait inside a task parks the task and honours k and the timeout the same way.
+TEST_CASE("wait inside a task") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  Gate gate;
+  auto ready = lumen::put(7);
+  const Refs refs{gate.ref, ready};
+  auto timed = lumen::submit([refs] {
+    auto w = lumen::wait(refs, 2, 30ms);  // times out with one ready
+    return static_cast<int>(w.ready.size() * 10 + w.not_ready.size());
+  });
+  CHECK(lumen::get(timed) == 11);
+  auto untimed = lumen::submit([refs] {
+    auto w = lumen::wait(refs, 2);  // returns once the gate opens
+    return static_cast<int>(w.ready.size() * 10 + w.not_ready.size());
+  });
+  std::thread opener([&] {
+    std::this_thread::sleep_for(20ms);
+    gate.open(1);
+  });
+  CHECK(lumen::get(untimed) == 20);
+  opener.join();
+}
+
+// A wait without a timeout from the main thread returns once enough objects resolve.
+TEST_CASE("wait blocks until k objects resolve") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  Gate a, b, c;
+  const Refs refs{a.ref, b.ref, c.ref};
+  std::thread opener([&] {
+    std::this_thread::sleep_for(20ms);
+    c.open(3);
+    std::this_thread::sleep_for(5ms);
+    a.open(1);
+  });
+  auto w = lumen::wait(refs, 2);
+  CHECK(w.ready.size() == 2);
+  CHECK(w.not_ready.size() == 1);
+  CHECK(lumen::get(w.ready[0]) + lumen::get(w.ready[1]) == 4);
+  CHECK(w.not_ready[0] == b.ref);
+  opener.join();
+}
+
+// A failed object counts as resolved: it shows up in `ready`.
+TEST_CASE("failed objects count as ready") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  Gate gate;
+  auto bad = lumen::submit([]() -> int { throw std::runtime_error("x"); });
+  const Refs refs{gate.ref, bad};
+  auto w = lumen::wait(refs, 1, 10s);
+  REQUIRE(w.ready.size() == 1);
+  CHECK(w.ready[0] == bad);
+  CHECK_THROWS_AS(lumen::get(w.ready[0]), std::runtime_error);
+}
+
+// k larger than the number of refs, or an empty ref, is a usage error.
+TEST_CASE("wait misuse throws usage_error") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  const Refs two{lumen::put(1), lumen::put(2)};
+  CHECK_THROWS_AS(lumen::wait(two, 3), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::wait(two, 3, 10ms), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::wait(Refs{}, 1), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::wait(Refs{lumen::put(1), lumen::ObjectRef<int>{}}, 1), lumen::usage_error);
+  CHECK(lumen::wait(Refs{}, 0).ready.empty());
+}
+
+// Eight threads blocked in get on one object all wake with its value when it resolves.
+TEST_CASE("many external threads blocked in get wake together") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  Gate gate;
+  auto value = lumen::submit([](int x) { return x * 2; }, gate.ref);
+  constexpr int kThreads = 8;
+  std::atomic<int> waiting{0};
+  std::vector<int> seen(kThreads, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      waiting.fetch_add(1);
+      seen[static_cast<std::size_t>(i)] = lumen::get(value);
+    });
+  }
+  while (waiting.load() < kThreads) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);  // let them block in get
+  CHECK_FALSE(value.ready());
+  gate.open(21);
+  for (auto& t : threads) t.join();
+  for (int v : seen) CHECK(v == 42);
+}
