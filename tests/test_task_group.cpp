@@ -18,6 +18,15 @@ namespace {
 
 constexpr unsigned kWorkerCounts[] = {1, 2};
 
+// get() on a thread that is not a worker may run the awaited task right there, if it is still
+// in that thread's own queue. Where a test is about a task on a worker, it waits with
+// lumen::wait, which leaves the task to the workers, before reading the value.
+template <class T>
+decltype(auto) get_from_workers(const lumen::ObjectRef<T>& r) {
+  lumen::wait(std::vector<lumen::ObjectRef<T>>{r}, 1);
+  return lumen::get(r);
+}
+
 int fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
 
 int fib_group(int n) {
@@ -35,7 +44,7 @@ int fib_group(int n) {
 template <class F>
 void as_owner(bool in_task, F f) {
   if (in_task) {
-    lumen::get(lumen::submit(f));
+    get_from_workers(lumen::submit(f));
   } else {
     f();
   }
@@ -113,7 +122,7 @@ TEST_CASE("recursive fib with task_group") {
   for (unsigned workers : kWorkerCounts) {
     CAPTURE(workers);
     lumen::Runtime rt{lumen::Config{.workers = workers}};
-    CHECK(lumen::get(lumen::submit(fib_group, 22)) == fib_serial(22));
+    CHECK(get_from_workers(lumen::submit(fib_group, 22)) == fib_serial(22));
     CHECK(fib_group(20) == fib_serial(20));  // owned by the main thread at the top
   }
 }
@@ -202,13 +211,17 @@ TEST_CASE("cancel skips children not yet started") {
       g.wait();
       return count.load();
     });
-    CHECK(lumen::get(ran) == 0);
+    CHECK(get_from_workers(ran) == 0);
   }
 
   SUBCASE("a child's exception cancels the rest") {
     std::atomic<int> count{0};
     lumen::task_group g;
-    g.run([] { throw std::runtime_error("stop"); });  // queued first: runs first on one worker
+    g.run([] { throw std::runtime_error("stop"); });
+    // The exception is recorded (and the group cancelled) before the other children exist.
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!g.is_canceling() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(g.is_canceling());
     for (int i = 0; i < 10; ++i) g.run([&] { count.fetch_add(1); });
     CHECK_THROWS_AS(g.wait(), std::runtime_error);
     CHECK(count.load() == 0);
