@@ -130,14 +130,14 @@ void ObjectTable::give_back(const std::uint32_t* indexes, std::uint32_t n) noexc
   }
 }
 
-ObjectSlot* ObjectTable::allocate(std::uint32_t refs) {
+ObjectSlot* ObjectTable::allocate(std::uint32_t refs, bool writer) {
   ObjectSlot* s = take_slot();
   std::uint64_t gen = s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff};
   s->waiters.store(0, std::memory_order_relaxed);
   s->bytes.store(0, std::memory_order_relaxed);
   s->destroy_value = nullptr;
   s->state.store(ObjectState::pending, std::memory_order_relaxed);
-  s->refgen.store(gen | refs, std::memory_order_release);
+  s->refgen.store(gen | refs | (writer ? ObjectSlot::kWriter : 0), std::memory_order_release);
   return s;
 }
 
@@ -151,7 +151,7 @@ ObjectSlot* ObjectTable::acquire(std::uint64_t id) noexcept {
   std::uint64_t word = s->refgen.load(std::memory_order_acquire);
   for (;;) {
     if ((word & ~std::uint64_t{0xffffffff}) != (id & ~std::uint64_t{0xffffffff})) return nullptr;
-    if ((word & 0xffffffffu) == 0) return nullptr;
+    if ((word & ObjectSlot::kRefMask) == 0) return nullptr;  // only the writer holds it
     if (s->refgen.compare_exchange_weak(word, word + 1, std::memory_order_acquire, std::memory_order_acquire))
       return s;
   }
@@ -166,6 +166,7 @@ void ObjectTable::free_slot(ObjectSlot* s) noexcept {
   s->state.store(ObjectState::free, std::memory_order_relaxed);
   // A new generation: ids of the object that lived here no longer match.
   std::uint64_t gen = (s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32);
+  if (gen == 0) gen = std::uint64_t{1} << 32;  // wrapped: generation 0 is never used
   s->refgen.store(gen, std::memory_order_release);
   LocalSlots& local = local_slots;
   if (local.count == LocalSlots::kCapacity) {
@@ -177,9 +178,15 @@ void ObjectTable::free_slot(ObjectSlot* s) noexcept {
   local.index[local.count++] = s->index;
 }
 
-void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome) noexcept {
+void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept {
   s->state.store(outcome, std::memory_order_release);
   std::uintptr_t list = s->waiters.exchange(ObjectSlot::kResolved, std::memory_order_acq_rel);
+  if (detach_writer) {
+    std::uint64_t old = s->refgen.fetch_sub(ObjectSlot::kWriter, std::memory_order_acq_rel);
+    // No references left: no one can be waiting (waiters hold references), so the list holds
+    // at most links of waits that timed out, which own their own memory.
+    if ((old & 0xffffffffu) == ObjectSlot::kWriter) free_slot(s);
+  }
   auto* w = reinterpret_cast<Waiter*>(list);
   while (w != nullptr) {
     Waiter* next = w->next;  // read before notify: the node may be gone after it
@@ -188,9 +195,9 @@ void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome) noexcept {
   }
 }
 
-void ObjectTable::fail(ObjectSlot* s, Failure* f) noexcept {
+void ObjectTable::fail(ObjectSlot* s, Failure* f, bool detach_writer) noexcept {
   std::memcpy(s->storage, &f, sizeof f);
-  resolve(s, ObjectState::failed);
+  resolve(s, ObjectState::failed, detach_writer);
 }
 
 bool ObjectTable::add_waiter(ObjectSlot* s, Waiter* w) noexcept {

@@ -37,6 +37,7 @@ namespace lumen::detail {
 
 Scheduler& current_scheduler() {
   if (Worker* w = this_worker()) return w->scheduler();
+  if (tls_blocking_scheduler != nullptr) return *tls_blocking_scheduler;
   if (Runtime* r = g_current.load(std::memory_order_acquire)) return r->scheduler();
   return default_runtime().scheduler();
 }

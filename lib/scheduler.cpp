@@ -255,11 +255,9 @@ void Scheduler::sleep(Worker& w) {
 
 // ---- accounting ---------------------------------------------------------------------------
 
-namespace {
-// Set on the threads that run lumen::blocking calls: they act for a task, so their submits
-// are the task's and are accepted during shutdown.
-thread_local const Scheduler* tls_blocking_scheduler = nullptr;
-}  // namespace
+// Threads that run lumen::blocking calls act for a task: their submits go to the task's
+// runtime and are accepted during its shutdown.
+thread_local Scheduler* tls_blocking_scheduler = nullptr;
 
 void Scheduler::begin_external_task() {
   external_created_.fetch_add(1, std::memory_order_seq_cst);

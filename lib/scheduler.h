@@ -221,6 +221,9 @@ class Scheduler {
   bool blocking_stop_ = false;
 };
 
+// On a thread that runs lumen::blocking calls: the scheduler it works for, else null.
+extern thread_local Scheduler* tls_blocking_scheduler;
+
 // The worker running on this thread, or null. initial-exec: a plain %fs-relative load rather
 // than a call to __tls_get_addr on every spawn and wait (the library is linked at startup,
 // not dlopen()ed late).

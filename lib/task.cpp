@@ -16,9 +16,8 @@ void SubmitTaskBase::schedule() noexcept {
 }
 
 SubmitTaskBase::Readiness SubmitTaskBase::prepare() noexcept {
-  if (Failure* f = dep_failure.load(std::memory_order_acquire)) {
-    retain(f);
-    ObjectTable::fail(result, f);
+  if (Failure* f = dep_failure.exchange(nullptr, std::memory_order_acquire)) {
+    ObjectTable::instance().fail(result, f, true);  // the reference dependency_resolved took moves to the result
     return Readiness::failed;
   }
   if (settings != nullptr && !settings->demands.empty() && !resources_held) {
@@ -57,7 +56,7 @@ void SubmitTaskBase::fail(std::exception_ptr e) noexcept {
     retain(&out_of_memory);
     f = &out_of_memory;
   }
-  ObjectTable::fail(result, f);
+  ObjectTable::instance().fail(result, f, true);
 }
 
 void SubmitTaskBase::finish() noexcept {
@@ -67,7 +66,6 @@ void SubmitTaskBase::finish() noexcept {
   }
   delete settings;
   settings = nullptr;
-  ObjectTable::instance().release(result);
   end_task(*sched);
 }
 

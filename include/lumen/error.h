@@ -2,7 +2,7 @@
 //
 // Exceptions thrown by user tasks are not wrapped: get() rethrows the original exception, so
 // `catch (const std::out_of_range&)` works. Which task failed is kept beside it and reported by
-// lumen::failure_of(ref) as a task_error.
+// lumen::error_of(ref) as a task_error.
 #pragma once
 
 #include <exception>

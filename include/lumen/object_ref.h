@@ -18,6 +18,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -118,8 +119,17 @@ void await_for(ObjectSlot* s, std::chrono::duration<Rep, Period> timeout) {
 template <class T>
 T take_or_copy(ObjectSlot* s) {
   T* v = SlotValue<T>::get(s);
-  if ((s->refgen.load(std::memory_order_acquire) & 0xffffffffu) == 1) return T(std::move(*v));
-  return T(*v);
+  std::uint64_t word;
+  // The producing task lets go of the slot right after it publishes the value.
+  while (((word = s->refgen.load(std::memory_order_acquire)) & ObjectSlot::kWriter) != 0) std::this_thread::yield();
+  if ((word & ObjectSlot::kRefMask) == 1) return T(std::move(*v));
+  if constexpr (std::is_copy_constructible_v<T>) {
+    return T(*v);
+  } else {
+    throw usage_error(
+        "lumen: get on a temporary ref to a move-only value that other refs still share; "
+        "read it through a ref you keep");
+  }
 }
 
 }  // namespace detail
@@ -136,7 +146,7 @@ ObjectRef<std::decay_t<V>> put(V&& value) {
     detail::ObjectTable::instance().release(s);
     throw;
   }
-  detail::ObjectTable::resolve(s, detail::ObjectState::ready);
+  detail::ObjectTable::instance().resolve(s, detail::ObjectState::ready);
   return ObjectRef<T>::adopt(s);
 }
 

@@ -74,13 +74,10 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
   ObjectSlot* slot = nullptr;
   Frame* frame = nullptr;
   try {
-    slot = ObjectTable::instance().allocate(2);  // one for the caller's ref, one for the task
+    slot = ObjectTable::instance().allocate(1, true);  // the caller's ref, and the task's hold
     frame = create<Frame>(std::forward<F>(f), std::forward<Args>(args)...);
   } catch (...) {
-    if (slot != nullptr) {
-      ObjectTable::instance().release(slot);
-      ObjectTable::instance().release(slot);
-    }
+    if (slot != nullptr) ObjectTable::instance().discard(slot);
     delete settings;
     end_task(s);
     throw;
@@ -173,9 +170,9 @@ auto blocking(F&& f) -> std::decay_t<std::invoke_result_t<F&>> {
         } else {
           detail::SlotValue<R>::emplace(slot, std::invoke(*self->fn));
         }
-        detail::ObjectTable::resolve(slot, detail::ObjectState::ready);
+        detail::ObjectTable::instance().resolve(slot, detail::ObjectState::ready);
       } catch (...) {
-        detail::ObjectTable::fail(slot, detail::make_failure(std::current_exception(), "blocking"));
+        detail::ObjectTable::instance().fail(slot, detail::make_failure(std::current_exception(), "blocking"));
       }
     }
   };

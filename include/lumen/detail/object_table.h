@@ -50,8 +50,13 @@ void release(Failure* f) noexcept;
 struct alignas(64) ObjectSlot {
   static constexpr std::uintptr_t kResolved = 1;
   static constexpr std::size_t kInlineBytes = 16;
+  static constexpr std::uint64_t kWriter = 0x80000000u;
+  static constexpr std::uint64_t kRefMask = 0x7fffffffu;
 
-  std::atomic<std::uint64_t> refgen{0};   // generation << 32 | references
+  // generation << 32 | writer bit | references. Generations start at 1, so no object's id is
+  // 0, the id of an empty ref. The writer bit (kWriter) is the producing task's hold on the
+  // slot: the slot is freed once the references are gone and the writer has let go.
+  std::atomic<std::uint64_t> refgen{std::uint64_t{1} << 32};
   std::atomic<std::uintptr_t> waiters{0}; // Waiter* stack, kResolved, or (free) next free index + 1
   std::atomic<ObjectState> state{ObjectState::free};
   std::uint32_t index = 0;
@@ -77,19 +82,24 @@ class ObjectTable {
   // stay valid through exit.
   static ObjectTable& instance() noexcept;
 
-  // A pending slot with `refs` references.
-  ObjectSlot* allocate(std::uint32_t refs);
+  // A pending slot with `refs` references and, with `writer`, the producing task's hold.
+  ObjectSlot* allocate(std::uint32_t refs, bool writer = false);
   // The slot for `id` with one more reference, or nullptr if that object is gone.
   ObjectSlot* acquire(std::uint64_t id) noexcept;
+
+  // Frees a slot that allocate() just returned and no one else has seen.
+  void discard(ObjectSlot* s) noexcept { free_slot(s); }
 
   static void add_ref(ObjectSlot* s) noexcept { s->refgen.fetch_add(1, std::memory_order_relaxed); }
   void release(ObjectSlot* s) noexcept {
     if ((s->refgen.fetch_sub(1, std::memory_order_acq_rel) & 0xffffffffu) == 1) free_slot(s);
   }
 
-  // Publishes the outcome written into the slot and wakes its waiters.
-  static void resolve(ObjectSlot* s, ObjectState outcome) noexcept;
-  static void fail(ObjectSlot* s, Failure* f) noexcept;  // takes one reference of f
+  // Publishes the outcome written into the slot and wakes its waiters. With detach_writer the
+  // producing task lets go of the slot before the waiters run, so a waiter that holds the
+  // last reference sees itself as the only owner.
+  void resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer = false) noexcept;
+  void fail(ObjectSlot* s, Failure* f, bool detach_writer = false) noexcept;  // takes one reference of f
   // Adds w to the waiters unless the object is already resolved (then returns false).
   static bool add_waiter(ObjectSlot* s, Waiter* w) noexcept;
 

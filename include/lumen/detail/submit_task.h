@@ -28,7 +28,7 @@ struct TaskSettings {
 
 struct SubmitTaskBase : Task {
   Scheduler* sched = nullptr;
-  ObjectSlot* result = nullptr;      // one reference, released when the task finishes
+  ObjectSlot* result = nullptr;      // held through the writer bit until the task publishes it
   TaskSettings* settings = nullptr;  // null: default options
   std::atomic<int> pending{1};       // dependencies not resolved yet, plus one for submit itself
   int attempts_left = 0;             // retries still allowed
@@ -42,8 +42,9 @@ struct SubmitTaskBase : Task {
   Readiness prepare() noexcept;
   // After an exception: true when the task was queued to run again.
   bool retry_after_error() noexcept;
+  // Publishes e as the result's failure (and lets go of the result).
   void fail(std::exception_ptr e) noexcept;
-  // Releases resources, the result reference and the runtime's count of this task.
+  // Releases resources and the runtime's count of this task.
   void finish() noexcept;
 };
 
@@ -142,7 +143,7 @@ struct SubmitTask final : SubmitTaskBase {
       } else {
         SlotValue<R>::emplace(self->result, self->call());
       }
-      ObjectTable::resolve(self->result, ObjectState::ready);
+      ObjectTable::instance().resolve(self->result, ObjectState::ready, true);
     } catch (...) {
       if (self->retry_after_error()) return;
       self->fail(std::current_exception());
