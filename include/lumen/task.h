@@ -164,15 +164,20 @@ auto blocking(F&& f) -> std::decay_t<std::invoke_result_t<F&>> {
     static void execute(detail::Task* t) noexcept {
       auto* self = static_cast<BlockingCall*>(t);
       detail::ObjectSlot* slot = self->slot;
+      std::exception_ptr error;
       try {
         if constexpr (std::is_void_v<R>) {
           std::invoke(*self->fn);
         } else {
           detail::SlotValue<R>::emplace(slot, std::invoke(*self->fn));
         }
-        detail::ObjectTable::instance().resolve(slot, detail::ObjectState::ready);
       } catch (...) {
-        detail::ObjectTable::instance().fail(slot, detail::make_failure(std::current_exception(), "blocking"));
+        error = std::current_exception();
+      }
+      if (error == nullptr) {
+        detail::ObjectTable::instance().resolve(slot, detail::ObjectState::ready);
+      } else {
+        detail::ObjectTable::instance().fail(slot, detail::make_failure(std::move(error), "blocking"));
       }
     }
   };

@@ -137,16 +137,23 @@ struct SubmitTask final : SubmitTaskBase {
       case Readiness::run:
         break;
     }
+    std::exception_ptr error;
     try {
       if constexpr (std::is_void_v<R>) {
         self->call();
       } else {
         SlotValue<R>::emplace(self->result, self->call());
       }
-      ObjectTable::instance().resolve(self->result, ObjectState::ready, true);
     } catch (...) {
+      error = std::current_exception();
+    }
+    // Published after the handler has ended, so this thread is done with the exception
+    // before a waiter can see it.
+    if (error == nullptr) {
+      ObjectTable::instance().resolve(self->result, ObjectState::ready, true);
+    } else {
       if (self->retry_after_error()) return;
-      self->fail(std::current_exception());
+      self->fail(std::move(error));
     }
     self->finish();
     detail::destroy(self);
