@@ -107,11 +107,8 @@ void wait_resolved(ObjectSlot* s) {
   if (s->resolved()) return;
   Worker* w = this_worker();
   if (w == nullptr) {
-    // The task that produces s may be the oldest in this thread's own queue: run it here.
-    if (Task* t = current_scheduler().take_own_external_if(s)) {
-      t->run(t);
-      if (s->resolved()) return;
-    }
+    // A thread that is not a worker only waits: tasks run on workers, where a task that
+    // blocks parks instead of holding up the thread.
     wait_slots(&s, 1, 1, nullptr);
     return;
   }

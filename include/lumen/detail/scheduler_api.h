@@ -81,10 +81,10 @@ inline const void* current_context() noexcept {
 // consecutive completions for one group and calls flush(group, n) once, before it runs
 // anything else, parks or sleeps. Returns false (count it yourself) when not run by the loop.
 bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept;
-// The calling context's next own task if it belongs to `group` (a task_group, or the slot a
-// task produces); else null. On a worker: the newest task of its deque. On another thread:
-// the oldest task of the queue it submits to (Scheduler::submit_external), so a thread that
-// waits for its own tasks runs them instead of idling, as oneTBB's external threads do.
+// The calling context's next own task if it is a child of `group`; else null. On a worker:
+// the newest task of its deque. On another thread: the oldest task of the queue it submits
+// to (Scheduler::submit_external), so a thread waiting for its task_group runs the group's
+// children instead of idling, as oneTBB's external threads do.
 Task* pop_group_child(Scheduler& s, const void* group) noexcept;
 
 // Waits for objects to resolve, parking a fiber or blocking a thread.
