@@ -31,27 +31,35 @@ class ExternalQueue {
     for (Buffer* b : buffers_) delete b;
   }
 
-  // Producer only. Returns true when the queue was empty before this push.
-  bool push(Task* t) {
+  // Producer only. The caller then looks for sleeping workers (Scheduler::submit_external):
+  // the sequentially consistent store of bottom_ orders this push before that look, and a
+  // worker going to sleep registers before its last look at bottom_, so one sees the other.
+  void push(Task* t) {
     std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    std::int64_t top = top_.load(std::memory_order_acquire);
     Buffer* buf = buffer_.load(std::memory_order_relaxed);
-    if (b - top > static_cast<std::int64_t>(buf->mask)) buf = grow(buf, top, b);
+    // top_ is re-read only when the buffer looks full: reading it on every push would pull
+    // the consumers' cache line over once per task.
+    if (b - cached_top_ > static_cast<std::int64_t>(buf->mask)) {
+      cached_top_ = top_.load(std::memory_order_acquire);
+      if (b - cached_top_ > static_cast<std::int64_t>(buf->mask)) buf = grow(buf, cached_top_, b);
+    }
     buf->at(b).store(t, std::memory_order_relaxed);
-    // seq_cst: a worker about to sleep registers, then reads bottom_; the producer publishes,
-    // then reads the idle count. One of the two sees the other.
     bottom_.store(b + 1, std::memory_order_seq_cst);
-    // Empty before this push, judged after it: a worker may have taken the last older task
-    // and gone to sleep between the load of top_ above and the store.
-    return top_.load(std::memory_order_seq_cst) == b;
   }
 
   // Any thread. Takes up to `max` tasks, about half of those queued; returns how many.
-  std::size_t take(Task** out, std::size_t max) noexcept {
+  // With `last_seen` (a worker's memory of bottom_ for this queue), it leaves a short queue
+  // alone while the producer is still adding to it: a worker that took each task as soon as
+  // it appeared would pull the producer's cache lines over once per task.
+  std::size_t take(Task** out, std::size_t max, std::int64_t* last_seen = nullptr) noexcept {
     std::int64_t t = top_.load(std::memory_order_seq_cst);
     std::int64_t b = bottom_.load(std::memory_order_seq_cst);
     std::int64_t n = b - t;
     if (n <= 0) return 0;
+    if (last_seen != nullptr && n < static_cast<std::int64_t>(max) && b != *last_seen) {
+      *last_seen = b;
+      return 0;
+    }
     std::int64_t k = (n + 1) / 2;
     if (k > static_cast<std::int64_t>(max)) k = static_cast<std::int64_t>(max);
     Buffer* buf = buffer_.load(std::memory_order_acquire);
@@ -84,6 +92,7 @@ class ExternalQueue {
   alignas(64) std::atomic<std::int64_t> top_{0};
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   std::atomic<Buffer*> buffer_{nullptr};
+  std::int64_t cached_top_ = 0;   // producer only: a lower bound of top_
   std::vector<Buffer*> buffers_;  // producer only
 };
 

@@ -113,18 +113,20 @@ void Scheduler::submit_external(Task* t) noexcept {
   }
   if (q == nullptr) return inject(t);
   try {
-    if (q->push(t)) wake_for_work();
+    q->push(t);
   } catch (...) {
-    inject(t);  // no memory to grow the queue
+    return inject(t);  // no memory to grow the queue
   }
+  if (idle_count_.load(std::memory_order_seq_cst) != 0) wake_for_work();
 }
 
 Task* Scheduler::take_external(Worker& w, unsigned start) noexcept {
   unsigned n = external_count_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < n; ++i) {
-    ExternalQueue* q = external_[(start + i) % n].load(std::memory_order_acquire);
+    unsigned index = (start + i) % n;
+    ExternalQueue* q = external_[index].load(std::memory_order_acquire);
     Task* batch[32];
-    std::size_t k = q->take(batch, 32);
+    std::size_t k = q->take(batch, 32, &w.external_seen[index]);
     if (k == 0) continue;
     for (std::size_t j = k - 1; j > 0; --j) w.push(batch[j]);  // the oldest is popped first
     if (k > 1 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work();

@@ -65,6 +65,7 @@ class Worker {
   bool woken_spinning = false;  // woken to spin: already counted in Scheduler::spinning_
 
   OwnedCounter tasks_run, steals, parks, created, finished, fibers_created;
+  std::int64_t external_seen[64] = {};  // per external queue: its bottom when last looked at
   std::atomic<std::size_t> pooled_fibers{0};
 
  private:
@@ -164,7 +165,7 @@ class Scheduler {
 
   ExternalQueue* queue_of_this_thread();
   ExternalQueue* bound_queue() const noexcept;  // this thread's queue here, if it has one
-  static constexpr unsigned kMaxExternalQueues = 64;
+  static constexpr unsigned kMaxExternalQueues = 64;  // Worker::external_seen has as many
   const std::uint64_t id_;  // unique for the process's lifetime: threads key their queue on it
   std::mutex external_mutex_;
   std::atomic<ExternalQueue*> external_[kMaxExternalQueues]{};
