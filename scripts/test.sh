@@ -10,12 +10,12 @@ if [ "${1:-}" = "--sanitize" ]; then sanitize="$2"; fi
 scripts/install-deps.sh
 if [ "$sanitize" = none ]; then
   dir=build-test
-  opts=(--buildtype=release)
+  opts=(--buildtype=release)  # builds lumen-bench too, so a change that breaks it fails here
 else
   dir="build-${sanitize//,/-}"
-  opts=(--buildtype=debugoptimized "-Db_sanitize=$sanitize" -Db_lundef=false)
+  opts=(--buildtype=debugoptimized "-Db_sanitize=$sanitize" -Db_lundef=false -Dbench=false)
 fi
-[ -d "$dir" ] || meson setup "$dir" "${opts[@]}" -Dbench=false >/dev/null
+[ -d "$dir" ] || meson setup "$dir" "${opts[@]}" >/dev/null
 ninja -C "$dir" >/dev/null
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 export ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}"
