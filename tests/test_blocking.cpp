@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <lumen/lumen.h>
 
+#include "gate.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,28 +16,6 @@
 using namespace std::chrono_literals;
 
 namespace {
-
-// A task result that stays pending until open() is called. The task parks on a
-// lumen::blocking call, so its worker stays free for other work.
-class Gate {
- public:
-  Gate() {
-    std::shared_future<int> f = future_;
-    ref = lumen::submit([f] { return lumen::blocking([f] { return f.get(); }); });
-  }
-  ~Gate() { open(0); }
-  Gate(const Gate&) = delete;
-  Gate& operator=(const Gate&) = delete;
-  void open(int value) {
-    if (!opened_.exchange(true)) promise_.set_value(value);
-  }
-  lumen::ObjectRef<int> ref;
-
- private:
-  std::promise<int> promise_;
-  std::shared_future<int> future_ = promise_.get_future().share();
-  std::atomic<bool> opened_{false};
-};
 
 // Depth of nesting: each level submits its child and gets it.
 int nest_inline(int depth) {
@@ -54,15 +34,6 @@ int nest_parked(int depth) {
 }
 
 thread_local int tls_marker = 0;
-
-// get() on a thread that is not a worker may run the awaited task right there, if it is still
-// in that thread's queue. These tests are about tasks on workers, so they wait with
-// lumen::wait, which leaves the task to the workers, before reading the value.
-template <class T>
-decltype(auto) get_from_workers(const lumen::ObjectRef<T>& r) {
-  lumen::wait(std::vector<lumen::ObjectRef<T>>{r}, 1);
-  return lumen::get(r);
-}
 
 bool on_worker() { return lumen::detail::worker_scheduler() != nullptr; }
 
@@ -92,7 +63,7 @@ TEST_CASE("one worker: get on a task queued behind the caller") {
       auto c = lumen::submit([] { return 22; });  // now c is the newest, b is behind it
       return lumen::get(b) + lumen::get(c);
     });
-    CHECK(get_from_workers(a) == 42);
+    CHECK(lumen::get(a) == 42);
     CHECK(ran_on_worker.load());
   }
 
@@ -124,7 +95,7 @@ TEST_CASE("one worker: get on a task queued behind the caller") {
       });
     }
     published.store(true, std::memory_order_release);
-    CHECK(get_from_workers(refs[0]) == kTasks);
+    CHECK(lumen::get(refs[0]) == kTasks);
   }
 }
 
@@ -149,14 +120,14 @@ TEST_CASE("idle fibers are trimmed to max_idle_fibers") {
   while (rt.stats().fibers_pooled > 4 && std::chrono::steady_clock::now() < trimmed) std::this_thread::sleep_for(1ms);
   CHECK(rt.stats().fibers_pooled <= 4);
   // The worker still parks and resumes fine afterwards.
-  CHECK(get_from_workers(lumen::submit(nest_parked, 10)) == 10);
+  CHECK(lumen::get(lumen::submit(nest_parked, 10)) == 10);
 }
 
 // A task submits a child and gets it, recursively 50 deep, on one worker.
 TEST_CASE("one worker: deep nesting of submit and get") {
   lumen::Runtime rt{lumen::Config{.workers = 1}};
-  CHECK(get_from_workers(lumen::submit(nest_inline, 50)) == 50);
-  CHECK(get_from_workers(lumen::submit(nest_parked, 50)) == 50);
+  CHECK(lumen::get(lumen::submit(nest_inline, 50)) == 50);
+  CHECK(lumen::get(lumen::submit(nest_parked, 50)) == 50);
   CHECK(rt.stats().parks >= 1);  // the second form had to park
 }
 
@@ -214,7 +185,7 @@ TEST_CASE("blocking returns values and rethrows exceptions") {
     auto blocking_thread = lumen::blocking([] { return std::this_thread::get_id(); });
     return worker != blocking_thread;
   });
-  CHECK(get_from_workers(where));
+  CHECK(lumen::get(where));
   CHECK(ran_on_worker.load());
   // Outside a worker, f just runs on the calling thread.
   CHECK(lumen::blocking([] { return std::this_thread::get_id(); }) == std::this_thread::get_id());

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <lumen/lumen.h>
 
+#include "gate.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -24,37 +26,6 @@ struct doctest::StringMaker<lumen::ObjectId> {
 };
 
 namespace {
-
-// A task result that stays pending until open() is called. The task parks on a
-// lumen::blocking call, so its worker stays free for other work.
-class Gate {
- public:
-  Gate() {
-    std::shared_future<int> f = future_;
-    ref = lumen::submit([f] { return lumen::blocking([f] { return f.get(); }); });
-  }
-  ~Gate() { open(0); }
-  Gate(const Gate&) = delete;
-  Gate& operator=(const Gate&) = delete;
-  void open(int value) {
-    if (!opened_.exchange(true)) promise_.set_value(value);
-  }
-  lumen::ObjectRef<int> ref;
-
- private:
-  std::promise<int> promise_;
-  std::shared_future<int> future_ = promise_.get_future().share();
-  std::atomic<bool> opened_{false};
-};
-
-// get() on a thread that is not a worker may run the awaited task right there, if it is still
-// in that thread's own queue. Where a test is about a task on a worker, it waits with
-// lumen::wait, which leaves the task to the workers, before reading the value.
-template <class T>
-decltype(auto) get_from_workers(const lumen::ObjectRef<T>& r) {
-  lumen::wait(std::vector<lumen::ObjectRef<T>>{r}, 1);
-  return lumen::get(r);
-}
 
 // Counts live instances, to see exactly when the table destroys a value.
 struct Tracked {
@@ -331,7 +302,7 @@ TEST_CASE("get with a timeout") {
       return 0;
     }
   }, lumen::put(0));
-  CHECK(get_from_workers(in_task) == 1);  // ready: no timeout
+  CHECK(lumen::get(in_task) == 1);  // ready: no timeout
   auto in_task_pending = lumen::submit([d = dependent] {
     try {
       lumen::get(d, 20ms);
@@ -340,7 +311,7 @@ TEST_CASE("get with a timeout") {
       return 0;
     }
   });
-  CHECK(get_from_workers(in_task_pending) == 0);
+  CHECK(lumen::get(in_task_pending) == 0);
 
   gate.open(21);
   CHECK(lumen::get(dependent, 10s) == 42);

@@ -21,15 +21,6 @@ constexpr int kFanOut = 1'000'000;
 #endif
 constexpr int kChain = 100'000;
 
-// get() on a thread that is not a worker may run the awaited task right there, if it is still
-// in that thread's own queue. Where a test is about a task on a worker, it waits with
-// lumen::wait, which leaves the task to the workers, before reading the value.
-template <class T>
-decltype(auto) get_from_workers(const lumen::ObjectRef<T>& r) {
-  lumen::wait(std::vector<lumen::ObjectRef<T>>{r}, 1);
-  return lumen::get(r);
-}
-
 int add(int a, int b) { return a + b; }
 
 std::size_t length(const std::string& s) { return s.size(); }
@@ -169,7 +160,7 @@ TEST_CASE("tasks submit tasks (dynamic graphs)") {
   for (unsigned workers : {1u, 2u}) {
     CAPTURE(workers);
     lumen::Runtime rt{lumen::Config{.workers = workers}};
-    CHECK(get_from_workers(lumen::submit(fib_tasks, 16)) == fib_serial(16));
+    CHECK(lumen::get(lumen::submit(fib_tasks, 16)) == fib_serial(16));
 
     // A task may also return the ref of a task it submitted, without waiting on it.
     auto outer = lumen::submit([] { return lumen::submit(add, 20, 22); });
@@ -191,7 +182,7 @@ TEST_CASE("a chain of 100k dependent tasks") {
     for (int i = 0; i < kChain; ++i) c = lumen::submit([](int x) { return x + 1; }, c);
     return lumen::get(c);
   });
-  CHECK(get_from_workers(built_inside) == kChain);
+  CHECK(lumen::get(built_inside) == kChain);
 }
 
 // Wide fan-out then fan-in, from the main thread and from inside a task.
@@ -199,7 +190,7 @@ TEST_CASE("fan-out/fan-in of many tasks") {
   const std::int64_t expected = std::int64_t{kFanOut} * (kFanOut - 1) / 2;
   lumen::Runtime rt{lumen::Config{.workers = 2}};
   SUBCASE("from the main thread") { CHECK(fan_out_fan_in(kFanOut) == expected); }
-  SUBCASE("from inside a task") { CHECK(get_from_workers(lumen::submit(fan_out_fan_in, kFanOut)) == expected); }
+  SUBCASE("from inside a task") { CHECK(lumen::get(lumen::submit(fan_out_fan_in, kFanOut)) == expected); }
 }
 
 // Many threads may submit at once, more than have a queue of their own, and a thread may

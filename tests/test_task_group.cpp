@@ -18,15 +18,6 @@ namespace {
 
 constexpr unsigned kWorkerCounts[] = {1, 2};
 
-// get() on a thread that is not a worker may run the awaited task right there, if it is still
-// in that thread's own queue. Where a test is about a task on a worker, it waits with
-// lumen::wait, which leaves the task to the workers, before reading the value.
-template <class T>
-decltype(auto) get_from_workers(const lumen::ObjectRef<T>& r) {
-  lumen::wait(std::vector<lumen::ObjectRef<T>>{r}, 1);
-  return lumen::get(r);
-}
-
 int fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
 
 int fib_group(int n) {
@@ -44,7 +35,7 @@ int fib_group(int n) {
 template <class F>
 void as_owner(bool in_task, F f) {
   if (in_task) {
-    get_from_workers(lumen::submit(f));
+    lumen::get(lumen::submit(f));
   } else {
     f();
   }
@@ -122,7 +113,7 @@ TEST_CASE("recursive fib with task_group") {
   for (unsigned workers : kWorkerCounts) {
     CAPTURE(workers);
     lumen::Runtime rt{lumen::Config{.workers = workers}};
-    CHECK(get_from_workers(lumen::submit(fib_group, 22)) == fib_serial(22));
+    CHECK(lumen::get(lumen::submit(fib_group, 22)) == fib_serial(22));
     CHECK(fib_group(20) == fib_serial(20));  // owned by the main thread at the top
   }
 }
@@ -211,7 +202,7 @@ TEST_CASE("cancel skips children not yet started") {
       g.wait();
       return count.load();
     });
-    CHECK(get_from_workers(ran) == 0);
+    CHECK(lumen::get(ran) == 0);
   }
 
   SUBCASE("a child's exception cancels the rest") {

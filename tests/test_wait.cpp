@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <lumen/lumen.h>
 
+#include "gate.h"
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -14,38 +16,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A task result that stays pending until open() is called. The task parks on a
-// lumen::blocking call, so its worker stays free for other work.
-class Gate {
- public:
-  Gate() {
-    std::shared_future<int> f = future_;
-    ref = lumen::submit([f] { return lumen::blocking([f] { return f.get(); }); });
-  }
-  ~Gate() { open(0); }
-  Gate(const Gate&) = delete;
-  Gate& operator=(const Gate&) = delete;
-  void open(int value) {
-    if (!opened_.exchange(true)) promise_.set_value(value);
-  }
-  lumen::ObjectRef<int> ref;
-
- private:
-  std::promise<int> promise_;
-  std::shared_future<int> future_ = promise_.get_future().share();
-  std::atomic<bool> opened_{false};
-};
-
 using Refs = std::vector<lumen::ObjectRef<int>>;
-
-// get() on a thread that is not a worker may run the awaited task right there, if it is still
-// in that thread's own queue. Where a test is about a task on a worker, it waits with
-// lumen::wait, which leaves the task to the workers, before reading the value.
-template <class T>
-decltype(auto) get_from_workers(const lumen::ObjectRef<T>& r) {
-  lumen::wait(std::vector<lumen::ObjectRef<T>>{r}, 1);
-  return lumen::get(r);
-}
 
 bool same(const Refs& a, const Refs& b) {
   if (a.size() != b.size()) return false;
@@ -106,7 +77,7 @@ TEST_CASE("wait inside a task") {
     auto w = lumen::wait(refs, 2, 30ms);  // times out with one ready
     return static_cast<int>(w.ready.size() * 10 + w.not_ready.size());
   });
-  CHECK(get_from_workers(timed) == 11);
+  CHECK(lumen::get(timed) == 11);
   auto untimed = lumen::submit([refs] {
     auto w = lumen::wait(refs, 2);  // returns once the gate opens
     return static_cast<int>(w.ready.size() * 10 + w.not_ready.size());
@@ -115,7 +86,7 @@ TEST_CASE("wait inside a task") {
     std::this_thread::sleep_for(20ms);
     gate.open(1);
   });
-  CHECK(get_from_workers(untimed) == 20);
+  CHECK(lumen::get(untimed) == 20);
   opener.join();
 }
 
