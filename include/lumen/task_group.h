@@ -35,6 +35,7 @@ class task_group {
         owner_(detail::current_context()),
         worker_(detail::worker_of(*sched_)) {}
   ~task_group() {
+    if (spawned_ == inline_done_ && remote_.load(std::memory_order_acquire) == 0) return;  // waited already
     try {
       wait();
     } catch (...) {  // the destructor cannot throw; call wait() to see children's errors
@@ -57,8 +58,10 @@ class task_group {
   }
 
   void wait() {
-    while (detail::Task* t = worker_ != nullptr ? detail::pop_own_if(*worker_, this)
-                                                : detail::pop_group_child(*sched_, this)) {
+    // Each pop costs a fence; stop once every child the owner spawned has run here.
+    while (spawned_ != inline_done_) {
+      detail::Task* t = worker_ != nullptr ? detail::pop_own_if(*worker_, this) : detail::pop_group_child(*sched_, this);
+      if (t == nullptr) break;
       auto* c = static_cast<ChildBase*>(t);
       c->execute(c);
       ++inline_done_;
