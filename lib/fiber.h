@@ -27,7 +27,6 @@ class Worker;
 
 struct Fiber : MpscNode {  // MpscNode: a parked fiber made runnable waits in its worker's resume queue
   boost::context::fiber context;  // the suspended continuation; empty while the fiber runs
-  Worker* worker = nullptr;       // fibers never change worker (docs/internals.md, "Pinned fibers")
   bool native = false;            // the worker thread's own stack
   bool quit = false;              // set when the pool trims this fiber
 
@@ -49,7 +48,6 @@ class StackPool {
 
   boost::context::stack_context take();
   void give_back(boost::context::stack_context s) noexcept;
-  std::size_t stack_size() const noexcept { return size_; }
 
  private:
   std::size_t size_;  // usable bytes, a multiple of the page size

@@ -47,7 +47,6 @@ class Worker {
   void push(Task* t) { deque_.push(t); }
   void park(void (*commit)(void*, Wakeup), void* arg);
   Task* pop_own_if(const void* group) noexcept;
-  Fiber* current_fiber() const noexcept { return current_; }
 
   bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept;
 
@@ -58,7 +57,6 @@ class Worker {
   std::size_t queued() const noexcept { return deque_.size_hint(); }
 
   Scheduler& scheduler() noexcept { return sched_; }
-  unsigned index() const noexcept { return index_; }
 
   // Sleeping: 1 while parked in Scheduler::sleep.
   std::atomic<std::uint32_t> sleep_state{0};
@@ -121,7 +119,6 @@ class Scheduler {
   // The oldest task of the calling thread's own queue, if it belongs to `group`.
   Task* take_own_external_if(const void* group) noexcept;
   bool external_nonempty() const noexcept;
-  bool injection_nonempty() const noexcept { return injection_.nonempty_hint(); }
   void push_priority(Task* t, int priority);
   Task* take_priority() noexcept;
   bool priority_nonempty() const noexcept { return priority_count_.load(std::memory_order_relaxed) != 0; }

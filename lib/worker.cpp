@@ -23,7 +23,6 @@ __attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber = 
 Worker::Worker(Scheduler& s, unsigned index)
     : sched_(s), index_(index), rng_(0x9E3779B97F4A7C15ull * (index + 1)) {
   native_.native = true;
-  native_.worker = this;
   idle_fibers_.reserve(64);
 }
 
@@ -208,7 +207,6 @@ Fiber* Worker::take_idle_fiber() {
 
 Fiber* Worker::new_fiber() {
   auto* f = new Fiber;
-  f->worker = this;
   f->tsan_fiber = create_tsan_fiber();
   f->context = boost::context::fiber(std::allocator_arg, PooledStack{&sched_.stacks(), f},
                                      [this, f](boost::context::fiber&&) -> boost::context::fiber {
