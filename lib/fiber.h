@@ -23,8 +23,6 @@
 
 namespace lumen::detail {
 
-class Worker;
-
 struct Fiber : MpscNode {  // MpscNode: a parked fiber made runnable waits in its worker's resume queue
   boost::context::fiber context;  // the suspended continuation; empty while the fiber runs
   bool native = false;            // the worker thread's own stack
