@@ -185,44 +185,36 @@ TEST_CASE("idle workers park") {
   CHECK(lumen::get(lumen::submit([] { return 3; })) == 3);
 }
 
+// Runs 8 tasks on a runtime with one "gpu", each claiming it while it runs `hold`; checks
+// every result and returns the most tasks seen holding it at once.
+template <class Hold>
+int max_gpu_holders(unsigned workers, Hold hold) {
+  lumen::Runtime rt{lumen::Config{.workers = workers, .resources = {{"gpu", 1}}}};
+  std::atomic<int> holders{0};
+  std::atomic<int> max_holders{0};
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 8; ++i) {
+    refs.push_back(lumen::task([&, i] {
+                     note_max(max_holders, holders.fetch_add(1) + 1);
+                     hold();
+                     holders.fetch_sub(1);
+                     return i;
+                   })
+                       .resources({{"gpu", 1}})
+                       .submit());
+  }
+  for (int i = 0; i < 8; ++i) CHECK(lumen::get(refs[static_cast<std::size_t>(i)]) == i);
+  return max_holders.load();
+}
+
 // A resource with capacity 1 lets one task hold it at a time, even when holders block.
 TEST_CASE("resources limit concurrency") {
   SUBCASE("two workers, tasks that keep their thread") {
-    lumen::Runtime rt{lumen::Config{.workers = 2, .resources = {{"gpu", 1}}}};
-    std::atomic<int> holders{0};
-    std::atomic<int> max_holders{0};
-    std::vector<lumen::ObjectRef<int>> refs;
-    for (int i = 0; i < 8; ++i) {
-      refs.push_back(lumen::task([&, i] {
-                       note_max(max_holders, holders.fetch_add(1) + 1);
-                       std::this_thread::sleep_for(2ms);
-                       holders.fetch_sub(1);
-                       return i;
-                     })
-                         .resources({{"gpu", 1}})
-                         .submit());
-    }
-    for (int i = 0; i < 8; ++i) CHECK(lumen::get(refs[static_cast<std::size_t>(i)]) == i);
-    CHECK(max_holders.load() == 1);
+    CHECK(max_gpu_holders(2, [] { std::this_thread::sleep_for(2ms); }) == 1);
   }
 
   SUBCASE("one worker, holders that park in a blocking call") {
-    lumen::Runtime rt{lumen::Config{.workers = 1, .resources = {{"gpu", 1}}}};
-    std::atomic<int> holders{0};
-    std::atomic<int> max_holders{0};
-    std::vector<lumen::ObjectRef<int>> refs;
-    for (int i = 0; i < 8; ++i) {
-      refs.push_back(lumen::task([&, i] {
-                       note_max(max_holders, holders.fetch_add(1) + 1);
-                       lumen::blocking([] { std::this_thread::sleep_for(2ms); });
-                       holders.fetch_sub(1);
-                       return i;
-                     })
-                         .resources({{"gpu", 1}})
-                         .submit());
-    }
-    for (int i = 0; i < 8; ++i) CHECK(lumen::get(refs[static_cast<std::size_t>(i)]) == i);
-    CHECK(max_holders.load() == 1);
+    CHECK(max_gpu_holders(1, [] { lumen::blocking([] { std::this_thread::sleep_for(2ms); }); }) == 1);
   }
 
   SUBCASE("capacity 2 on four workers") {
