@@ -27,6 +27,7 @@ struct Fiber : MpscNode {  // MpscNode: a parked fiber made runnable waits in it
   boost::context::fiber context;  // the suspended continuation; empty while the fiber runs
   bool native = false;            // the worker thread's own stack
   bool quit = false;              // set when the pool trims this fiber
+  void* local = nullptr;          // fiber_local(): follows the task across parks
 
   // For AddressSanitizer: the stack's bounds, and the fake stack saved while suspended.
   const void* stack_bottom = nullptr;

@@ -21,6 +21,12 @@ std::string exception_type_name() {
 }
 
 std::string describe(std::exception_ptr error, const std::string& task_name) {
+  return "task '" + (task_name.empty() ? std::string("<unnamed>") : task_name) + "' failed: " + describe_exception(error);
+}
+
+}  // namespace
+
+std::string describe_exception(std::exception_ptr error) {
   std::string what;
   std::string type;
   try {
@@ -31,12 +37,8 @@ std::string describe(std::exception_ptr error, const std::string& task_name) {
   } catch (...) {
     type = exception_type_name();
   }
-  std::string out = "task '" + (task_name.empty() ? std::string("<unnamed>") : task_name) + "' failed: " + type;
-  if (!what.empty()) out += ": " + what;
-  return out;
+  return what.empty() ? type : type + ": " + what;
 }
-
-}  // namespace
 
 Failure* make_failure(std::exception_ptr error, const std::string& task_name) {
   auto* f = new Failure;

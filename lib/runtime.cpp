@@ -93,6 +93,16 @@ void end_task(Scheduler& s) noexcept {
   }
 }
 
+void begin_nested_task(Scheduler& s) noexcept {
+  Worker* w = this_worker();
+  if (w != nullptr && &w->scheduler() == &s) {
+    w->created.add();
+  } else {
+    s.begin_nested_external_task();
+  }
+}
+
+void spawn_yield(Scheduler& s, Task* t) noexcept { s.inject(t); }
 
 ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count) { return s.demand(name, count); }
 

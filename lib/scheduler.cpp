@@ -1,5 +1,6 @@
 #include "scheduler.h"
 
+#include "actor_directory.h"
 #include <algorithm>
 #include <cmath>
 
@@ -41,6 +42,9 @@ Scheduler::~Scheduler() {
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(1000));
   }
+  // Actors that are still referenced end with their runtime: their instances are destroyed
+  // here, on this thread, and later calls through their handles fail with actor_died.
+  ActorDirectory::instance().end_runtime(*this);
   exiting_.store(true, std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lock(idle_mutex_);
@@ -426,6 +430,7 @@ Stats Scheduler::stats() const {
     std::lock_guard<std::mutex> lock(blocking_mutex_);
     s.blocking_threads = blocking_threads_.size();
   }
+  ActorDirectory::instance().add_stats(*this, s);
   return s;
 }
 

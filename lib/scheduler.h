@@ -134,6 +134,7 @@ class Scheduler {
 
   // Task accounting.
   void begin_external_task();
+  void begin_nested_external_task() noexcept { external_created_.fetch_add(1, std::memory_order_seq_cst); }
   void end_external_task() noexcept { external_finished_.fetch_add(1, std::memory_order_release); }
   bool quiescent() const noexcept;
 

@@ -20,6 +20,12 @@ inline void cpu_relax() noexcept { _mm_pause(); }
 __attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber = nullptr;
 
+void*& fiber_local() noexcept {
+  thread_local void* thread_word = nullptr;
+  if (tls_fiber == nullptr) return thread_word;
+  return const_cast<Fiber*>(static_cast<const Fiber*>(tls_fiber))->local;
+}
+
 Worker::Worker(Scheduler& s, unsigned index)
     : sched_(s), index_(index), rng_(0x9E3779B97F4A7C15ull * (index + 1)) {
   native_.native = true;

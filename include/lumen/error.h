@@ -35,6 +35,13 @@ class usage_error : public error {
   using error::error;
 };
 
+// A call to an actor that has ended: killed, stopped by exit_actor(), failed in its
+// constructor, or gone with its runtime. what() says which actor and why.
+class actor_died : public error {
+ public:
+  using error::error;
+};
+
 // Describes a failed task: its name, and the exception it threw (or that a dependency threw).
 class task_error : public error {
  public:

@@ -1,6 +1,7 @@
 // lumen: Ray's programming model in one process, on a work-stealing scheduler with fibers.
 #pragma once
 
+#include "lumen/actor.h"
 #include "lumen/error.h"
 #include "lumen/object_ref.h"
 #include "lumen/runtime.h"

@@ -56,6 +56,9 @@ struct Stats {
   std::vector<std::size_t> queue_lengths;  // tasks queued on each worker
   bool injection_queued = false;           // tasks from other threads not yet taken
   std::size_t blocking_threads = 0;        // threads started for lumen::blocking
+  std::uint64_t actors_alive = 0;          // actors not ended (restarting ones count)
+  std::uint64_t actor_calls_queued = 0;    // calls queued or running
+  std::uint64_t actor_calls_executed = 0;  // calls whose method ran
 };
 
 class Runtime {

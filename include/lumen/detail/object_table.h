@@ -44,6 +44,8 @@ struct Failure {
 };
 
 Failure* make_failure(std::exception_ptr error, const std::string& task_name);
+// "<exception type>: <what()>".
+std::string describe_exception(std::exception_ptr error);
 inline void retain(Failure* f) noexcept { f->refs.fetch_add(1, std::memory_order_relaxed); }
 void release(Failure* f) noexcept;
 

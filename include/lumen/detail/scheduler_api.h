@@ -47,6 +47,12 @@ void spawn_blocking(Scheduler& s, Task* t);
 // shutdown_error when a thread that is not a worker submits to a stopping runtime.
 void begin_task(Scheduler& s);
 void end_task(Scheduler& s) noexcept;
+// Counts a task started on behalf of one that is already counted and not finished (so the
+// runtime cannot be past its shutdown wait): never throws.
+void begin_nested_task(Scheduler& s) noexcept;
+// Queues t behind the work already waiting in the runtime's shared queue: for a task that
+// yields after a long turn, so that it does not run again before older work.
+void spawn_yield(Scheduler& s, Task* t) noexcept;
 
 // Resources: named counts declared in Config::resources.
 struct ResourceDemand {
@@ -77,6 +83,10 @@ inline const void* current_context() noexcept {
   const void* f = tls_fiber;
   return f != nullptr ? f : &tls_fiber;
 }
+// One word that belongs to the running fiber (on a worker) or thread (elsewhere). A task that
+// parks finds it as it left it, whatever other tasks did on the worker meanwhile; a
+// thread_local would not. Whoever sets it restores the old value before it returns.
+void*& fiber_local() noexcept;
 // Counts one finished task_group child run by the worker loop. The worker adds up
 // consecutive completions for one group and calls flush(group, n) once, before it runs
 // anything else, parks or sleeps. Returns false (count it yourself) when not run by the loop.

@@ -1,0 +1,177 @@
+// The shared state of one actor: its mailbox, its instance and its fault state. Handles,
+// the name directory and the actor's own drain task hold counted references to it.
+//
+// Scheduling: an actor with queued calls is one task on the scheduler (the core itself) that
+// pops its mailbox and runs the calls in order. `scheduled` is true from the moment someone
+// queues that task until the task has seen the mailbox empty; a caller that pushes a call and
+// sees `scheduled` already set does nothing more. The drain task clears `scheduled` and then
+// looks at the mailbox again, and a caller pushes and then looks at `scheduled` (all seq_cst),
+// so a call is never left behind with no task to run it.
+//
+// Faults: the drain task alone constructs, destroys and restarts the instance, and only while
+// no call runs. kill() pushes a marker into the mailbox; the calls ahead of the marker are the
+// ones pending at the kill.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+#include <typeinfo>
+
+#include "lumen/detail/mpsc_queue.h"
+#include "lumen/detail/object_table.h"
+#include "lumen/detail/scheduler_api.h"
+
+namespace lumen::detail {
+
+class ActorCore;
+
+// One method call waiting in a mailbox. Allocated by the caller; freed by whoever resolves
+// its result. An entry with no result is a kill marker.
+struct ActorCall : Task {
+  enum class End { served, actor_exit };
+
+  ObjectSlot* result = nullptr;  // held through the writer bit until the call resolves it
+  int replays_left = 0;          // times it may run again on a restarted instance (-1: always)
+  bool no_restart = false;       // for a kill marker: kill(no_restart)
+  ActorCore* actor = nullptr;    // set when the call runs as a task of its own
+  // Runs the method on `instance`, resolves the result and frees the call. Reports whether
+  // the method asked the actor to end (exit_actor()).
+  End (*invoke)(ActorCall*, void* instance) noexcept = nullptr;
+  // Fails the result with f (taking one reference of f) and frees the call, unrun.
+  void (*abandon)(ActorCall*, Failure* f) noexcept = nullptr;
+};
+
+// What the actor's type knows how to do, behind plain function pointers so that the drain
+// loop is compiled once, in the library.
+struct ActorSpec {
+  const std::type_info* type = nullptr;
+  void* (*construct)(ActorCore*) = nullptr;  // from the stored arguments; throws what T's constructor throws
+  void (*destroy_instance)(void*) noexcept = nullptr;
+  void (*free_core)(ActorCore*) noexcept = nullptr;
+  // Only for types with checkpoint() and restore(): saves the instance's state after a call,
+  // and gives it back to a restarted instance.
+  void (*save)(ActorCore*, void* instance) = nullptr;
+  void (*restore)(ActorCore*, void* instance) = nullptr;
+};
+
+struct ActorSettings {
+  std::string name;
+  int max_concurrency = 1;
+  int max_restarts = 0;
+  int max_task_retries = 0;
+  int checkpoint_interval = 1;
+};
+
+// The actor a call runs for, per fiber (fiber_local()): what exit_actor() and
+// actor_restarted() look at.
+struct ActorContext {
+  ActorCore* actor = nullptr;
+  bool restarted = false;
+  bool exit_requested = false;
+  ObjectSlot* exit_result = nullptr;  // the result of a call that ended the actor, still pending
+};
+ActorContext* current_actor_context() noexcept;
+
+// Thrown by exit_actor() to unwind the method; the call that catches it ends the actor.
+// Not a std::exception, so that `catch (const std::exception&)` in the method lets it pass.
+struct actor_exit_request {};
+
+class ActorCore : public Task {
+ public:
+  // Takes the name (if any) before returning: throws usage_error when it is taken. Queues
+  // the construction of the instance. The caller holds the one reference it returns with.
+  void start();
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+  }
+
+  bool dead() const noexcept { return state_.load(std::memory_order_acquire) == State::dead; }
+  // The failure every call to a dead actor resolves to (one new reference).
+  Failure* death() const noexcept;
+  Scheduler& scheduler() const noexcept { return *sched_; }
+  const ActorSettings& settings() const noexcept { return settings_; }
+  std::uint64_t id() const noexcept { return id_; }
+  const ActorSpec& spec() const noexcept { return *spec_; }
+
+  // A counted call (begin_task done) into the mailbox; schedules the drain task if needed.
+  void enqueue(ActorCall* c) noexcept {
+    c->replays_left = settings_.max_task_retries;
+    enqueued_.fetch_add(1, std::memory_order_relaxed);
+    mailbox_.push(c);
+    if (!scheduled_.load(std::memory_order_seq_cst)) schedule();
+  }
+  void kill(bool no_restart);
+  // A failure saying that this actor died, and why (one reference).
+  Failure* death_notice(const std::string& why) const;
+
+  // For stats.
+  std::uint64_t calls_queued() const noexcept;
+  std::uint64_t calls_executed() const noexcept { return executed_.load(std::memory_order_relaxed); }
+  // Before a call publishes its result, so that whoever sees the result sees it counted.
+  void count_executed() noexcept { executed_.fetch_add(1, std::memory_order_relaxed); }
+  // Marks the actor dead because its runtime ends, and destroys the instance. The runtime
+  // has no running task then.
+  void end_with_runtime() noexcept;
+
+ protected:
+  ActorCore(Scheduler& s, const ActorSpec& spec, ActorSettings settings);
+  ~ActorCore() = default;
+
+ private:
+  enum class State : std::uint32_t { starting, alive, dead };
+
+  static void run_drain(Task* t) noexcept;
+  static void run_call(Task* t) noexcept;
+  void schedule() noexcept;
+  bool step(unsigned& budget) noexcept;
+  bool can_progress() const noexcept;
+  void construct() noexcept;
+  void serve(ActorCall* c) noexcept;
+  void dispatch(ActorCall* c) noexcept;
+  void after_success() noexcept;
+  ActorCall* next_call() noexcept;
+  void push_replay_front(MpscNode* first, MpscNode* last) noexcept;
+  enum class Pending { none, until_marker, all_visible };
+  void end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result = nullptr) noexcept;
+  void destroy() noexcept;
+
+  // What callers touch.
+  MpscQueue mailbox_;
+  alignas(64) std::atomic<bool> scheduled_{false};
+  std::atomic<State> state_{State::starting};
+  std::atomic<std::uint64_t> enqueued_{0};
+  std::atomic<std::int64_t> refs_{1};
+
+  // What the drain task and the calls it runs touch.
+  alignas(64) std::atomic<int> running_{0};                  // calls running as tasks (max_concurrency > 1)
+  std::atomic<std::uint64_t> kills_requested_{0};  // markers pushed
+  std::atomic<std::uint64_t> kills_handled_{0};    // markers taken off the mailbox
+  std::atomic<bool> end_requested_{false};        // exit_actor() in a call that ran as a task
+  std::mutex exit_results_mutex_;
+  std::vector<ObjectSlot*> exit_results_;         // their results, failed once the actor has ended
+  bool constructed_once_ = false;
+  std::atomic<std::uint64_t> executed_{0};
+  std::atomic<std::uint64_t> failed_unrun_{0};
+  MpscNode* replay_head_ = nullptr;               // calls to run again after a restart, in order
+  MpscNode* replay_tail_ = nullptr;
+  std::atomic<bool> has_replays_{false};
+  void* instance_ = nullptr;
+  int restarts_used_ = 0;
+  int calls_since_save_ = 0;
+  std::atomic<Failure*> death_{nullptr};
+
+  Scheduler* sched_;
+  const ActorSpec* spec_;
+  ActorSettings settings_;
+  std::uint64_t id_;
+  bool named_ = false;
+
+  friend class ActorDirectory;
+};
+
+}  // namespace lumen::detail

@@ -1,0 +1,498 @@
+// The actor's drain task, its fault handling, and the directory of live actors.
+#include <thread>
+#include <vector>
+
+#include "actor_directory.h"
+#include "lumen/actor.h"
+#include "lumen/error.h"
+#include "scheduler.h"
+
+namespace lumen {
+
+void exit_actor() {
+  detail::ActorContext* ctx = detail::current_actor_context();
+  if (ctx == nullptr) throw usage_error("lumen: exit_actor() called outside an actor's method");
+  ctx->exit_requested = true;
+  throw detail::actor_exit_request{};
+}
+
+bool actor_restarted() noexcept {
+  detail::ActorContext* ctx = detail::current_actor_context();
+  return ctx != nullptr && ctx->restarted;
+}
+
+}  // namespace lumen
+
+namespace lumen::detail {
+
+namespace {
+
+std::atomic<std::uint64_t> next_actor_id{1};
+
+// Calls one drain task runs before it lets other work have the worker.
+constexpr unsigned kDrainBatch = 256;
+
+// Sets the fiber's actor context for the length of one call (or construction).
+class ContextScope {
+ public:
+  explicit ContextScope(ActorContext* ctx) : word_(fiber_local()), saved_(word_) { word_ = ctx; }
+  ~ContextScope() { word_ = saved_; }
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+ private:
+  void*& word_;  // the fiber's own word: still the right one after the call parks
+  void* saved_;
+};
+
+}  // namespace
+
+ActorContext* current_actor_context() noexcept { return static_cast<ActorContext*>(fiber_local()); }
+
+void validate(const ActorSettings& s) {
+  if (s.max_concurrency < 1) throw usage_error("lumen: ActorOptions::max_concurrency must be at least 1");
+  if (s.max_restarts < -1) throw usage_error("lumen: ActorOptions::max_restarts must be -1 (no limit) or more");
+  if (s.max_task_retries < -1) throw usage_error("lumen: ActorOptions::max_task_retries must be -1 (always) or more");
+  if (s.checkpoint_interval < 1) throw usage_error("lumen: ActorOptions::checkpoint_interval must be at least 1");
+}
+
+ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::type_info& type) {
+  return ActorDirectory::instance().find(s, name, type);
+}
+
+// ---- the core -----------------------------------------------------------------------------
+
+ActorCore::ActorCore(Scheduler& s, const ActorSpec& spec, ActorSettings settings)
+    : sched_(&s), spec_(&spec), settings_(std::move(settings)), id_(next_actor_id.fetch_add(1)) {
+  run = &run_drain;
+}
+
+void ActorCore::start() {
+  begin_task(*sched_);  // the construction, counted until it has run
+  try {
+    ActorDirectory::instance().add(this);
+  } catch (...) {
+    end_task(*sched_);
+    throw;
+  }
+  schedule();
+}
+
+Failure* ActorCore::death() const noexcept {
+  Failure* f = death_.load(std::memory_order_acquire);
+  retain(f);
+  return f;
+}
+
+Failure* ActorCore::death_notice(const std::string& why) const {
+  std::string who = settings_.name.empty() ? "actor #" + std::to_string(id_) : "actor '" + settings_.name + "'";
+  auto* f = make_failure(std::make_exception_ptr(actor_died("lumen: " + who + " died: " + why)), settings_.name);
+  return f;
+}
+
+std::uint64_t ActorCore::calls_queued() const noexcept {
+  std::uint64_t in = enqueued_.load(std::memory_order_relaxed);
+  std::uint64_t out = executed_.load(std::memory_order_relaxed) + failed_unrun_.load(std::memory_order_relaxed);
+  return in > out ? in - out : 0;
+}
+
+void ActorCore::schedule() noexcept {
+  bool expected = false;
+  if (!scheduled_.compare_exchange_strong(expected, true, std::memory_order_seq_cst)) return;
+  add_ref();
+  begin_nested_task(*sched_);  // whoever schedules holds a counted call, marker or construction
+  spawn(*sched_, this);
+}
+
+void ActorCore::kill(bool no_restart) {
+  if (dead()) return;
+  begin_task(*sched_);
+  auto* marker = create<ActorCall>();
+  marker->no_restart = no_restart;
+  mailbox_.push(marker);
+  kills_requested_.fetch_add(1, std::memory_order_seq_cst);
+  schedule();
+}
+
+bool ActorCore::can_progress() const noexcept {
+  bool ending = kills_requested_.load(std::memory_order_seq_cst) > kills_handled_.load(std::memory_order_relaxed) ||
+                end_requested_.load(std::memory_order_seq_cst);
+  int running = running_.load(std::memory_order_seq_cst);
+  if (ending) return running == 0;
+  if (state_.load(std::memory_order_relaxed) == State::starting) return true;
+  return (mailbox_.nonempty_hint() || has_replays_.load(std::memory_order_relaxed)) &&
+         running < settings_.max_concurrency;
+}
+
+void ActorCore::run_drain(Task* t) noexcept {
+  auto* a = static_cast<ActorCore*>(t);
+  unsigned budget = kDrainBatch;
+  for (;;) {
+    if (a->step(budget)) {
+      if (budget == 0) return spawn_yield(*a->sched_, a);  // still scheduled, still counted
+      continue;
+    }
+    a->scheduled_.store(false, std::memory_order_seq_cst);
+    if (a->can_progress()) {
+      bool expected = false;
+      if (a->scheduled_.compare_exchange_strong(expected, true, std::memory_order_seq_cst)) continue;
+    }
+    Scheduler& s = *a->sched_;
+    a->release();
+    end_task(s);
+    return;
+  }
+}
+
+// One unit of progress: a kill, an end, a construction, or one call. False when there is
+// nothing to do now.
+bool ActorCore::step(unsigned& budget) noexcept {
+  State state = state_.load(std::memory_order_relaxed);
+  if (state == State::dead) {  // what is left fails, or is a kill that has nothing to kill
+    ActorCall* c = next_call();
+    if (c == nullptr) return false;
+    --budget;
+    if (c->invoke == nullptr) {
+      kills_handled_.fetch_add(1, std::memory_order_relaxed);
+      detail::destroy(c);
+    } else {
+      c->abandon(c, death());
+      failed_unrun_.fetch_add(1, std::memory_order_relaxed);
+    }
+    end_task(*sched_);
+    return true;
+  }
+  bool kill_pending = kills_requested_.load(std::memory_order_acquire) > kills_handled_.load(std::memory_order_relaxed);
+  if (kill_pending || end_requested_.load(std::memory_order_acquire)) {
+    if (running_.load(std::memory_order_seq_cst) != 0) return false;  // the last call to finish reschedules
+    end_requested_.store(false, std::memory_order_relaxed);  // a kill covers an exit
+    std::vector<ObjectSlot*> exits;
+    {
+      std::lock_guard<std::mutex> lock(exit_results_mutex_);
+      exits.swap(exit_results_);
+    }
+    Failure* exit_reason = exits.empty() && kill_pending ? nullptr : death_notice("exit_actor() was called");
+    if (kill_pending) {
+      end_instance(death_notice("it was killed"), false, Pending::until_marker);
+    } else {
+      retain(exit_reason);
+      end_instance(exit_reason, false, Pending::all_visible);
+    }
+    for (ObjectSlot* out : exits) {
+      retain(exit_reason);
+      ObjectTable::instance().fail(out, exit_reason, true);
+    }
+    if (exit_reason != nullptr) detail::release(exit_reason);
+    return true;
+  }
+  if (state == State::starting) {
+    construct();
+    return true;
+  }
+  if (settings_.max_concurrency > 1 && running_.load(std::memory_order_seq_cst) >= settings_.max_concurrency)
+    return false;
+  ActorCall* c = next_call();
+  if (c == nullptr) return false;
+  --budget;
+  if (c->invoke == nullptr) {  // a kill marker taken before its request was counted
+    kills_handled_.fetch_add(1, std::memory_order_relaxed);
+    bool no_restart = c->no_restart;
+    detail::destroy(c);
+    end_task(*sched_);
+    end_instance(death_notice("it was killed"), no_restart, Pending::none);
+  } else if (settings_.max_concurrency == 1) {
+    serve(c);
+  } else {
+    dispatch(c);
+  }
+  return true;
+}
+
+ActorCall* ActorCore::next_call() noexcept {
+  if (replay_head_ != nullptr) {
+    MpscNode* n = replay_head_;
+    replay_head_ = n->next.load(std::memory_order_relaxed);
+    if (replay_head_ == nullptr) {
+      replay_tail_ = nullptr;
+      has_replays_.store(false, std::memory_order_relaxed);
+    }
+    return static_cast<ActorCall*>(static_cast<Task*>(n));
+  }
+  MpscNode* n = mailbox_.pop();
+  return n != nullptr ? static_cast<ActorCall*>(static_cast<Task*>(n)) : nullptr;
+}
+
+void ActorCore::push_replay_front(MpscNode* first, MpscNode* last) noexcept {
+  if (first == nullptr) return;
+  last->next.store(replay_head_, std::memory_order_relaxed);
+  if (replay_head_ == nullptr) replay_tail_ = last;
+  replay_head_ = first;
+  has_replays_.store(true, std::memory_order_relaxed);
+}
+
+void ActorCore::construct() noexcept {
+  bool restarted = restarts_used_ > 0;
+  ActorContext ctx{this, restarted, false};
+  void* instance = nullptr;
+  std::exception_ptr error;
+  {
+    ContextScope scope(&ctx);
+    try {
+      instance = spec_->construct(this);
+      if (restarted && spec_->restore != nullptr) spec_->restore(this, instance);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  if (error != nullptr && instance != nullptr) {  // restore() threw
+    spec_->destroy_instance(instance);
+    instance = nullptr;
+  }
+  bool first = !constructed_once_;
+  constructed_once_ = true;
+  if (error == nullptr) {
+    instance_ = instance;
+    state_.store(State::alive, std::memory_order_release);
+  } else {
+    end_instance(death_notice("its constructor threw " + describe_exception(error)), false, Pending::all_visible);
+  }
+  if (first) end_task(*sched_);
+}
+
+void ActorCore::serve(ActorCall* c) noexcept {
+  ActorContext ctx{this, restarts_used_ > 0, false};
+  ActorCall::End end;
+  {
+    ContextScope scope(&ctx);
+    end = c->invoke(c, instance_);
+  }
+  if (end == ActorCall::End::actor_exit) {
+    end_instance(death_notice("exit_actor() was called"), false, Pending::all_visible, ctx.exit_result);
+  } else {
+    after_success();
+  }
+  end_task(*sched_);
+}
+
+// A call that ended without asking the actor to end: time for a checkpoint, perhaps.
+void ActorCore::after_success() noexcept {
+  if (spec_->save == nullptr || ++calls_since_save_ < settings_.checkpoint_interval) return;
+  calls_since_save_ = 0;
+  try {
+    spec_->save(this, instance_);
+  } catch (...) {  // a checkpoint() that throws leaves the previous checkpoint in place
+  }
+}
+
+void ActorCore::dispatch(ActorCall* c) noexcept {
+  c->actor = this;
+  c->run = &run_call;
+  c->group = nullptr;
+  add_ref();
+  running_.fetch_add(1, std::memory_order_seq_cst);
+  spawn(*sched_, c);
+}
+
+void ActorCore::run_call(Task* t) noexcept {
+  auto* c = static_cast<ActorCall*>(t);
+  ActorCore* a = c->actor;
+  ActorContext ctx{a, a->restarts_used_ > 0, false};
+  ActorCall::End end;
+  {
+    ContextScope scope(&ctx);
+    end = c->invoke(c, a->instance_);
+  }
+  if (end == ActorCall::End::actor_exit) {
+    {
+      std::lock_guard<std::mutex> lock(a->exit_results_mutex_);
+      a->exit_results_.push_back(ctx.exit_result);
+    }
+    a->end_requested_.store(true, std::memory_order_seq_cst);
+  }
+  a->running_.fetch_sub(1, std::memory_order_seq_cst);
+  if (a->can_progress()) a->schedule();
+  Scheduler& s = *a->sched_;
+  a->release();
+  end_task(s);  // the call's count, held until the drain task is rescheduled
+}
+
+// Ends the current instance (if any) and decides between a restart and death. The calls that
+// were pending (per `pending`) run again on the new instance as max_task_retries allows, or
+// fail with `reason`.
+void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result) noexcept {
+  if (instance_ != nullptr) {
+    spec_->destroy_instance(instance_);
+    instance_ = nullptr;
+  }
+  MpscNode* kept_head = nullptr;
+  MpscNode* kept_tail = nullptr;
+  auto keep = [&](MpscNode* n) {
+    n->next.store(nullptr, std::memory_order_relaxed);
+    if (kept_tail != nullptr) {
+      kept_tail->next.store(n, std::memory_order_relaxed);
+    } else {
+      kept_head = n;
+    }
+    kept_tail = n;
+  };
+  // The pending calls, in order; the decision to restart needs the kill marker's no_restart.
+  std::vector<ActorCall*> calls;
+  ActorCall* later_marker = nullptr;  // a kill that came after an exit: handled next
+  if (pending != Pending::none) {
+    for (;;) {
+      ActorCall* c = next_call();
+      if (c == nullptr) {
+        if (pending == Pending::all_visible) break;
+        std::this_thread::yield();  // the marker is pushed; a push ahead of it is linking up
+        continue;
+      }
+      if (c->invoke == nullptr) {
+        if (pending == Pending::until_marker) {
+          kills_handled_.fetch_add(1, std::memory_order_relaxed);
+          no_restart = no_restart || c->no_restart;
+          detail::destroy(c);
+          end_task(*sched_);
+          break;
+        }
+        later_marker = c;
+        break;
+      }
+      calls.push_back(c);
+    }
+  }
+  bool restart = !no_restart && (settings_.max_restarts < 0 || restarts_used_ < settings_.max_restarts);
+  // The new state first: whoever sees a pending call fail sees the actor dead (or restarting).
+  if (restart) {
+    ++restarts_used_;
+    state_.store(State::starting, std::memory_order_relaxed);
+  } else {
+    retain(reason);
+    death_.store(reason, std::memory_order_release);
+    state_.store(State::dead, std::memory_order_release);
+    if (!constructed_once_) {  // killed before it was built: the construction is settled too
+      constructed_once_ = true;
+      end_task(*sched_);
+    }
+    ActorDirectory::instance().unbind(this);
+  }
+  for (ActorCall* c : calls) {
+    if (restart && c->replays_left != 0) {
+      if (c->replays_left > 0) --c->replays_left;
+      keep(c);
+    } else {
+      retain(reason);
+      c->abandon(c, reason);
+      failed_unrun_.fetch_add(1, std::memory_order_relaxed);
+      end_task(*sched_);
+    }
+  }
+  if (later_marker != nullptr) keep(later_marker);
+  push_replay_front(kept_head, kept_tail);
+  if (exit_result != nullptr) {
+    retain(reason);
+    ObjectTable::instance().fail(exit_result, reason, true);
+  }
+  detail::release(reason);
+}
+
+void ActorCore::end_with_runtime() noexcept {
+  if (state_.load(std::memory_order_relaxed) != State::dead) {
+    if (instance_ != nullptr) {
+      spec_->destroy_instance(instance_);
+      instance_ = nullptr;
+    }
+    death_.store(death_notice("its runtime shut down"), std::memory_order_release);
+    state_.store(State::dead, std::memory_order_release);
+  }
+  sched_ = nullptr;  // calls to a dead actor never reach its scheduler
+}
+
+void ActorCore::destroy() noexcept {
+  if (instance_ != nullptr) spec_->destroy_instance(instance_);
+  if (Failure* f = death_.load(std::memory_order_relaxed)) detail::release(f);
+  ActorDirectory::instance().remove(this);
+  spec_->free_core(this);
+}
+
+// ---- the directory ------------------------------------------------------------------------
+
+ActorDirectory& ActorDirectory::instance() {
+  static auto* directory = new ActorDirectory;
+  return *directory;
+}
+
+void ActorDirectory::add(ActorCore* a) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!a->settings_.name.empty()) {
+    auto [it, inserted] = names_.try_emplace({a->sched_, a->settings_.name}, a);
+    if (!inserted) throw usage_error("lumen: an actor named '" + a->settings_.name + "' already exists");
+    a->named_ = true;
+    a->add_ref();
+  }
+  live_.insert(a);
+}
+
+void ActorDirectory::unbind(ActorCore* a) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!a->named_) return;
+    a->named_ = false;
+    names_.erase({a->sched_, a->settings_.name});
+  }
+  a->release();
+}
+
+void ActorDirectory::remove(ActorCore* a) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  live_.erase(a);
+  if (a->sched_ != nullptr) retired_calls_[a->sched_] += a->executed_.load(std::memory_order_relaxed);
+}
+
+ActorCore* ActorDirectory::find(const Scheduler& s, const std::string& name, const std::type_info& type) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = names_.find({&s, name});
+  if (it == names_.end()) return nullptr;
+  ActorCore* a = it->second;
+  if (*a->spec_->type != type) throw usage_error("lumen: actor '" + name + "' has another type than the one asked for");
+  a->add_ref();
+  return a;
+}
+
+void ActorDirectory::end_runtime(const Scheduler& s) noexcept {
+  std::vector<ActorCore*> ending;
+  std::vector<ActorCore*> named;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (ActorCore* a : live_) {
+      if (a->sched_ != &s) continue;
+      a->add_ref();
+      ending.push_back(a);
+      if (a->named_) {
+        a->named_ = false;
+        named.push_back(a);
+      }
+    }
+    for (auto it = names_.begin(); it != names_.end();) {
+      it = it->first.first == &s ? names_.erase(it) : std::next(it);
+    }
+    retired_calls_.erase(&s);
+  }
+  // Destructors run outside the lock: they may let go of handles to other actors.
+  for (ActorCore* a : ending) a->end_with_runtime();
+  for (ActorCore* a : named) a->release();
+  for (ActorCore* a : ending) a->release();
+}
+
+void ActorDirectory::add_stats(const Scheduler& s, Stats& out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = retired_calls_.find(&s);
+  out.actor_calls_executed = it != retired_calls_.end() ? it->second : 0;
+  for (ActorCore* a : live_) {
+    if (a->sched_ != &s) continue;
+    if (!a->dead()) ++out.actors_alive;
+    out.actor_calls_queued += a->calls_queued();
+    out.actor_calls_executed += a->calls_executed();
+  }
+}
+
+}  // namespace lumen::detail

@@ -1,0 +1,450 @@
+// Actors: ordered calls and their state, concurrency limits, names, lifetime, and the fault
+// model (kill, exit_actor, constructors and methods that throw, restarts and replays).
+#include <doctest/doctest.h>
+#include <lumen/lumen.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gate.h"
+
+namespace {
+
+#if defined(LUMEN_TEST_SANITIZED)
+constexpr int kCallsPerCaller = 2'000;
+#else
+constexpr int kCallsPerCaller = 20'000;
+#endif
+
+struct Counter {
+  explicit Counter(int start) : n(start) {}
+  int add(int k) { return n += k; }
+  int get() const { return n; }
+  void reset() { n = 0; }
+  int n;
+};
+
+// Records, per caller, the last sequence number seen; a call out of order is counted.
+struct OrderLog {
+  explicit OrderLog(int callers) : last(static_cast<std::size_t>(callers), -1) {}
+  void record(int caller, int seq) {
+    if (seq != last[static_cast<std::size_t>(caller)] + 1) ++out_of_order;
+    last[static_cast<std::size_t>(caller)] = seq;
+    ++calls;
+  }
+  std::vector<int> last;
+  int out_of_order = 0;
+  int calls = 0;
+};
+
+// Counts how many calls are inside a method at once.
+struct Overlap {
+  std::atomic<int> inside{0};
+  std::atomic<int> most{0};
+  void enter() {
+    int now = inside.fetch_add(1) + 1;
+    int seen = most.load();
+    while (now > seen && !most.compare_exchange_weak(seen, now)) {
+    }
+  }
+  void leave() { inside.fetch_sub(1); }
+};
+
+struct Tracked {
+  explicit Tracked(std::shared_ptr<std::atomic<int>> d) : destroyed(std::move(d)) {}
+  ~Tracked() { destroyed->fetch_add(1); }
+  int ping() { return 1; }
+  std::shared_ptr<std::atomic<int>> destroyed;
+};
+
+std::string died_message(const auto& ref) {
+  try {
+    lumen::get(ref);
+  } catch (const lumen::actor_died& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("calls see each other's effects, in order, with constructor arguments") {
+  for (unsigned workers : {1u, 2u}) {
+    lumen::Runtime rt(lumen::Config{.workers = workers});
+    lumen::ActorHandle<Counter> c = lumen::actor<Counter>(5);
+    std::vector<lumen::ObjectRef<int>> refs;
+    for (int i = 1; i <= 100; ++i) refs.push_back(c.call(&Counter::add, 1));
+    for (int i = 0; i < 100; ++i) CHECK(lumen::get(refs[static_cast<std::size_t>(i)]) == 6 + i);
+    CHECK(lumen::get(c.call(&Counter::get)) == 105);
+    lumen::ObjectRef<void> done = c.call(&Counter::reset);
+    lumen::get(done);
+    CHECK(lumen::get(c.call(&Counter::get)) == 0);
+  }
+}
+
+TEST_CASE("calls from many threads and tasks keep each caller's order") {
+  for (unsigned workers : {1u, 2u}) {
+    lumen::Runtime rt(lumen::Config{.workers = workers});
+    constexpr int kThreads = 3, kTasks = 3;
+    auto log = lumen::actor<OrderLog>(kThreads + kTasks);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([log, t] {
+        for (int i = 0; i < kCallsPerCaller; ++i) log.call(&OrderLog::record, t, i);
+      });
+    }
+    std::vector<lumen::ObjectRef<void>> tasks;
+    for (int t = kThreads; t < kThreads + kTasks; ++t) {
+      tasks.push_back(lumen::submit([log, t] {
+        for (int i = 0; i < kCallsPerCaller; ++i) log.call(&OrderLog::record, t, i);
+      }));
+    }
+    for (auto& th : threads) th.join();
+    for (auto& r : tasks) lumen::get(r);
+    auto summary = log.call([](OrderLog& l) { return std::make_pair(l.calls, l.out_of_order); });
+    auto [calls, out_of_order] = lumen::get(summary);
+    CHECK(calls == (kThreads + kTasks) * kCallsPerCaller);
+    CHECK(out_of_order == 0);
+  }
+}
+
+TEST_CASE("max_concurrency 1 never overlaps calls, even when they park") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto overlap = std::make_shared<Overlap>();
+  struct Serial {
+    std::shared_ptr<Overlap> o;
+    int work(lumen::ObjectRef<int> input) {
+      o->enter();
+      int v = lumen::get(lumen::submit([](int x) { return x + 1; }, input));  // parks this call
+      o->leave();
+      return v;
+    }
+  };
+  auto a = lumen::actor<Serial>(overlap);
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 200; ++i) refs.push_back(a.call(&Serial::work, lumen::put(i)));
+  for (int i = 0; i < 200; ++i) CHECK(lumen::get(refs[static_cast<std::size_t>(i)]) == i + 1);
+  CHECK(overlap->most.load() == 1);
+}
+
+TEST_CASE("max_concurrency above 1 runs calls at once") {
+  for (unsigned workers : {1u, 2u}) {
+    lumen::Runtime rt(lumen::Config{.workers = workers});
+    struct Rendezvous {
+      std::atomic<int> arrived{0};
+      // Waits (parked, not blocking the worker) until `n` calls are inside at once.
+      bool meet(int n) {
+        arrived.fetch_add(1);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (arrived.load() < n) {
+          if (std::chrono::steady_clock::now() > deadline) return false;
+          lumen::blocking([] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
+        }
+        return true;
+      }
+    };
+    auto a = lumen::actor<Rendezvous>(lumen::ActorOptions{.max_concurrency = 3});
+    std::vector<lumen::ObjectRef<bool>> refs;
+    for (int i = 0; i < 3; ++i) refs.push_back(a.call(&Rendezvous::meet, 3));
+    for (auto& r : refs) CHECK(lumen::get(r));
+  }
+}
+
+TEST_CASE("an actor waits on a call to itself when max_concurrency allows") {
+  lumen::Runtime rt(lumen::Config{.workers = 1});
+  struct Recursive {
+    lumen::ActorHandle<Recursive> self;
+    void set_self(lumen::ActorHandle<Recursive> h) { self = std::move(h); }
+    int depth(int n) { return n == 0 ? 0 : 1 + lumen::get(self.call(&Recursive::depth, n - 1)); }
+    void forget() { self = {}; }
+  };
+  auto a = lumen::actor<Recursive>(lumen::ActorOptions{.max_concurrency = 8});
+  lumen::get(a.call(&Recursive::set_self, a));  // calls of a concurrent actor have no set order
+  CHECK(lumen::get(a.call(&Recursive::depth, 5)) == 5);
+  lumen::get(a.call(&Recursive::forget));  // breaks the cycle the handle made
+}
+
+TEST_CASE("ObjectRef arguments, ObjectRef results, overloads and callables") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Calc {
+    int twice(int x) const { return 2 * x; }
+    double twice(double x) const { return 2 * x; }
+    lumen::ObjectRef<int> later(int x) const { return lumen::submit([x] { return x * 10; }); }
+    lumen::ObjectRef<std::string> text() const { return lumen::put(std::string("hello")); }
+    bool is_ready(lumen::ObjectRef<int> r) const { return r.valid(); }
+  };
+  auto c = lumen::actor<Calc>();
+  auto in = lumen::submit([] { return 21; });
+  lumen::ObjectRef<int> a = c.call(static_cast<int (Calc::*)(int) const>(&Calc::twice), in);
+  lumen::ObjectRef<double> b = c.call(static_cast<double (Calc::*)(double) const>(&Calc::twice), 1.5);
+  CHECK(lumen::get(a) == 42);
+  CHECK(lumen::get(b) == 3.0);
+  lumen::ObjectRef<int> flat = c.call(&Calc::later, 4);  // not ObjectRef<ObjectRef<int>>
+  CHECK(lumen::get(flat) == 40);
+  CHECK(lumen::get(c.call(&Calc::text)) == "hello");
+  CHECK(lumen::get(c.call(&Calc::is_ready, in)));
+  CHECK(lumen::get(c.call([](Calc& self, int x) { return self.twice(x) + 1; }, 3)) == 7);
+}
+
+TEST_CASE("a failed ObjectRef argument fails the call; the actor keeps serving") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto c = lumen::actor<Counter>(0);
+  auto bad = lumen::submit([]() -> int { throw std::out_of_range("no such index"); });
+  auto r = c.call(&Counter::add, bad);
+  CHECK_THROWS_AS(lumen::get(r), std::out_of_range);
+  CHECK(lumen::get(c.call(&Counter::add, 2)) == 2);
+}
+
+TEST_CASE("a method that throws fails only its own call") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Picky {
+    int n = 0;
+    int take(int k) {
+      if (k < 0) throw std::invalid_argument("negative");
+      return n += k;
+    }
+  };
+  auto p = lumen::actor<Picky>();
+  auto a = p.call(&Picky::take, 1);
+  auto b = p.call(&Picky::take, -1);
+  auto c = p.call(&Picky::take, 2);
+  CHECK(lumen::get(a) == 1);
+  CHECK_THROWS_AS(lumen::get(b), std::invalid_argument);
+  CHECK(lumen::get(c) == 3);
+  CHECK_FALSE(p.dead());
+}
+
+TEST_CASE("a constructor that throws ends the actor; its calls fail with actor_died") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Broken {
+    explicit Broken(int) { throw std::runtime_error("no config file"); }
+    int f() { return 1; }
+  };
+  auto b = lumen::actor<Broken>(1);
+  auto r = b.call(&Broken::f);
+  std::string msg = died_message(r);
+  CHECK(msg.find("constructor threw") != std::string::npos);
+  CHECK(msg.find("no config file") != std::string::npos);
+  CHECK(b.dead());
+  CHECK(!died_message(b.call(&Broken::f)).empty());
+}
+
+TEST_CASE("named actors: lookup, type check, taken names, name freed by kill") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto named = lumen::actor<Counter>(lumen::ActorOptions{.name = "hits", .max_concurrency = 1, .max_restarts = 2}, 0);
+  lumen::get(named.call(&Counter::add, 7));
+  std::optional<lumen::ActorHandle<Counter>> h = lumen::get_actor<Counter>("hits");
+  REQUIRE(h.has_value());
+  CHECK(*h == named);
+  CHECK(h->name() == "hits");
+  CHECK(lumen::get(h->call(&Counter::get)) == 7);
+  CHECK_FALSE(lumen::get_actor<Counter>("misses").has_value());
+  CHECK_THROWS_AS(lumen::get_actor<Tracked>("hits"), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::actor<Counter>(lumen::ActorOptions{.name = "hits"}, 1), lumen::usage_error);
+  named.kill();
+  // The kill is handled by the actor's task; once it is, the name is free again.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!named.dead() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(named.dead());
+  CHECK_FALSE(lumen::get_actor<Counter>("hits").has_value());
+  auto again = lumen::actor<Counter>(lumen::ActorOptions{.name = "hits"}, 100);
+  CHECK(lumen::get(again.call(&Counter::get)) == 100);
+}
+
+TEST_CASE("a named actor lives without handles until its runtime ends") {
+  auto destroyed = std::make_shared<std::atomic<int>>(0);
+  {
+    lumen::Runtime rt(lumen::Config{.workers = 1});
+    lumen::get(lumen::actor<Tracked>(lumen::ActorOptions{.name = "keeper"}, destroyed).call(&Tracked::ping));
+    CHECK(destroyed->load() == 0);
+    auto h = lumen::get_actor<Tracked>("keeper");
+    REQUIRE(h.has_value());
+    CHECK(lumen::get(h->call(&Tracked::ping)) == 1);
+  }
+  CHECK(destroyed->load() == 1);
+}
+
+TEST_CASE("kill fails pending calls; the running call finishes; later calls fail") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  Gate gate;
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  struct Slow {
+    std::shared_ptr<std::atomic<bool>> started;
+    int wait_for(lumen::ObjectRef<int> r) {
+      started->store(true);
+      return lumen::get(r);  // parks this call; the actor's other calls wait behind it
+    }
+    int f(int x) { return x; }
+  };
+  auto s = lumen::actor<Slow>(started);
+  auto blocked = s.call(&Slow::wait_for, gate.ref);
+  std::vector<lumen::ObjectRef<int>> pending;
+  for (int i = 0; i < 10; ++i) pending.push_back(s.call(&Slow::f, i));
+  while (!started->load()) std::this_thread::yield();
+  s.kill();
+  gate.open(5);
+  CHECK(lumen::get(blocked) == 5);
+  for (auto& r : pending) CHECK(died_message(r).find("killed") != std::string::npos);
+  CHECK(!died_message(s.call(&Slow::f, 3)).empty());
+  CHECK(s.dead());
+}
+
+TEST_CASE("exit_actor ends the actor; max_restarts rebuilds it from its arguments") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Phoenix {
+    explicit Phoenix(int s) : n(s) {}
+    int add(int k) { return n += k; }
+    bool restarted() const { return lumen::actor_restarted(); }
+    int quit() { lumen::exit_actor(); }
+    int n;
+  };
+  auto p = lumen::actor<Phoenix>(lumen::ActorOptions{.max_restarts = 1}, 10);
+  CHECK(lumen::get(p.call(&Phoenix::add, 5)) == 15);
+  CHECK_FALSE(lumen::get(p.call(&Phoenix::restarted)));
+  CHECK(died_message(p.call(&Phoenix::quit)).find("exit_actor") != std::string::npos);
+  CHECK(lumen::get(p.call(&Phoenix::add, 1)) == 11);  // state rebuilt from the arguments
+  CHECK(lumen::get(p.call(&Phoenix::restarted)));
+  CHECK_FALSE(died_message(p.call(&Phoenix::quit)).empty());  // no restart left
+  CHECK(died_message(p.call(&Phoenix::add, 1)).find("exit_actor") != std::string::npos);
+  CHECK(p.dead());
+  CHECK_THROWS_AS(lumen::exit_actor(), lumen::usage_error);
+  CHECK_FALSE(lumen::actor_restarted());
+}
+
+TEST_CASE("kill(no_restart = false) restarts; kill() does not") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto c = lumen::actor<Counter>(lumen::ActorOptions{.max_restarts = -1}, 1);
+  CHECK(lumen::get(c.call(&Counter::add, 1)) == 2);
+  c.kill(false);
+  CHECK(lumen::get(c.call(&Counter::add, 1)) == 2);  // a new instance, built from 1
+  c.kill(false);
+  CHECK(lumen::get(c.call(&Counter::get)) == 1);
+  c.kill();
+  CHECK(died_message(c.call(&Counter::get)).find("killed") != std::string::npos);
+}
+
+TEST_CASE("pending calls are replayed or failed as max_task_retries says") {
+  for (int retries : {0, 1}) {
+    lumen::Runtime rt(lumen::Config{.workers = 2});
+    Gate gate;
+    struct Fragile {
+      int n = 0;
+      int exit_after(const int&) { lumen::exit_actor(); }
+      int add(int k) { return n += k; }
+    };
+    auto f = lumen::actor<Fragile>(lumen::ActorOptions{.max_restarts = 1, .max_task_retries = retries});
+    lumen::get(f.call(&Fragile::add, 0));
+    auto fatal = f.call(&Fragile::exit_after, gate.ref);
+    std::vector<lumen::ObjectRef<int>> pending;
+    for (int i = 0; i < 5; ++i) pending.push_back(f.call(&Fragile::add, 1));
+    gate.open(0);
+    CHECK_FALSE(died_message(fatal).empty());
+    for (int i = 0; i < 5; ++i) {
+      if (retries == 1) {
+        CHECK(lumen::get(pending[static_cast<std::size_t>(i)]) == i + 1);  // replayed in order
+      } else {
+        CHECK(died_message(pending[static_cast<std::size_t>(i)]).find("exit_actor") != std::string::npos);
+      }
+    }
+    CHECK(lumen::get(f.call(&Fragile::add, 10)) == (retries == 1 ? 15 : 10));
+  }
+}
+
+TEST_CASE("a checkpoint survives a restart") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Saver {
+    int n = 0;
+    int add(int k) { return n += k; }
+    void crash() { lumen::exit_actor(); }
+    int checkpoint() const { return n; }
+    void restore(int saved) { n = saved; }
+  };
+  auto s = lumen::actor<Saver>(lumen::ActorOptions{.max_restarts = 1});
+  lumen::get(s.call(&Saver::add, 3));
+  lumen::get(s.call(&Saver::add, 4));
+  CHECK_FALSE(died_message(s.call(&Saver::crash)).empty());
+  CHECK(lumen::get(s.call(&Saver::add, 0)) == 7);
+}
+
+TEST_CASE("handles travel into tasks and other actors") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto c = lumen::actor<Counter>(0);
+  struct Forwarder {
+    lumen::ActorHandle<Counter> target;
+    int push(int k) { return lumen::get(target.call(&Counter::add, k)); }
+  };
+  auto f = lumen::actor<Forwarder>(c);
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 50; ++i) refs.push_back(lumen::submit([c] { return lumen::get(c.call(&Counter::add, 1)); }));
+  for (int i = 0; i < 50; ++i) refs.push_back(f.call(&Forwarder::push, 1));
+  for (auto& r : refs) lumen::get(r);
+  CHECK(lumen::get(c.call(&Counter::get)) == 100);
+}
+
+TEST_CASE("an actor is destroyed when its last handle goes") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto destroyed = std::make_shared<std::atomic<int>>(0);
+  {
+    auto t = lumen::actor<Tracked>(destroyed);
+    auto copy = t;
+    std::vector<lumen::ObjectRef<int>> refs;
+    for (int i = 0; i < 100; ++i) refs.push_back(copy.call(&Tracked::ping));
+    for (auto& r : refs) CHECK(lumen::get(r) == 1);
+    CHECK(destroyed->load() == 0);
+  }
+  // The last handle may go while the actor's task is still finishing: it lets go right after.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (destroyed->load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(destroyed->load() == 1);
+  CHECK(destroyed.use_count() == 1);  // the stored constructor argument is gone too
+  CHECK(rt.stats().actors_alive == 0);
+}
+
+TEST_CASE("calls queued when the last handle goes still run") {
+  lumen::Runtime rt(lumen::Config{.workers = 1});
+  std::vector<lumen::ObjectRef<int>> refs;
+  {
+    auto c = lumen::actor<Counter>(0);
+    for (int i = 0; i < 1000; ++i) refs.push_back(c.call(&Counter::add, 1));
+  }
+  CHECK(lumen::get(refs.back()) == 1000);
+}
+
+TEST_CASE("stats count actors and their calls") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto a = lumen::actor<Counter>(0);
+  auto b = lumen::actor<Counter>(0);
+  for (int i = 0; i < 10; ++i) a.call(&Counter::add, 1);
+  lumen::get(b.call(&Counter::add, 1));
+  lumen::get(a.call(&Counter::get));
+  lumen::Stats s = rt.stats();
+  CHECK(s.actors_alive == 2);
+  CHECK(s.actor_calls_executed == 12);
+  CHECK(s.actor_calls_queued == 0);
+}
+
+TEST_CASE("bad options are rejected") {
+  lumen::Runtime rt(lumen::Config{.workers = 1});
+  CHECK_THROWS_AS(lumen::actor<Counter>(lumen::ActorOptions{.max_concurrency = 0}, 1), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::actor<Counter>(lumen::ActorOptions{.max_restarts = -2}, 1), lumen::usage_error);
+  lumen::ActorHandle<Counter> empty;
+  CHECK_THROWS_AS(empty.call(&Counter::get), lumen::usage_error);
+  auto c = lumen::actor<Counter>(1);
+  CHECK_THROWS_AS(c.call(&Counter::add, lumen::ObjectRef<int>{}), lumen::usage_error);
+}
+
+TEST_CASE("an actor outliving its runtime fails its calls with actor_died") {
+  lumen::ActorHandle<Counter> survivor;
+  {
+    lumen::Runtime rt(lumen::Config{.workers = 1});
+    survivor = lumen::actor<Counter>(1);
+    CHECK(lumen::get(survivor.call(&Counter::get)) == 1);
+  }
+  CHECK(survivor.dead());
+  CHECK(died_message(survivor.call(&Counter::get)).find("runtime shut down") != std::string::npos);
+}
