@@ -65,4 +65,14 @@ void add_spawn_workloads(std::vector<Workload>& out);      // spawn1m, nested
 void add_object_workloads(std::vector<Workload>& out);     // putget, park
 void add_actor_workloads(std::vector<Workload>& out);      // actor_async, actor_sync, actor_nn
 
+// --suite ray: Ray's microbenchmark rows through lumen's API (suite_ray.cpp).
+struct RaySuiteOptions {
+  unsigned workers = 0;        // 0: one per hardware thread, as ray.init() takes every CPU
+  unsigned repeat = 5;         // trials per row
+  double trial_seconds = 0.5;  // each trial repeats the row's operation this long
+  std::string filter;          // rows whose name matches
+  std::string json;            // also write results here, when not empty
+};
+int run_ray_suite(const RaySuiteOptions& options);
+
 }  // namespace bench

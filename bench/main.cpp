@@ -1,6 +1,11 @@
 // lumen-bench: lumen's tasks side by side with oneTBB, OpenMP and plain serial code.
 //
 //   lumen-bench [--filter REGEX] [--threads N] [--repeat K] [--json FILE] [--list] [--timeout S]
+//   lumen-bench --suite ray [--threads N] [--repeat K] [--trial-seconds S] [--filter REGEX] [--json FILE]
+//
+// The default suite compares lumen with oneTBB, OpenMP and hand-written code, workload by
+// workload (below). --suite ray runs the rows of Ray's own microbenchmark through lumen's API
+// and prints them beside Ray's published figures (suite_ray.cpp).
 //
 // Each workload runs at thread counts 1, 2, 4, ... below N, and N (N defaults to the hardware
 // threads). At each thread count there is one lumen::Runtime{.workers = t}, one tbb::task_arena(t)
@@ -293,6 +298,9 @@ int run_main(int argc, char** argv) {
     ("json", "also write the results to FILE as JSON", cxxopts::value<std::string>(), "FILE")
     ("timeout", "abort, printing lumen's state, when one run takes longer than S seconds (0: never)",
      cxxopts::value<double>()->default_value("60"), "S")
+    ("suite", "which benchmarks: 'scheduler' (lumen beside its peers) or 'ray' (Ray's microbenchmark rows)",
+     cxxopts::value<std::string>()->default_value("scheduler"), "NAME")
+    ("trial-seconds", "--suite ray: length of one trial of a row", cxxopts::value<double>()->default_value("0.5"), "S")
     ("list", "list workloads and their systems, run nothing")
     ("h,help", "show this help");
   // clang-format on
@@ -319,6 +327,25 @@ int run_main(int argc, char** argv) {
     filter = std::regex(filter_text);
   } catch (const std::regex_error& e) {
     std::fprintf(stderr, "lumen-bench: bad --filter regex '%s': %s\n", filter_text.c_str(), e.what());
+    return 2;
+  }
+
+  const std::string suite = args["suite"].as<std::string>();
+  if (suite == "ray") {
+    RaySuiteOptions ray;
+    ray.workers = args.count("threads") != 0 ? max_threads : 0;
+    ray.repeat = args.count("repeat") != 0 ? repeat : 5;
+    ray.trial_seconds = args["trial-seconds"].as<double>();
+    ray.filter = filter_text;
+    if (args.count("json") != 0) ray.json = args["json"].as<std::string>();
+    if (!(ray.trial_seconds > 0)) {
+      std::fprintf(stderr, "lumen-bench: --trial-seconds must be positive\n");
+      return 2;
+    }
+    return run_ray_suite(ray);
+  }
+  if (suite != "scheduler") {
+    std::fprintf(stderr, "lumen-bench: unknown --suite '%s' (scheduler, ray)\n", suite.c_str());
     return 2;
   }
 

@@ -3,6 +3,8 @@
 // timers, threads for blocking calls). docs/internals.md describes the invariants.
 #pragma once
 
+#include <immintrin.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -25,6 +27,9 @@
 namespace lumen::detail {
 
 class Scheduler;
+
+// One pause in a spin loop: lets the core's other hyper-thread run and saves power.
+inline void cpu_relax() noexcept { _mm_pause(); }
 
 // A counter written by one thread and read by any: plain loads and stores, no lock prefix.
 struct OwnedCounter {

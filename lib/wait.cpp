@@ -10,6 +10,9 @@ namespace lumen::detail {
 
 namespace {
 
+// How long a thread that is not a worker spins on an object before it sleeps.
+constexpr std::chrono::microseconds kThreadSpin{20};
+
 // A thread that is not a worker, parked in park(). Shared by the parked thread and the one
 // that unparks it, so that neither outlives the other's last touch.
 struct ThreadSignal {
@@ -142,10 +145,23 @@ void wait_slots(ObjectSlot* const* slots, std::size_t n, std::size_t need, const
   for (std::size_t i = 0; i < n; ++i) ready += slots[i]->resolved() ? 1 : 0;
   if (ready >= need) return;
   if (deadline != nullptr && Clock::now() >= *deadline) return;
+  Worker* w = this_worker();
+  // A thread that is not a worker looks again for a few microseconds before it sleeps: a
+  // task or actor call that a spinning worker picks up answers well within that, and a
+  // futex wake-up costs more than the whole round trip.
+  if (w == nullptr && tls_blocking_scheduler == nullptr) {
+    auto until = Clock::now() + kThreadSpin;
+    for (unsigned k = 1;; ++k) {
+      for (int i = 0; i < 16; ++i) cpu_relax();
+      ready = 0;
+      for (std::size_t i = 0; i < n; ++i) ready += slots[i]->resolved() ? 1 : 0;
+      if (ready >= need) return;
+      if ((k & 7) == 0 && Clock::now() >= until) break;
+    }
+  }
 
   auto* node = new WaitNode(n);
   node->remaining.store(static_cast<std::int64_t>(need), std::memory_order_relaxed);
-  Worker* w = this_worker();
   if (w != nullptr) {
     struct Args {
       WaitNode* node;

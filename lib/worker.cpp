@@ -4,18 +4,11 @@
 // task blocks does the worker park the fiber and continue the loop on another one (an idle
 // fiber from its pool, or a new one). Fibers are pinned: a parked fiber is resumed by the
 // worker that parked it, so thread_local variables stay valid across a blocking call.
-#include <immintrin.h>
-
 #include <algorithm>
 
 #include "scheduler.h"
 
 namespace lumen::detail {
-
-namespace {
-
-inline void cpu_relax() noexcept { _mm_pause(); }
-}  // namespace
 
 __attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber = nullptr;
