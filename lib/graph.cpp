@@ -125,7 +125,7 @@ struct GraphBody {
             in_cycle = in_cycle || step.first == w;
             if (in_cycle) cycle += step.first->label() + " -> ";
           }
-          throw usage_error("lumen::graph '" + name + "': a cycle without a condition task never starts: " + cycle +
+          throw usage_error("lumen::graph '" + name + "': a cycle without a condition task can never run: " + cycle +
                             w->label());
         }
         if (state[w->index] == unseen) {
