@@ -289,6 +289,8 @@ void graph_run::wait() {
 graph::graph(std::string name) : body_(std::make_unique<GraphBody>(std::move(name))) {}
 
 graph::~graph() = default;
+graph::graph(graph&&) noexcept = default;
+graph& graph::operator=(graph&&) noexcept = default;
 
 GraphNode* graph::add_plain(std::function<void()> f) {
   GraphNode* n = body_->add(NodeKind::plain);

@@ -113,8 +113,10 @@ class graph {
  public:
   explicit graph(std::string name = {});
   ~graph();
-  graph(const graph&) = delete;
-  graph& operator=(const graph&) = delete;
+  // Moving keeps tasks, graph_task handles and compositions valid (they refer to the
+  // graph's heap-held body); do not move a graph while it runs.
+  graph(graph&&) noexcept;
+  graph& operator=(graph&&) noexcept;
 
   // A task running f: f() -> void (plain) or f() -> int (condition). f is copied into the
   // graph and called once per time the task runs.
