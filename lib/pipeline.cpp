@@ -239,7 +239,8 @@ class PipelineRun {
     if (!produced) {
       push_free(it);
       constexpr std::uint64_t step = kToken + kStreamEnded - kSourceHeld;
-      if (state_.fetch_add(step, std::memory_order_acq_rel) + step == tokens_ * kToken + kStreamEnded) done_.finish();
+      const std::uint64_t over = all_over_;  // read first: the run may end and vanish at the add
+      if (state_.fetch_add(step, std::memory_order_acq_rel) + step == over) done_.finish();
       return nullptr;
     }
     it->seq = next_seq_++;
@@ -260,12 +261,13 @@ class PipelineRun {
   // now holds; otherwise the token is back, and the caller must not touch the run again.
   bool leave(Item* it) noexcept {
     push_free(it);
+    const std::uint64_t over = all_over_;  // read first: the run may end and vanish at the CAS
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
       const bool take = (s & (kSourceHeld | kStreamEnded)) == 0;
       const std::uint64_t next = take ? s | kSourceHeld : s + kToken;
       if (state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-        if (!take && next == tokens_ * kToken + kStreamEnded) done_.finish();
+        if (!take && next == over) done_.finish();
         return take;
       }
     }
@@ -294,6 +296,7 @@ class PipelineRun {
   const PipelineShape& shape_;
   Scheduler& sched_;
   const std::size_t tokens_;
+  const std::uint64_t all_over_ = tokens_ * kToken + kStreamEnded;  // the state that ends the run
   std::size_t value_offset_ = 0, stride_ = 0;
   std::byte* memory_ = nullptr;  // the items, `stride_` bytes apart
   std::vector<std::unique_ptr<Gate>> gates_;  // null for parallel stages
