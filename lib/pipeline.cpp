@@ -29,6 +29,7 @@
 #include "lumen/detail/alloc.h"
 #include "lumen/detail/completion.h"
 #include "lumen/pipeline.h"
+#include "scheduler.h"
 
 namespace lumen::detail {
 
@@ -117,7 +118,8 @@ struct SourceTask : Task {
 class PipelineRun {
  public:
   PipelineRun(const PipelineShape& shape, Scheduler& sched)
-      : shape_(shape), sched_(sched), tokens_(shape.tokens), gates_(shape.stage_count) {
+      : shape_(shape), sched_(sched), tokens_(shape.tokens), gates_(shape.stage_count),
+        spread_(sched.worker_count() > 1) {
     const std::size_t align = std::max<std::size_t>(shape.value_align, alignof(std::max_align_t));
     value_offset_ = (sizeof(Item) + align - 1) / align * align;
     stride_ = (value_offset_ + 2 * shape.value_size + 63) / 64 * 64;
@@ -216,18 +218,22 @@ class PipelineRun {
         }
       }
     }
-    const bool holds_source = leave(it);
+    Item* reuse = leave(it);
     if (handed_sink != nullptr) {
-      if (holds_source) spawn(sched_, &source_task_);
+      if (reuse != nullptr) {
+        push_free(reuse);  // the source task pops it
+        spawn(sched_, &source_task_);
+      }
       return handed_sink;
     }
-    return holds_source ? produce() : nullptr;
+    return reuse != nullptr ? produce(reuse) : nullptr;
   }
 
-  // Called by the source's holder, which has taken a token for this item. Returns null when
-  // the stream ended (then the token, the source and, maybe, the run are given back).
-  Item* produce() noexcept {
-    Item* it = pop_free();
+  // Called by the source's holder, which has taken a token for the item (`it`, or one from
+  // the free list). Returns null when the stream ended (then the token, the source and,
+  // maybe, the run are given back).
+  Item* produce(Item* it = nullptr) noexcept {
+    if (it == nullptr) it = pop_free();
     bool produced = false;
     if (!failed_.load(std::memory_order_relaxed)) {
       try {
@@ -246,9 +252,11 @@ class PipelineRun {
     it->seq = next_seq_++;
     it->stage = 0;
     it->dead = false;
+    // With one worker nobody could take a spawned source task sooner than this one; the item
+    // that leaves the sink takes the source instead, without a trip through the queue.
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
-      const bool keep = s >= kToken;
+      const bool keep = s >= kToken && spread_;
       if (state_.compare_exchange_weak(s, keep ? s - kToken : s & ~kSourceHeld, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
         if (keep) spawn(sched_, &source_task_);
@@ -257,20 +265,19 @@ class PipelineRun {
     }
   }
 
-  // `it` left the sink. True when its token went straight to the source, which the caller
-  // now holds; otherwise the token is back, and the caller must not touch the run again.
-  bool leave(Item* it) noexcept {
-    push_free(it);
+  // `it` left the sink. Returns it when its token went straight to the source, which the
+  // caller now holds and calls with `it`; otherwise the token is back, and the caller must
+  // not touch the run again.
+  Item* leave(Item* it) noexcept {
     const std::uint64_t over = all_over_;  // read first: the run may end and vanish at the CAS
     std::uint64_t s = state_.load(std::memory_order_relaxed);
-    for (;;) {
-      const bool take = (s & (kSourceHeld | kStreamEnded)) == 0;
-      const std::uint64_t next = take ? s | kSourceHeld : s + kToken;
-      if (state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-        if (!take && next == over) done_.finish();
-        return take;
-      }
+    while ((s & (kSourceHeld | kStreamEnded)) == 0) {
+      if (state_.compare_exchange_weak(s, s | kSourceHeld, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return it;
     }
+    push_free(it);  // before the token: a holder that sees the token finds the item
+    if (state_.fetch_add(kToken, std::memory_order_acq_rel) + kToken == over) done_.finish();
+    return nullptr;
   }
 
   // Only the source's holder pops, so a popped item cannot come back while a pop is under
@@ -300,6 +307,7 @@ class PipelineRun {
   std::size_t value_offset_ = 0, stride_ = 0;
   std::byte* memory_ = nullptr;  // the items, `stride_` bytes apart
   std::vector<std::unique_ptr<Gate>> gates_;  // null for parallel stages
+  const bool spread_;           // more than one worker: hand the source to a spawned task
   std::uint64_t next_seq_ = 0;  // the source's holder only
   SourceTask source_task_;
   alignas(64) std::atomic<std::uint64_t> state_{0};
