@@ -24,20 +24,18 @@ namespace lumen::detail {
 
 enum class NodeKind : unsigned char { plain, condition, composed };
 
-// Laid out so that running a node and counting down its successors touches its first two
-// cache lines only; what dump() and errors read comes last.
-struct alignas(64) GraphNode : Task {
+struct GraphNode : Task {
   GraphBody* owner = nullptr;
   // Plain predecessors that have not finished in this run (reset to strong_in when it hits 0).
   std::atomic<std::uint32_t> pending{0};
   std::uint32_t strong_in = 0;  // predecessors that are not conditions
-  std::vector<GraphNode*> successors;
-  std::function<void()> work;
+  std::uint32_t weak_in = 0;    // condition predecessors
   NodeKind kind = NodeKind::plain;
-  std::uint32_t weak_in = 0;  // condition predecessors
+  std::size_t index = 0;
+  std::function<void()> work;
   std::function<int()> choose;
   GraphBody* module = nullptr;  // composed: the graph it runs
-  std::size_t index = 0;
+  std::vector<GraphNode*> successors;
   std::string name;
 
   std::string label() const {
