@@ -3,7 +3,9 @@
 
 #include "lumen/actor.h"
 #include "lumen/error.h"
+#include "lumen/graph.h"
 #include "lumen/object_ref.h"
+#include "lumen/pipeline.h"
 #include "lumen/runtime.h"
 #include "lumen/task.h"
 #include "lumen/task_group.h"
