@@ -29,8 +29,10 @@ namespace {
 
 std::atomic<std::uint64_t> next_actor_id{1};
 
-// Calls one drain task runs before it lets other work have the worker.
+// Calls one drain task runs before it checks whether other work waits for the worker.
 constexpr unsigned kDrainBatch = 256;
+// How long an idle drain task waits for the next call before it lets go of its worker.
+constexpr std::chrono::microseconds kLinger{5};
 
 // Sets the fiber's actor context for the length of one call (or construction).
 class ContextScope {
@@ -129,9 +131,13 @@ void ActorCore::run_drain(Task* t) noexcept {
   unsigned budget = kDrainBatch;
   for (;;) {
     if (a->step(budget)) {
-      if (budget == 0) return spawn_yield(*a->sched_, a);  // still scheduled, still counted
+      if (budget == 0) {
+        if (work_waiting(*a->sched_)) return spawn_yield(*a->sched_, a);  // still scheduled, still counted
+        budget = kDrainBatch;
+      }
       continue;
     }
+    if (a->linger()) continue;
     a->scheduled_.store(false, std::memory_order_seq_cst);
     if (a->can_progress()) {
       bool expected = false;
@@ -141,6 +147,26 @@ void ActorCore::run_drain(Task* t) noexcept {
     a->release();
     end_task(s);
     return;
+  }
+}
+
+// With nothing to do, the drain task looks again for a few microseconds before it lets go,
+// unless other work waits: a caller that waits for each result calls again well within that,
+// and finds the actor still running instead of paying to schedule it again.
+// Only a serial actor lingers: a concurrent one may have nothing to do because its calls
+// are running, and those may be queued on this very worker.
+bool ActorCore::linger() const noexcept {
+  if (settings_.max_concurrency != 1) return false;
+  auto until = Clock::now() + kLinger;
+  for (unsigned k = 1;; ++k) {
+    // The mailbox's consumer side only: polling the producers' line would slow every caller.
+    if (mailbox_.consumer_sees_items() ||
+        kills_requested_.load(std::memory_order_relaxed) > kills_handled_.load(std::memory_order_relaxed))
+      return true;
+    if ((k & 7) == 0) {
+      if (work_waiting(*sched_) || Clock::now() >= until) return false;
+    }
+    for (int i = 0; i < 8; ++i) cpu_relax();
   }
 }
 

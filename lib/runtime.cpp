@@ -104,6 +104,12 @@ void begin_nested_task(Scheduler& s) noexcept {
 
 void spawn_yield(Scheduler& s, Task* t) noexcept { s.inject(t); }
 
+bool work_waiting(Scheduler& s) noexcept {
+  Worker* w = this_worker();
+  if (w == nullptr || &w->scheduler() != &s) return false;
+  return w->has_visible_work() || s.work_queued_outside_workers();
+}
+
 ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count) { return s.demand(name, count); }
 
 bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size_t n) { return s.acquire(t, d, n); }

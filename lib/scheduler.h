@@ -142,6 +142,10 @@ class Scheduler {
   void begin_nested_external_task() noexcept { external_created_.fetch_add(1, std::memory_order_seq_cst); }
   void end_external_task() noexcept { external_finished_.fetch_add(1, std::memory_order_release); }
   bool quiescent() const noexcept;
+  // Tasks in the injection, priority or external queues.
+  bool work_queued_outside_workers() const noexcept {
+    return injection_.nonempty_hint() || priority_nonempty() || external_nonempty();
+  }
 
   // Resources.
   ResourceDemand demand(std::string_view name, double count);

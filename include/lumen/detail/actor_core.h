@@ -130,6 +130,7 @@ class ActorCore : public Task {
   void schedule() noexcept;
   bool step(unsigned& budget) noexcept;
   bool can_progress() const noexcept;
+  bool linger() const noexcept;
   void construct() noexcept;
   void serve(ActorCall* c) noexcept;
   void dispatch(ActorCall* c) noexcept;

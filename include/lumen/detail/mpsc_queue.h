@@ -57,6 +57,13 @@ class MpscQueue {
     return nullptr;
   }
 
+  // The consumer only: true when pop() has, or is about to have, a node to return. Reads
+  // only the consumer's own cache line (and the stub's, which a push writes only into an
+  // empty queue), so a consumer may poll it without slowing the producers down.
+  bool consumer_sees_items() const noexcept {
+    return tail_.load(std::memory_order_relaxed) != &stub_ || stub_.next.load(std::memory_order_acquire) != nullptr;
+  }
+
   // Any thread: true when something was pushed and not yet popped (or a pop is in progress).
   // Both ends count: a push that lands while pop() re-pushes the stub leaves head_ at the stub
   // with that node still queued behind tail_.

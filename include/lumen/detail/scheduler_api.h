@@ -50,6 +50,10 @@ void end_task(Scheduler& s) noexcept;
 // Counts a task started on behalf of one that is already counted and not finished (so the
 // runtime cannot be past its shutdown wait): never throws.
 void begin_nested_task(Scheduler& s) noexcept;
+// True when the calling worker has something else to run: tasks in its deque, fibers to
+// resume, or tasks in the runtime's shared queues. A task that could keep its worker busy
+// for long (an actor draining its mailbox) asks this before it holds on to the worker.
+bool work_waiting(Scheduler& s) noexcept;
 // Queues t behind the work already waiting in the runtime's shared queue: for a task that
 // yields after a long turn, so that it does not run again before older work.
 void spawn_yield(Scheduler& s, Task* t) noexcept;
