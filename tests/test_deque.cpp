@@ -146,13 +146,18 @@ TEST_CASE("mpsc: FIFO on one thread") {
   MpscQueue q;
   CHECK(q.pop() == nullptr);
   CHECK_FALSE(q.nonempty_hint());
+  CHECK_FALSE(q.consumer_sees_items());
   std::vector<Node> nodes(10);
   for (int round = 0; round < 3; ++round) {
     for (auto& n : nodes) q.push(&n);
     CHECK(q.nonempty_hint());
-    for (auto& n : nodes) CHECK(q.pop() == &n);
+    for (auto& n : nodes) {
+      CHECK(q.consumer_sees_items());
+      CHECK(q.pop() == &n);
+    }
     CHECK(q.pop() == nullptr);
     CHECK_FALSE(q.nonempty_hint());
+    CHECK_FALSE(q.consumer_sees_items());
   }
   // Interleaved pushes and pops.
   q.push(&nodes[0]);
@@ -183,8 +188,16 @@ TEST_CASE("mpsc: four producers, one consumer") {
   std::vector<int> expected(kProducers, 0);
   int received = 0;
   int wrong = 0;
+  int seen_but_not_popped = 0;  // consumer_sees_items() said yes, then pop() kept failing
   while (received < kProducers * kMpscPerProducer) {
+    bool seen = q.consumer_sees_items();
     MpscNode* m = q.pop();
+    // A push that is half done makes pop() fail for an instant; it must not stay failed.
+    for (int tries = 0; seen && m == nullptr && tries < 1'000'000; ++tries) {
+      std::this_thread::yield();
+      m = q.pop();
+    }
+    if (seen && m == nullptr) ++seen_but_not_popped;
     if (m == nullptr) {
       std::this_thread::yield();
       continue;
@@ -199,7 +212,9 @@ TEST_CASE("mpsc: four producers, one consumer") {
   }
   for (auto& t : producers) t.join();
   CHECK(wrong == 0);
+  CHECK(seen_but_not_popped == 0);
   for (int e : expected) CHECK(e == kMpscPerProducer);
   CHECK(q.pop() == nullptr);
   CHECK_FALSE(q.nonempty_hint());
+  CHECK_FALSE(q.consumer_sees_items());
 }
