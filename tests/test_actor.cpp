@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gate.h"
+#include "overlap.h"
 
 namespace {
 
@@ -42,18 +43,6 @@ struct OrderLog {
   int calls = 0;
 };
 
-// Counts how many calls are inside a method at once.
-struct Overlap {
-  std::atomic<int> inside{0};
-  std::atomic<int> most{0};
-  void enter() {
-    int now = inside.fetch_add(1) + 1;
-    int seen = most.load();
-    while (now > seen && !most.compare_exchange_weak(seen, now)) {
-    }
-  }
-  void leave() { inside.fetch_sub(1); }
-};
 
 struct Tracked {
   explicit Tracked(std::shared_ptr<std::atomic<int>> d) : destroyed(std::move(d)) {}

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "overlap.h"
+
 namespace {
 
 constexpr unsigned kWorkerCounts[] = {1, 2};
@@ -30,18 +32,6 @@ long work(long x) {
   return x + static_cast<long>(v % 2);
 }
 
-// The highest value a counter reached while stages were inside it.
-struct Overlap {
-  std::atomic<int> inside{0};
-  std::atomic<int> most{0};
-  void enter() {
-    int now = inside.fetch_add(1) + 1;
-    int seen = most.load();
-    while (now > seen && !most.compare_exchange_weak(seen, now)) {
-    }
-  }
-  void leave() { inside.fetch_sub(1); }
-};
 
 // Counts live instances, to see that a cancelled pipeline destroys every value it holds.
 struct Counted {
