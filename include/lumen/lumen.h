@@ -3,6 +3,12 @@
 
 #include "lumen/error.h"
 #include "lumen/object_ref.h"
+#include "lumen/parallel_for.h"
+#include "lumen/parallel_invoke.h"
+#include "lumen/parallel_reduce.h"
+#include "lumen/parallel_scan.h"
+#include "lumen/parallel_sort.h"
+#include "lumen/partition.h"
 #include "lumen/runtime.h"
 #include "lumen/task.h"
 #include "lumen/task_group.h"
