@@ -63,5 +63,6 @@ inline void do_not_optimize(const T& v) {
 void add_recursive_workloads(std::vector<Workload>& out);  // fib32, skynet
 void add_spawn_workloads(std::vector<Workload>& out);      // spawn1m, nested
 void add_object_workloads(std::vector<Workload>& out);     // putget, park
+void add_loop_workloads(std::vector<Workload>& out);       // reduce, triad, matmul, sort, scan, nestfor
 
 }  // namespace bench

@@ -326,6 +326,7 @@ int run_main(int argc, char** argv) {
   add_recursive_workloads(all);
   add_spawn_workloads(all);
   add_object_workloads(all);
+  add_loop_workloads(all);
 
   // Selection: a workload whose name matches runs every system; otherwise only the systems
   // whose "workload/system" matches.

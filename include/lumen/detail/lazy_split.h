@@ -38,6 +38,12 @@ inline std::uint64_t ticks() noexcept {
 #endif
 }
 
+inline void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
 class AdaptivePace {
  public:
   static constexpr bool timed = true;
