@@ -8,13 +8,14 @@
 // may end up in any order (use std::stable_sort when their order matters). In place: no
 // memory beyond O(log n) stack per worker.
 //
-// Algorithm: quicksort whose partitions split off a task only when the worker's deque is
-// empty (see partition.h), so with no idle worker it is a plain sequential quicksort; pieces
-// of a few thousand elements, and pieces that went too deep (a pathological pivot sequence),
-// are left to std::sort, so the worst case stays O(n log n).
+// Algorithm: quicksort with branch-free block partitioning (BlockQuicksort), whose
+// partitions split off a task only when the worker's deque is empty (see partition.h), so
+// with no idle worker it is a plain sequential quicksort. Pieces of a few thousand elements,
+// and pieces that went too deep (a pathological pivot sequence), are left to std::sort, so
+// the worst case stays O(n log n); runs of keys equal to a pivot are set aside in one pass.
 //
 // Scheduling, nesting and exceptions as parallel_for; after an exception from comp the range
-// holds its elements in an unspecified order.
+// is valid but its contents are unspecified (as after std::sort).
 #pragma once
 
 #include <algorithm>
@@ -52,24 +53,50 @@ void move_median_to(It to, It a, It b, It c, Comp& comp) {
   }
 }
 
-// Hoare partition around the median of three, kept at *first. Returns cut with
-// [first, cut) <= pivot <= [cut, last), both non-empty. The median leaves an element no
-// smaller than the pivot to its right and the pivot itself bounds the leftward scan, so
-// the scans need no bounds checks.
+// Partitions [first, last) around the median of three, branch-free in blocks of 64 after
+// Edelkamp and Weiss (BlockQuicksort, 2016): one pass records, without branching, which
+// elements of a left block and of a right block sit on the wrong side; a second swaps them
+// in pairs. Random keys defeat the branch predictor of a plain partition; this one has no
+// data-dependent branch per element. Returns pos with [first, pos) < *pos <= [pos + 1, last).
 template <class It, class Comp>
-It partition_at_median(It first, It last, Comp& comp) {
-  It mid = first + (last - first) / 2;
-  move_median_to(first, first + 1, mid, last - 1, comp);
-  It lo = first + 1;
-  It hi = last;
-  for (;;) {
-    while (comp(*lo, *first)) ++lo;
-    --hi;
-    while (comp(*first, *hi)) --hi;
-    if (!(lo < hi)) return lo;
-    std::iter_swap(lo, hi);
-    ++lo;
+It partition_blocks(It first, It last, Comp& comp) {
+  constexpr std::ptrdiff_t kBlock = 64;
+  move_median_to(first, first + 1, first + (last - first) / 2, last - 1, comp);
+  auto pivot = std::move(*first);
+  It l = first + 1;  // [first + 1, l) < pivot
+  It r = last;       // [r, last) >= pivot; [l, r) not looked at, or pending below
+  unsigned char off_l[kBlock], off_r[kBlock];
+  std::ptrdiff_t num_l = 0, num_r = 0, start_l = 0, start_r = 0;
+  while (r - l > 2 * kBlock) {
+    if (num_l == 0) {
+      start_l = 0;
+      for (std::ptrdiff_t i = 0; i < kBlock; ++i) {
+        off_l[num_l] = static_cast<unsigned char>(i);
+        num_l += !comp(l[i], pivot);
+      }
+    }
+    if (num_r == 0) {
+      start_r = 0;
+      for (std::ptrdiff_t i = 0; i < kBlock; ++i) {
+        off_r[num_r] = static_cast<unsigned char>(i);
+        num_r += comp(*(r - 1 - i), pivot);
+      }
+    }
+    std::ptrdiff_t n = std::min(num_l, num_r);
+    for (std::ptrdiff_t k = 0; k < n; ++k) std::iter_swap(l + off_l[start_l + k], r - 1 - off_r[start_r + k]);
+    num_l -= n;
+    num_r -= n;
+    start_l += n;
+    start_r += n;
+    if (num_l == 0) l += kBlock;
+    if (num_r == 0) r -= kBlock;
   }
+  // What is left (a block with pending elements, and fewer than 2 blocks more) is small.
+  It cut = std::partition(l, r, [&](const auto& x) { return comp(x, pivot); });
+  It pos = cut - 1;
+  if (pos != first) *first = std::move(*pos);
+  *pos = std::move(pivot);
+  return pos;
 }
 
 template <class It, class Comp>
@@ -77,10 +104,15 @@ void sort_range(task_group& g, Scheduler& s, It first, It last, Comp& comp, int 
   Worker& w = *worker_of(s);
   while (last - first > kSortLeaf && depth > 0) {
     if (g.is_canceling()) return;
-    It cut = partition_at_median(first, last, comp);
+    It pos = partition_blocks(first, last, comp);
     --depth;
-    It small_first = first, small_last = cut, big_first = cut, big_last = last;
-    if (cut - first > last - cut) {
+    if (pos == first) {
+      // Nothing is below the pivot: many keys equal it. Those are in place; skip them all.
+      first = std::partition(first + 1, last, [&](const auto& x) { return !comp(*first, x); });
+      continue;
+    }
+    It small_first = first, small_last = pos, big_first = pos + 1, big_last = last;
+    if (pos - first > last - pos) {
       std::swap(small_first, big_first);
       std::swap(small_last, big_last);
     }
