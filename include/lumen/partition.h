@@ -2,7 +2,7 @@
 //
 // By default the loops need no tuning: a worker splits its range in half only when its own
 // deque is empty (so an idle worker could take the other half), and runs the rest in chunks
-// whose size it adapts so that each chunk takes a few microseconds. Expensive bodies are
+// whose size it adapts so that each chunk takes about ten microseconds. Expensive bodies are
 // split down to single iterations when workers are idle; tiny bodies run as plain loops when
 // they are not.
 //
