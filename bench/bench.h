@@ -65,6 +65,7 @@ void add_spawn_workloads(std::vector<Workload>& out);      // spawn1m, nested
 void add_object_workloads(std::vector<Workload>& out);     // putget, park
 void add_actor_workloads(std::vector<Workload>& out);      // actor_async, actor_sync, actor_nn
 void add_flow_workloads(std::vector<Workload>& out);       // pipeline, wavefront, chain
+void add_loop_workloads(std::vector<Workload>& out);       // reduce, triad, matmul, sort, scan, nestfor
 
 // --suite ray: Ray's microbenchmark rows through lumen's API (suite_ray.cpp).
 struct RaySuiteOptions {

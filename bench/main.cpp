@@ -355,6 +355,7 @@ int run_main(int argc, char** argv) {
   add_object_workloads(all);
   add_actor_workloads(all);
   add_flow_workloads(all);
+  add_loop_workloads(all);
 
   // Selection: a workload whose name matches runs every system; otherwise only the systems
   // whose "workload/system" matches.

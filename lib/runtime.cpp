@@ -68,6 +68,10 @@ void spawn_on(Worker& w, Task* t) noexcept {
 
 Task* pop_own_if(Worker& w, const void* group) noexcept { return w.pop_own_if(group); }
 
+bool own_queue_empty(Worker& w) noexcept { return w.queued() == 0; }
+
+unsigned worker_count(Scheduler& s) noexcept { return s.worker_count(); }
+
 void spawn_with_priority(Scheduler& s, Task* t, int priority) {
   if (priority == 0) return spawn(s, t);
   s.push_priority(t, priority);

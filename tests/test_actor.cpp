@@ -437,3 +437,45 @@ TEST_CASE("an actor outliving its runtime fails its calls with actor_died") {
   CHECK(survivor.dead());
   CHECK(died_message(survivor.call(&Counter::get)).find("runtime shut down") != std::string::npos);
 }
+
+TEST_CASE("loops, pipelines and graphs run inside an actor's methods") {
+  for (unsigned workers : {1u, 2u}) {
+    lumen::Runtime rt(lumen::Config{.workers = workers});
+    struct Numeric {
+      std::vector<long> data = std::vector<long>(100'000);
+      long fill_and_sum() {
+        lumen::parallel_for(std::size_t{0}, data.size(), [&](std::size_t i) { data[i] = static_cast<long>(i); });
+        return lumen::parallel_reduce(std::size_t{0}, data.size(), 0L, [&](std::size_t i) { return data[i]; },
+                                      std::plus<>{});
+      }
+      long piped(long n) {
+        long next = 0, total = 0;
+        lumen::pipeline(4)
+            .source([&](lumen::flow_control& fc) {
+              if (next == n) fc.stop();
+              return next++;
+            })
+            .stage(lumen::stage_mode::parallel, [](long x) { return 2 * x; })
+            .sink(lumen::stage_mode::serial_in_order, [&](long x) { total += x; })
+            .run();
+        return total;
+      }
+      int graphed() {
+        std::atomic<int> steps{0};
+        lumen::graph g;
+        auto a = g.emplace([&] { steps.fetch_add(1); });
+        auto b = g.emplace([&] { steps.fetch_add(1); });
+        a.precede(b);
+        lumen::run_n(g, 3).wait();
+        return steps.load();
+      }
+    };
+    auto n = lumen::actor<Numeric>();
+    auto sum = n.call(&Numeric::fill_and_sum);
+    auto piped = n.call(&Numeric::piped, 1000L);
+    auto graphed = n.call(&Numeric::graphed);
+    CHECK(lumen::get(sum) == 100'000L * 99'999L / 2);
+    CHECK(lumen::get(piped) == 1000L * 999L);
+    CHECK(lumen::get(graphed) == 6);
+  }
+}

@@ -38,6 +38,13 @@ Worker* worker_of(Scheduler& s) noexcept;
 // spawn() and pop_group_child() for a caller that knows it runs on worker w.
 void spawn_on(Worker& w, Task* t) noexcept;
 Task* pop_own_if(Worker& w, const void* group) noexcept;
+// True when w's deque holds no task (a relaxed snapshot; call on w's own thread). Parallel
+// loops split a range only then: a queued half means a thief already has something to take,
+// so the owner keeps its range whole and splits again once that half was stolen (lazy
+// binary splitting, Tzannes et al. 2010). No tuning, and nested loops do not oversubscribe.
+bool own_queue_empty(Worker& w) noexcept;
+// The number of workers of s, for algorithms that start one helper per worker.
+unsigned worker_count(Scheduler& s) noexcept;
 // Queues a task ahead of tasks with lower priority.
 void spawn_with_priority(Scheduler& s, Task* t, int priority);
 // Runs t on one of the runtime's threads for blocking calls.

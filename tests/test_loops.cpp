@@ -1,0 +1,462 @@
+// Parallel loops: parallel_for, parallel_for_each, parallel_reduce (adaptive, grain,
+// deterministic), parallel_scan, parallel_exclusive_scan, parallel_sort, parallel_invoke.
+// Each against the serial result on sizes 0, 1, 2, primes and large; exceptions; nesting in
+// tasks and in each other; from the main thread and inside tasks; on one and on two workers.
+#include <doctest/doctest.h>
+#include <lumen/lumen.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr unsigned kWorkerCounts[] = {1, 2};
+
+#ifdef LUMEN_TEST_SANITIZED
+constexpr std::size_t kLarge = 200'003;
+#else
+constexpr std::size_t kLarge = 3'000'017;
+#endif
+const std::size_t kSizes[] = {0, 1, 2, 3, 7, 31, 1021, 65'537, kLarge};
+
+// Runs f on the main thread and inside a task, on one and on two workers.
+template <class F>
+void everywhere(F f) {
+  for (unsigned workers : kWorkerCounts) {
+    for (bool in_task : {false, true}) {
+      CAPTURE(workers);
+      CAPTURE(in_task);
+      lumen::Runtime rt{lumen::Config{.workers = workers}};
+      if (in_task) {
+        lumen::get(lumen::submit(f));
+      } else {
+        f();
+      }
+    }
+  }
+}
+
+struct Boom : std::runtime_error {
+  explicit Boom(std::size_t i) : std::runtime_error("boom"), index(i) {}
+  std::size_t index;
+};
+
+std::vector<std::int64_t> random_values(std::size_t n, std::uint64_t seed, std::int64_t range) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::int64_t> dist(-range, range);
+  std::vector<std::int64_t> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Busy work of uneven length, so that pieces run long enough for thieves to take some.
+std::uint64_t spin(std::size_t i) {
+  std::uint64_t x = i + 1;
+  for (std::size_t k = 0; k < (i % 7) * 8; ++k) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+  return x;
+}
+
+}  // namespace
+
+// Every index runs exactly once, in the index form, the chunk form and with a grain.
+TEST_CASE("parallel_for covers every index once") {
+  everywhere([] {
+    for (std::size_t n : kSizes) {
+      CAPTURE(n);
+      std::vector<std::atomic<std::uint8_t>> hits(n);
+      lumen::parallel_for(0, n, [&](std::size_t i) { hits[i].fetch_add(1, std::memory_order_relaxed); });
+      std::size_t ok = 0;
+      for (auto& h : hits) ok += h.exchange(0) == 1;
+      CHECK(ok == n);
+
+      std::atomic<std::size_t> chunks_bad{0};
+      lumen::parallel_for(0, n, lumen::grain(100), [&](std::size_t lo, std::size_t hi) {
+        if (hi <= lo || hi - lo > 100) chunks_bad.fetch_add(1);
+        for (std::size_t i = lo; i < hi; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+      });
+      CHECK(chunks_bad.load() == 0);
+      ok = 0;
+      for (auto& h : hits) ok += h.exchange(0) == 1;
+      CHECK(ok == n);
+
+      lumen::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t i = lo; i < hi; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+      });
+      ok = 0;
+      for (auto& h : hits) ok += h.exchange(0) == 1;
+      CHECK(ok == n);
+    }
+  });
+}
+
+// int and size_t bounds give size_t indices; signed ranges across zero; reverse and empty.
+TEST_CASE("parallel_for index types and empty ranges") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  std::vector<int> v(1000, 0);
+  lumen::parallel_for(0, v.size(), [&](auto i) {
+    static_assert(std::is_same_v<decltype(i), std::size_t>);
+    v[i] = static_cast<int>(i);
+  });
+  for (std::size_t i = 0; i < v.size(); ++i) CHECK(v[i] == static_cast<int>(i));
+
+  std::atomic<long> sum{0};
+  lumen::parallel_for(-500, 501, [&](int i) { sum.fetch_add(i); });
+  CHECK(sum.load() == 0);
+  std::atomic<long> count{0};
+  lumen::parallel_for(static_cast<std::int8_t>(-128), 127, [&](int) { count.fetch_add(1); });
+  CHECK(count.load() == 255);
+
+  std::atomic<int> ran{0};
+  lumen::parallel_for(10, 3, [&](int) { ran.fetch_add(1); });
+  lumen::parallel_for(5, 5, [&](int) { ran.fetch_add(1); });
+  lumen::parallel_for(std::size_t{10}, 3, lumen::grain(4), [&](std::size_t, std::size_t) { ran.fetch_add(1); });
+  CHECK(ran.load() == 0);
+}
+
+TEST_CASE("parallel_for_each visits every element once") {
+  everywhere([] {
+    for (std::size_t n : kSizes) {
+      CAPTURE(n);
+      std::vector<std::uint64_t> items(n);
+      std::iota(items.begin(), items.end(), 0);
+      lumen::parallel_for_each(items.begin(), items.end(), [](std::uint64_t& x) { x = x * 3 + 1; });
+      std::size_t ok = 0;
+      for (std::size_t i = 0; i < n; ++i) ok += items[i] == i * 3 + 1;
+      CHECK(ok == n);
+    }
+    std::vector<int> none;
+    lumen::parallel_for_each(none.begin(), none.end(), [](int&) { FAIL("ran on an empty range"); });
+  });
+}
+
+// An exception from one index reaches the caller with its type, and the loop returns.
+TEST_CASE("parallel_for propagates the first exception") {
+  everywhere([] {
+    for (std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{1021}, kLarge}) {
+      for (std::size_t bad : {std::size_t{0}, n / 2, n - 1}) {
+        CAPTURE(n);
+        CAPTURE(bad);
+        std::atomic<std::size_t> ran{0};
+        try {
+          lumen::parallel_for(0, n, [&](std::size_t i) {
+            if (i == bad) throw Boom(i);
+            ran.fetch_add(1, std::memory_order_relaxed);
+          });
+          FAIL("no exception");
+        } catch (const Boom& e) {
+          CHECK(e.index == bad);
+        }
+        CHECK(ran.load() < n);
+      }
+    }
+    // Other chunks are cancelled: with every index throwing, only a few of them start.
+    std::atomic<std::size_t> started{0};
+    CHECK_THROWS_AS(lumen::parallel_for(0, kLarge, lumen::grain(1000),
+                                        [&](std::size_t, std::size_t) {
+                                          started.fetch_add(1);
+                                          throw std::out_of_range("x");
+                                        }),
+                    std::out_of_range);
+    CHECK(started.load() < kLarge / 1000);
+  });
+}
+
+TEST_CASE("parallel_reduce equals the serial fold") {
+  everywhere([] {
+    for (std::size_t n : kSizes) {
+      CAPTURE(n);
+      std::uint64_t expect = 0;
+      for (std::size_t i = 0; i < n; ++i) expect += spin(i);
+      auto map = [](std::size_t i) { return spin(i); };
+      CHECK(lumen::parallel_reduce(0, n, std::uint64_t{0}, map, std::plus<>{}) == expect);
+      CHECK(lumen::parallel_reduce(0, n, std::uint64_t{0}, map, std::plus<>{}, lumen::grain(64)) == expect);
+      CHECK(lumen::parallel_reduce(0, n, std::uint64_t{0}, map, std::plus<>{}, lumen::deterministic{}) == expect);
+      CHECK(lumen::parallel_reduce(0, n, std::uint64_t{0}, map, std::plus<>{}, lumen::deterministic{.grain = 10}) ==
+            expect);
+    }
+    // An empty or reversed range gives the identity.
+    CHECK(lumen::parallel_reduce(7, 3, 42, [](int i) { return i; }, std::plus<>{}) == 42);
+    CHECK(lumen::parallel_reduce(-100, 101, 0L, [](long i) { return i; }, std::plus<>{}) == 0);
+  });
+}
+
+// Combination keeps index order: concatenation is associative but not commutative.
+TEST_CASE("parallel_reduce keeps index order") {
+  everywhere([] {
+    const std::size_t n = 20'000;
+    std::string expect;
+    for (std::size_t i = 0; i < n; ++i) expect += static_cast<char>('a' + i % 26);
+    auto map = [](std::size_t i) {
+      [[maybe_unused]] volatile std::uint64_t busy = spin(i);
+      return std::string(1, static_cast<char>('a' + i % 26));
+    };
+    auto cat = [](std::string a, const std::string& b) { return a + b; };
+    CHECK(lumen::parallel_reduce(0, n, std::string{}, map, cat) == expect);
+    CHECK(lumen::parallel_reduce(0, n, std::string{}, map, cat, lumen::grain(7)) == expect);
+    CHECK(lumen::parallel_reduce(0, n, std::string{}, map, cat, lumen::deterministic{}) == expect);
+  });
+}
+
+// The deterministic reduction gives the same bits on one worker, two workers, and every run;
+// its tree is fixed, so it also equals a serial evaluation of that tree.
+TEST_CASE("deterministic reduce is bit-identical across runs and worker counts") {
+  const std::size_t n = kLarge;
+  std::vector<double> x(n);
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> dist(-1e6, 1e6);
+  for (auto& v : x) v = dist(rng) * std::pow(10.0, static_cast<double>(rng() % 20) - 10);
+  auto map = [&](std::size_t i) { return x[i]; };
+  const std::size_t grain = (n + 2047) / 2048;
+  std::function<double(std::size_t, std::size_t)> tree = [&](std::size_t lo, std::size_t hi) {
+    if (hi - lo <= grain) {
+      double s = 0;
+      for (std::size_t i = lo; i < hi; ++i) s += x[i];
+      return s;
+    }
+    std::size_t mid = lo + (hi - lo) / 2;
+    double left = tree(lo, mid);
+    return left + tree(mid, hi);
+  };
+  const double expect = tree(0, n);
+  double serial = 0;
+  for (double v : x) serial += v;
+  CHECK(serial != expect);  // otherwise this test could not tell the orders apart
+
+  for (unsigned workers : kWorkerCounts) {
+    lumen::Runtime rt{lumen::Config{.workers = workers}};
+    for (int run = 0; run < 5; ++run) {
+      double got = lumen::parallel_reduce(0, n, 0.0, map, std::plus<>{}, lumen::deterministic{});
+      CHECK(std::memcmp(&got, &expect, sizeof got) == 0);
+    }
+  }
+}
+
+TEST_CASE("parallel_reduce propagates the first exception") {
+  everywhere([] {
+    for (std::size_t n : {std::size_t{1}, std::size_t{1021}, kLarge}) {
+      CAPTURE(n);
+      auto map = [n](std::size_t i) -> double {
+        if (i == n / 3) throw Boom(i);
+        return 1.0;
+      };
+      CHECK_THROWS_AS(lumen::parallel_reduce(0, n, 0.0, map, std::plus<>{}), Boom);
+      CHECK_THROWS_AS(lumen::parallel_reduce(0, n, 0.0, map, std::plus<>{}, lumen::grain(16)), Boom);
+      CHECK_THROWS_AS(lumen::parallel_reduce(0, n, 0.0, map, std::plus<>{}, lumen::deterministic{}), Boom);
+    }
+  });
+}
+
+TEST_CASE("parallel_scan and parallel_exclusive_scan equal the serial scans") {
+  everywhere([] {
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{16'383},
+                          std::size_t{16'384}, std::size_t{16'385}, std::size_t{100'003}, kLarge}) {
+      CAPTURE(n);
+      auto in = random_values(n, n, 1'000'000);
+      std::vector<std::int64_t> expect(n), out(n, -1);
+      std::inclusive_scan(in.begin(), in.end(), expect.begin(), std::plus<>{}, std::int64_t{5});
+      lumen::parallel_scan(in.begin(), in.end(), out.begin(), std::int64_t{5}, std::plus<>{});
+      CHECK(out == expect);
+
+      std::exclusive_scan(in.begin(), in.end(), expect.begin(), std::int64_t{5});
+      lumen::parallel_exclusive_scan(in.begin(), in.end(), out.begin(), std::int64_t{5}, std::plus<>{});
+      CHECK(out == expect);
+
+      // In place, and from int to a wider type.
+      std::vector<std::int64_t> inplace = in;
+      lumen::parallel_exclusive_scan(inplace.begin(), inplace.end(), inplace.begin(), std::int64_t{5}, std::plus<>{});
+      CHECK(inplace == expect);
+      std::vector<int> small(n);
+      for (std::size_t i = 0; i < n; ++i) small[i] = static_cast<int>(in[i] % 1000);
+      std::vector<long> wide(n), wide_expect(n);
+      std::inclusive_scan(small.begin(), small.end(), wide_expect.begin(), std::plus<>{}, 0L);
+      lumen::parallel_scan(small.begin(), small.end(), wide.begin(), 0L, std::plus<>{});
+      CHECK(wide == wide_expect);
+    }
+  });
+}
+
+// Order matters to the operation: a 2x2 matrix product is associative, not commutative.
+TEST_CASE("parallel_scan keeps order for a non-commutative operation") {
+  using M = std::array<std::uint64_t, 4>;
+  auto mul = [](const M& a, const M& b) {
+    return M{a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3], a[2] * b[0] + a[3] * b[2],
+             a[2] * b[1] + a[3] * b[3]};
+  };
+  const std::size_t n = 100'003;
+  std::vector<M> in(n);
+  for (std::size_t i = 0; i < n; ++i) in[i] = M{1, i % 5, i % 3, 1};
+  std::vector<M> expect(n), out(n);
+  std::inclusive_scan(in.begin(), in.end(), expect.begin(), mul, M{1, 0, 0, 1});
+  everywhere([&] {
+    std::fill(out.begin(), out.end(), M{});
+    lumen::parallel_scan(in.begin(), in.end(), out.begin(), M{1, 0, 0, 1}, mul);
+    CHECK(out == expect);
+  });
+}
+
+TEST_CASE("parallel_scan propagates the first exception") {
+  everywhere([] {
+    const std::size_t n = kLarge;
+    std::vector<int> in(n, 1), out(n);
+    auto op = [n](long a, long b) {
+      if (a == static_cast<long>(n / 2)) throw Boom(static_cast<std::size_t>(a));
+      return a + b;
+    };
+    CHECK_THROWS_AS(lumen::parallel_scan(in.begin(), in.end(), out.begin(), 0L, op), Boom);
+    CHECK_THROWS_AS(lumen::parallel_exclusive_scan(in.begin(), in.end(), out.begin(), 0L, op), Boom);
+  });
+}
+
+TEST_CASE("parallel_sort sorts") {
+  everywhere([] {
+    for (std::size_t n : kSizes) {
+      CAPTURE(n);
+      auto v = random_values(n, n + 1, 1'000'000'000);
+      auto expect = v;
+      std::sort(expect.begin(), expect.end());
+      lumen::parallel_sort(v.begin(), v.end());
+      CHECK(v == expect);
+
+      // Few distinct values, sorted, reversed, with a comparator.
+      auto dup = random_values(n, n + 2, 3);
+      auto dup_expect = dup;
+      std::sort(dup_expect.begin(), dup_expect.end(), std::greater<>{});
+      lumen::parallel_sort(dup.begin(), dup.end(), std::greater<>{});
+      CHECK(dup == dup_expect);
+      lumen::parallel_sort(dup.begin(), dup.end());
+      std::reverse(dup_expect.begin(), dup_expect.end());
+      CHECK(dup == dup_expect);
+      lumen::parallel_sort(dup.begin(), dup.end());
+      CHECK(dup == dup_expect);
+    }
+  });
+}
+
+// A key-only comparator on records: every record is kept, keys come out in order.
+TEST_CASE("parallel_sort with a comparator on records") {
+  struct Rec {
+    int key;
+    std::size_t id;
+  };
+  everywhere([] {
+    const std::size_t n = 300'007;
+    std::vector<Rec> v(n);
+    std::mt19937 rng(3);
+    for (std::size_t i = 0; i < n; ++i) v[i] = Rec{static_cast<int>(rng() % 1000), i};
+    lumen::parallel_sort(v.begin(), v.end(), [](const Rec& a, const Rec& b) { return a.key < b.key; });
+    CHECK(std::is_sorted(v.begin(), v.end(), [](const Rec& a, const Rec& b) { return a.key < b.key; }));
+    std::vector<char> seen(n, 0);
+    for (const Rec& r : v) seen[r.id] = 1;
+    CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<long>(n));
+  });
+}
+
+TEST_CASE("parallel_sort propagates the comparator's exception") {
+  everywhere([] {
+    auto v = random_values(kLarge, 11, 1'000'000);
+    std::atomic<std::size_t> calls{0};
+    auto comp = [&](std::int64_t a, std::int64_t b) {
+      if (calls.fetch_add(1, std::memory_order_relaxed) == 100'000) throw Boom(0);
+      return a < b;
+    };
+    CHECK_THROWS_AS(lumen::parallel_sort(v.begin(), v.end(), comp), Boom);
+  });
+}
+
+TEST_CASE("parallel_invoke runs every callable") {
+  everywhere([] {
+    std::atomic<int> mask{0};
+    lumen::parallel_invoke([&] { mask.fetch_or(1); });
+    lumen::parallel_invoke([&] { mask.fetch_or(2); }, [&] { mask.fetch_or(4); }, [&] { mask.fetch_or(8); });
+    CHECK(mask.load() == 15);
+    for (int thrower = 0; thrower < 3; ++thrower) {
+      CAPTURE(thrower);
+      std::atomic<int> ran{0};
+      auto part = [&](int k) {
+        if (k == thrower) throw Boom(static_cast<std::size_t>(k));
+        ran.fetch_add(1);
+      };
+      try {
+        lumen::parallel_invoke([&] { part(0); }, [&] { part(1); }, [&] { part(2); });
+        FAIL("no exception");
+      } catch (const Boom& e) {
+        CHECK(e.index == static_cast<std::size_t>(thrower));
+      }
+      CHECK(ran.load() <= 2);
+    }
+  });
+}
+
+// Loops inside loops inside tasks, and every algorithm inside parallel_invoke: results are
+// right and nothing hangs, on one worker as on two.
+TEST_CASE("algorithms nest in each other and in tasks") {
+  everywhere([] {
+    const std::size_t outer = 200;
+    const std::size_t inner = 300;
+    std::vector<std::uint64_t> row(outer);
+    lumen::parallel_for(0, outer, [&](std::size_t i) {
+      row[i] = lumen::parallel_reduce(0, inner, std::uint64_t{0}, [i](std::size_t j) { return i * j; }, std::plus<>{});
+    });
+    for (std::size_t i = 0; i < outer; ++i) CHECK(row[i] == i * (inner * (inner - 1) / 2));
+
+    std::vector<lumen::ObjectRef<std::uint64_t>> refs;
+    for (int t = 0; t < 8; ++t)
+      refs.push_back(lumen::submit([t] {
+        std::uint64_t total = 0;
+        lumen::parallel_invoke(
+            [&] {
+              auto v = random_values(50'000, static_cast<std::uint64_t>(t), 1000);
+              lumen::parallel_sort(v.begin(), v.end());
+              total += std::is_sorted(v.begin(), v.end()) ? 1 : 0;
+            },
+            [&] {
+              std::vector<int> in(40'000, 1), out(40'000);
+              lumen::parallel_scan(in.begin(), in.end(), out.begin(), 0, std::plus<>{});
+              total += out.back() == 40'000 ? 10 : 0;
+            });
+        return total;
+      }));
+    for (auto& r : refs) CHECK(lumen::get(r) == 11);
+
+    std::atomic<std::size_t> leaves{0};
+    lumen::parallel_for(0, 20, [&](int) {
+      lumen::parallel_for(0, 30, [&](int) { lumen::parallel_for(0, 40, [&](int) { leaves.fetch_add(1); }); });
+    });
+    CHECK(leaves.load() == 20 * 30 * 40);
+
+    // An exception from an inner loop reaches the outer caller.
+    CHECK_THROWS_AS(lumen::parallel_for(0, 100,
+                                        [&](int i) {
+                                          lumen::parallel_for(0, 100, [&](int j) {
+                                            if (i == 50 && j == 50) throw Boom(0);
+                                          });
+                                        }),
+                    Boom);
+  });
+}
+
+// With two workers and bodies that take long enough, both workers run iterations.
+TEST_CASE("parallel_for spreads work over the workers") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  std::vector<std::thread::id> who(64);
+  lumen::parallel_for(0, who.size(), [&](std::size_t i) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    who[i] = std::this_thread::get_id();
+  });
+  std::sort(who.begin(), who.end());
+  CHECK(std::unique(who.begin(), who.end()) - who.begin() == 2);
+}
