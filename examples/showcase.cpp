@@ -4,17 +4,26 @@
 //   2. errors: an exception travels through a dependent to get()
 //   3. fork/join: fib(32) with task_group, beside tbb::task_group
 //   4. actors: 200k calls to a stateful object, beside a thread that serves a locked queue
+//   5. loops: a reduction and a sort, beside tbb::parallel_reduce and tbb::parallel_sort
+//   6. pipelines: 200k items through 4 stages, beside tbb::parallel_pipeline
 #include <lumen/lumen.h>
+#include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/parallel_reduce.h>
+#include <tbb/parallel_sort.h>
 #include <tbb/task_group.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <mutex>
 #include <numeric>
+#include <random>
 #include <stdexcept>
 #include <future>
 #include <thread>
@@ -166,6 +175,83 @@ int main() {
   std::printf("   lumen::actor           %8.1f ms   total = %ld\n", actor_ms, lumen_total);
   std::printf("   thread + locked queue  %8.1f ms   total = %ld\n", thread_ms, thread_total);
   std::printf("   lumen takes %.2fx the hand-written actor's time\n\n", actor_ms / thread_ms);
+
+  std::printf("5. loops (best of 5)\n");
+  constexpr std::size_t kTerms = 50'000'000;
+  double lumen_sum = 0;
+  double tbb_sum = 0;
+  double reduce_ms = best_ms(5, [&] {
+    lumen_sum = lumen::parallel_reduce(std::size_t{0}, kTerms, 0.0, [](std::size_t i) { return std::sqrt(double(i)); },
+                                       std::plus<>{});
+  });
+  double tbb_reduce_ms = best_ms(5, [&] {
+    tbb_sum = tbb::parallel_reduce(
+        tbb::blocked_range<std::size_t>(0, kTerms), 0.0,
+        [](const tbb::blocked_range<std::size_t>& r, double acc) {
+          for (std::size_t i = r.begin(); i != r.end(); ++i) acc += std::sqrt(double(i));
+          return acc;
+        },
+        std::plus<>{});
+  });
+  std::printf("   sum of sqrt(i), i < 5e7:  lumen %7.1f ms   tbb %7.1f ms   (%.4g, %.4g)\n", reduce_ms, tbb_reduce_ms,
+              lumen_sum, tbb_sum);
+  std::vector<std::uint64_t> keys(5'000'000);
+  std::mt19937_64 rng(42);
+  for (auto& k : keys) k = rng();
+  std::vector<std::uint64_t> work;
+  double sort_ms = best_ms(5, [&] {
+    work = keys;
+    lumen::parallel_sort(work.begin(), work.end());
+  });
+  bool lumen_sorted = std::is_sorted(work.begin(), work.end());
+  double tbb_sort_ms = best_ms(5, [&] {
+    work = keys;
+    tbb::parallel_sort(work.begin(), work.end());
+  });
+  std::printf("   sort 5e6 random 64-bit keys (with the copy): lumen %7.1f ms   tbb %7.1f ms   (sorted: %s)\n\n",
+              sort_ms, tbb_sort_ms, lumen_sorted ? "yes" : "no");
+
+  std::printf("6. pipelines: 200000 items, serial read -> parallel -> parallel -> serial in-order write (best of 5)\n");
+  constexpr long kItems = 200000;
+  auto transform = [](long x) {
+    for (int k = 0; k < 50; ++k) x = x * 6364136223846793005L + 1442695040888963407L;
+    return x;
+  };
+  long lumen_check = 0;
+  long tbb_check = 0;
+  double pipe_ms = best_ms(5, [&] {
+    long next = 0;
+    long check = 0;
+    lumen::pipeline(4 * workers)
+        .source([&](lumen::flow_control& fc) {
+          if (next == kItems) fc.stop();
+          return next++;
+        })
+        .stage(lumen::stage_mode::parallel, transform)
+        .stage(lumen::stage_mode::parallel, transform)
+        .sink(lumen::stage_mode::serial_in_order, [&](long x) { check = check * 31 + x; })
+        .run();
+    lumen_check = check;
+  });
+  double tbb_pipe_ms = best_ms(5, [&] {
+    long next = 0;
+    long check = 0;
+    tbb::parallel_pipeline(
+        4 * workers,
+        tbb::make_filter<void, long>(tbb::filter_mode::serial_in_order,
+                                     [&](tbb::flow_control& fc) {
+                                       if (next == kItems) fc.stop();
+                                       return next++;
+                                     }) &
+            tbb::make_filter<long, long>(tbb::filter_mode::parallel, transform) &
+            tbb::make_filter<long, long>(tbb::filter_mode::parallel, transform) &
+            tbb::make_filter<long, void>(tbb::filter_mode::serial_in_order, [&](long x) { check = check * 31 + x; }));
+    tbb_check = check;
+  });
+  std::printf("   lumen::pipeline         %8.1f ms\n", pipe_ms);
+  std::printf("   tbb::parallel_pipeline  %8.1f ms\n", tbb_pipe_ms);
+  std::printf("   same in-order result: %s; lumen takes %.2fx oneTBB's time\n\n", lumen_check == tbb_check ? "yes" : "no",
+              pipe_ms / tbb_pipe_ms);
 
   lumen::Stats s = rt.stats();
   std::printf("runtime: %llu tasks run, %llu steals, %llu parks, %llu fibers created\n",
