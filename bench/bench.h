@@ -45,6 +45,8 @@ struct Workload {
   std::vector<System> systems;
   // Checks the result of the run just timed (untimed); aborts with a message if it is wrong.
   std::function<void(const System&, Context&)> verify;
+  // Untimed, before the first and after the last run at each thread count; may be empty.
+  std::function<void(Context&)> setup, teardown;
 };
 
 // Aborts the process with a message naming the workload and system.
@@ -66,6 +68,7 @@ void add_object_workloads(std::vector<Workload>& out);     // putget, park
 void add_actor_workloads(std::vector<Workload>& out);      // actor_async, actor_sync, actor_nn
 void add_flow_workloads(std::vector<Workload>& out);       // pipeline, wavefront, chain
 void add_loop_workloads(std::vector<Workload>& out);       // reduce, triad, matmul, sort, scan, nestfor
+void add_ray_api_workloads(std::vector<Workload>& out);    // ray_task, ray_actor, ray_actor_async
 
 // --suite ray: Ray's microbenchmark rows through lumen's API (suite_ray.cpp).
 struct RaySuiteOptions {

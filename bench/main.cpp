@@ -356,6 +356,7 @@ int run_main(int argc, char** argv) {
   add_actor_workloads(all);
   add_flow_workloads(all);
   add_loop_workloads(all);
+  add_ray_api_workloads(all);
 
   // Selection: a workload whose name matches runs every system; otherwise only the systems
   // whose "workload/system" matches.
@@ -417,6 +418,7 @@ int run_main(int argc, char** argv) {
         cell[i].items = w.systems[i].items > 0 ? w.systems[i].items : w.items;
       }
       double parks = 0, steals = 0;
+      if (w.setup) w.setup(ctx);
       for (const auto& s : w.systems) {  // warm-up
         settle();
         run_once(w, s, ctx, &parks, &steals);
@@ -429,6 +431,7 @@ int run_main(int argc, char** argv) {
           cell[i].steals.push_back(steals);
         }
       }
+      if (w.teardown) w.teardown(ctx);
       for (auto& r : cell) {
         r.median_s = median(r.seconds);
         r.min_s = *std::min_element(r.seconds.begin(), r.seconds.end());

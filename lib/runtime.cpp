@@ -118,6 +118,8 @@ ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count
 
 bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size_t n) { return s.acquire(t, d, n); }
 
+void add_resource(Scheduler& s, std::string_view name, std::uint64_t capacity) { s.add_resource(name, capacity); }
+
 void release_resources(Scheduler& s, const ResourceDemand* d, std::size_t n) noexcept { s.release(d, n); }
 
 bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept {

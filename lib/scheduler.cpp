@@ -299,6 +299,16 @@ ResourceDemand Scheduler::demand(std::string_view name, double count) {
   throw usage_error("lumen: unknown resource '" + std::string(name) + "': declare it in Config::resources");
 }
 
+void Scheduler::add_resource(std::string_view name, std::uint64_t capacity) {
+  if (name.empty()) throw usage_error("lumen: a resource name is empty");
+  std::lock_guard<std::mutex> lock(resource_mutex_);
+  for (const Resource& r : resources_) {
+    if (r.name == name) throw usage_error("lumen: resource '" + std::string(name) + "' exists already");
+  }
+  // Demands hold indices into resources_, so it only grows.
+  resources_.push_back(Resource{std::string(name), capacity});
+}
+
 bool Scheduler::acquire(Task* t, const ResourceDemand* d, std::size_t n) {
   std::lock_guard<std::mutex> lock(resource_mutex_);
   bool fits = true;

@@ -149,6 +149,7 @@ class Scheduler {
 
   // Resources.
   ResourceDemand demand(std::string_view name, double count);
+  void add_resource(std::string_view name, std::uint64_t capacity);
   bool acquire(Task* t, const ResourceDemand* d, std::size_t n);
   void release(const ResourceDemand* d, std::size_t n) noexcept;
 

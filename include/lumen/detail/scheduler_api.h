@@ -73,6 +73,9 @@ struct ResourceDemand {
 ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count);  // validates
 // True when granted; false when the task was queued, to be spawned again once granted.
 bool acquire_resources(Scheduler& s, Task* t, const ResourceDemand* d, std::size_t n);
+// Adds a resource with this capacity to a running runtime (for reservations made after it
+// started: Ray's placement group bundles). Throws usage_error if the name is taken.
+void add_resource(Scheduler& s, std::string_view name, std::uint64_t capacity);
 void release_resources(Scheduler& s, const ResourceDemand* d, std::size_t n) noexcept;
 
 // Parking. A Wakeup names one parked context (a fiber on a worker, or a thread); unpark must

@@ -1,0 +1,254 @@
+// Actors through Ray's API: ray::Actor(factory).Remote(args...), handle.Task(&C::m).Remote(...).
+//
+//   class Counter {
+//    public:
+//     explicit Counter(int start) : n_(start) {}
+//     static Counter* FactoryCreate(int start) { return new Counter(start); }
+//     int Add(int k) { return n_ += k; }
+//    private:
+//     int n_;
+//   };
+//   RAY_REMOTE(Counter::FactoryCreate, &Counter::Add);
+//
+//   ray::ActorHandle<Counter> c = ray::Actor(Counter::FactoryCreate).SetName("c").Remote(5);
+//   ray::ObjectRef<int> r = c.Task(&Counter::Add).Remote(1);          // 6
+//   boost::optional<ray::ActorHandle<Counter>> same = ray::GetActor<Counter>("c");
+//   c.Kill();
+//
+// A Ray actor is a lumen actor (lumen/actor.h) of an ActorInstance<C> that owns the C its
+// factory made, so it has lumen's guarantees: with max concurrency 1 (the default) calls run
+// one at a time in the order they were made; the factory runs on a worker after Remote
+// returns; a factory that throws ends the actor and its calls throw RayActorException.
+// SetMaxRestarts(n) rebuilds the actor by calling the factory again with the same arguments
+// after Kill(false) or ExitActor(), up to n times (-1: always); calls pending then fail, as
+// with Ray's default max_task_retries of 0.
+//
+// What differs from Ray, and why:
+// - An actor lives while a handle to it exists; a named actor until it is killed or Shutdown,
+//   whatever its lifetime (a detached actor in Ray outlives its job, which cannot happen in one
+//   process; a named non-detached one ends with its last handle in Ray).
+// - SetResources and SetPlacementGroup are checked as Ray checks them but not held: an actor
+//   is not a process that sits on a CPU, and its calls run on the shared workers.
+// - Names are unique per namespace; lumen::get_actor sees a Ray actor's name with its
+//   namespace in front, so use ray::GetActor for Ray actors.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/optional.hpp>
+
+#include "lumen/actor.h"
+#include "lumen/ray/arguments.h"
+#include "lumen/ray/config.h"
+#include "lumen/ray/object_ref.h"
+#include "lumen/ray/placement_group.h"
+#include "lumen/ray/remote.h"
+#include "lumen/ray/task_caller.h"
+
+namespace ray {
+
+namespace internal {
+
+// The lumen actor behind a Ray actor: it owns the object the factory made.
+template <class C>
+class ActorInstance {
+ public:
+  template <class F, class... A>
+  ActorInstance(const std::string* factory_name, F factory, A&&... args)
+      : object_(run_remote(*factory_name, [&] {
+          return invoke_bound(static_cast<typename signature<F>::params*>(nullptr), factory, std::forward<A>(args)...);
+        })) {
+    if (object_ == nullptr) throw RayException("The factory " + *factory_name + " returned a null actor");
+  }
+
+  C& object() noexcept { return *object_; }
+
+ private:
+  std::unique_ptr<C> object_;
+};
+
+// "<namespace size>:<namespace><name>": one lumen name per (namespace, name) pair.
+std::string qualified_actor_name(const std::string& ray_namespace, const std::string& name);
+
+// The callable an actor call runs: the method on the actor's object, with Ray's arguments.
+template <class C, class M>
+struct MethodInvoker {
+  M method;
+  const std::string* name;
+
+  template <class... A>
+  typename signature<M>::result operator()(ActorInstance<C>& instance, A&&... a) {
+    return run_remote(*name, [&]() -> decltype(auto) {
+      return invoke_method_bound(static_cast<typename signature<M>::params*>(nullptr), method, instance.object(),
+                                 std::forward<A>(a)...);
+    });
+  }
+};
+
+template <class C, class M>
+class ActorTaskCaller {
+ public:
+  using Result = result_of<M>;
+
+  ActorTaskCaller(lumen::ActorHandle<ActorInstance<C>> actor, M method, const std::string* name)
+      : actor_(std::move(actor)), method_(method), name_(name) {}
+
+  template <class... Args>
+  ObjectRef<Result> Remote(Args&&... args) {
+    check_argument_count<M, Args...>();
+    return call(static_cast<typename signature<M>::params*>(nullptr), std::forward<Args>(args)...);
+  }
+
+ private:
+  template <class... P, class... Args>
+  ObjectRef<Result> call(std::tuple<P...>*, Args&&... args) {
+    return ObjectRef<Result>(with_ray_exceptions([&] {
+      return actor_.call(MethodInvoker<C, M>{method_, name_}, stored_argument<P, true>(std::forward<Args>(args))...);
+    }));
+  }
+
+  lumen::ActorHandle<ActorInstance<C>> actor_;
+  M method_;
+  const std::string* name_;
+};
+
+}  // namespace internal
+
+// A reference to an actor; cheap to copy, usable from any thread, and an argument tasks may
+// take.
+template <class ActorType, bool IsXlang = false>
+class ActorHandle {
+  static_assert(!IsXlang, "actors of other languages need Ray itself");
+
+ public:
+  ActorHandle() = default;
+  explicit ActorHandle(lumen::ActorHandle<internal::ActorInstance<ActorType>> native) : native_(std::move(native)) {}
+
+  // Used by Ray to tell handles from other argument types.
+  static bool IsActorHandle() { return true; }
+
+  // The actor's id as text; unique among the process's actors.
+  std::string ID() const { return native_.valid() ? internal::object_id_text(native_.id()) : std::string(); }
+
+  // A caller for a registered method of ActorType (or of a base class of it). Throws
+  // RayException when RAY_REMOTE did not register it.
+  template <class F>
+  internal::ActorTaskCaller<ActorType, F> Task(F actor_func) const {
+    static_assert(std::is_member_function_pointer_v<F>, "Actor method is not a member function of actor class.");
+    using Self = typename internal::signature<F>::object;
+    static_assert(std::is_same_v<ActorType, Self> || std::is_base_of_v<Self, ActorType>, "Class types must be same.");
+    const std::string& name = internal::registered_name(actor_func);
+    return internal::ActorTaskCaller<ActorType, F>(native_, actor_func, &name);
+  }
+
+  // Ends the actor; it is not restarted.
+  void Kill() const { Kill(true); }
+  // Ends the actor; with no_restart false it is rebuilt if it has restarts left.
+  void Kill(bool no_restart) const {
+    internal::with_ray_exceptions([&] { native_.kill(no_restart); });
+  }
+
+  // The lumen actor behind this handle.
+  const lumen::ActorHandle<internal::ActorInstance<ActorType>>& native() const noexcept { return native_; }
+
+ private:
+  lumen::ActorHandle<internal::ActorInstance<ActorType>> native_;
+};
+
+namespace internal {
+
+template <class F>
+using actor_type_of = std::remove_pointer_t<typename signature<F>::result>;
+
+template <class F>
+class ActorCreator : public ResourceOptions<ActorCreator<F>> {
+  using C = actor_type_of<F>;
+
+ public:
+  ActorCreator(F factory, const std::string* name) : factory_(factory), factory_name_(name) {}
+
+  // Names the actor in the job's namespace (ray::GetNamespace()).
+  ActorCreator& SetName(std::string name) {
+    name_ = std::move(name);
+    namespace_ = GetNamespace();
+    return *this;
+  }
+  ActorCreator& SetName(std::string name, std::string ray_namespace) {
+    name_ = std::move(name);
+    namespace_ = std::move(ray_namespace);
+    return *this;
+  }
+  ActorCreator& SetMaxRestarts(int max_restarts) {
+    options_.max_restarts = max_restarts;
+    return *this;
+  }
+  ActorCreator& SetMaxConcurrency(int max_concurrency) {
+    options_.max_concurrency = max_concurrency;
+    return *this;
+  }
+  // Creates the actor; the factory runs on a worker with these arguments. Throws
+  // RayException for bad options or a name that a live actor of the namespace has.
+  template <class... Args>
+  ActorHandle<C> Remote(Args&&... args) {
+    check_argument_count<F, Args...>();
+    check_resources(this->resources_);
+    if (!this->group_.Empty()) lumen_resources(this->resources_, this->group_, this->bundle_index_);
+    return create(static_cast<typename signature<F>::params*>(nullptr), std::forward<Args>(args)...);
+  }
+
+ private:
+  template <class... P, class... Args>
+  ActorHandle<C> create(std::tuple<P...>*, Args&&... args) {
+    lumen::ActorOptions options = options_;
+    if (!name_.empty()) options.name = qualified_actor_name(namespace_, name_);
+    return ActorHandle<C>(with_ray_exceptions([&] {
+      return lumen::actor<ActorInstance<C>>(std::move(options), factory_name_, factory_,
+                                            stored_argument<P, false>(std::forward<Args>(args))...);
+    }));
+  }
+
+  F factory_;
+  const std::string* factory_name_;
+  std::string name_;
+  std::string namespace_;
+  lumen::ActorOptions options_;
+};
+
+}  // namespace internal
+
+// A creator for actors made by the registered factory create_func (returning C*). Throws
+// RayException when RAY_REMOTE did not register it.
+template <class F>
+internal::ActorCreator<F> Actor(F create_func) {
+  static_assert(std::is_pointer_v<internal::result_of<F>>, "An actor factory returns a pointer to the actor");
+  return internal::ActorCreator<F>(create_func, &internal::registered_name(create_func));
+}
+
+// The live actor named actor_name in ray_namespace (or in the job's namespace), or none.
+template <class T>
+boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name, const std::string& ray_namespace) {
+  if (actor_name.empty()) return {};
+  auto found = internal::with_ray_exceptions([&] {
+    return lumen::get_actor<internal::ActorInstance<T>>(internal::qualified_actor_name(ray_namespace, actor_name));
+  });
+  if (!found) return {};
+  return ActorHandle<T>(std::move(*found));
+}
+
+template <class T>
+boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name) {
+  return GetActor<T>(actor_name, GetNamespace());
+}
+
+// Ends the actor whose method calls it, once the method returns to it (do not catch what it
+// throws). Throws RayException outside an actor's method.
+[[noreturn]] void ExitActor();
+
+// True inside a method of an actor that was rebuilt after it ended.
+inline bool WasCurrentActorRestarted() { return lumen::actor_restarted(); }
+
+}  // namespace ray

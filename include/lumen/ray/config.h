@@ -1,0 +1,72 @@
+// Starting and stopping the runtime behind Ray's API: ray::Init, ray::Shutdown, RayConfig.
+//
+//   ray::RayConfig config;
+//   config.ray_namespace = "shop";
+//   ray::Init(config);
+//   ...
+//   ray::Shutdown();
+//
+// ray::Init starts a lumen::Runtime in this process; it is then the runtime in scope, so
+// lumen's own calls made from threads outside it use it as well. Its worker count is the
+// larger of 10 and the hardware threads: Ray code blocks its thread freely (a sleep, a
+// std::future, a lock), and Ray's local mode runs tasks on 10 threads, so a program may count
+// on that many blocking tasks running at once. Tasks that do not block pay nothing for the
+// extra workers: idle workers sleep. (lumen code marks blocking explicitly with
+// lumen::blocking and needs no extra workers.)
+//
+// The runtime offers "CPU" equal to the hardware threads, as Ray counts a node's CPUs; tasks
+// claim it only when they say so (SetResources), see task_caller.h.
+//
+// A RayConfig (or the RAY_ADDRESS environment variable, or --ray_address) that names a
+// cluster makes Init throw RayException: a cluster needs Ray itself, linked instead of lumen.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <boost/optional.hpp>
+
+namespace ray {
+
+enum class ActorLifetime {
+  NON_DETACHED,
+  DETACHED,
+};
+
+class RayConfig {
+ public:
+  // The cluster to connect to. Empty (or "local") runs in this process; anything else is a
+  // cluster, which needs Ray.
+  std::string address = "";
+  // Ray's debugging mode. Every program runs in this process here, so both values do.
+  bool local_mode = false;
+  // Where Ray's workers look for the program's code; one process needs no search.
+  std::vector<std::string> code_search_path;
+  // Arguments for `ray start` when Init starts a head node; none is started here.
+  std::vector<std::string> head_args = {};
+  // The lifetime of actors created without SetLifetime. In one process every actor ends
+  // with Shutdown, whichever it is.
+  ActorLifetime default_actor_lifetime = ActorLifetime::NON_DETACHED;
+  // The redis password of a cluster; unused here.
+  boost::optional<std::string> redis_password_;
+  // Set by Ray's worker processes; unused here.
+  bool is_worker_ = false;
+  // Named actors are looked up in this namespace. Empty: an anonymous namespace of this job.
+  std::string ray_namespace = "";
+};
+
+// Starts the runtime. No-op when it is running already. Throws RayException for a cluster
+// address.
+void Init();
+void Init(RayConfig& config);
+// As Init(config); --ray_address=... and --ray_namespace=... in argv take precedence over
+// the config. Other arguments are left alone.
+void Init(RayConfig& config, int argc, char** argv);
+bool IsInitialized();
+// Waits for every task and actor call already submitted, then stops the runtime. Named
+// actors end. Init may be called again afterwards.
+void Shutdown();
+// The namespace of this job: RayConfig::ray_namespace, or the anonymous one made for it.
+std::string GetNamespace();
+
+}  // namespace ray

@@ -1,0 +1,205 @@
+// ray::ObjectRef<T> and the calls that read objects: ray::Put, ray::Get, ray::Wait.
+//
+//   ray::ObjectRef<int> ref = ray::Put(100);
+//   std::shared_ptr<int> v = ray::Get(ref);                      // 100
+//   std::shared_ptr<int> w = ref.Get(50);                        // or RayTimeoutException
+//   ray::WaitResult<int> r = ray::Wait(refs, 2, 1000);           // r.ready, r.unready
+//
+// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it): copying one is an
+// atomic increment, and an object lives while a ref to it does, as in Ray.
+//
+// What differs from Ray, and why:
+// - Get returns a std::shared_ptr to a copy of the value: Ray deserializes a fresh copy for
+//   each Get, and code may change what it got without touching the object. The copy is the one
+//   cost Ray code pays over lumen's zero-copy lumen::get(ref.native()), which returns a
+//   reference to the value in place.
+// - ID() is the hexadecimal text of lumen's 64-bit object id (Ray's are 28 bytes of binary),
+//   returned by value: a ref does not carry a string it would rarely need.
+// - Blocking: Get and Wait inside a task park the task's fiber and its worker runs other work.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "lumen/object_ref.h"
+#include "lumen/ray/exception.h"
+
+namespace ray {
+
+namespace internal {
+
+// Rethrows the exception being handled as Ray's: lumen::timeout_error as RayTimeoutException,
+// lumen::actor_died as RayActorException, other lumen errors as RayException, Ray's own as
+// they are, anything else as RayTaskException. Call it only inside a catch block.
+[[noreturn]] void rethrow_as_ray_exception();
+
+// Runs f; lumen's errors leave it as Ray's exceptions.
+template <class F>
+decltype(auto) with_ray_exceptions(F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (...) {
+    rethrow_as_ray_exception();
+  }
+}
+
+std::string object_id_text(std::uint64_t id);
+
+// A negative timeout waits without limit, as in Ray.
+inline std::chrono::milliseconds timeout_of(int timeout_ms) { return std::chrono::milliseconds(timeout_ms); }
+
+}  // namespace internal
+
+template <class T>
+class ObjectRef {
+ public:
+  ObjectRef() = default;
+  explicit ObjectRef(lumen::ObjectRef<T> ref) noexcept : ref_(std::move(ref)) {}
+
+  // Used by Ray to tell refs from other argument types.
+  static bool IsObjectRef() { return true; }
+
+  bool operator==(const ObjectRef& other) const { return ref_ == other.ref_; }
+
+  // The object's id as text; empty for a default-constructed ref.
+  std::string ID() const { return ref_.valid() ? internal::object_id_text(ref_.id().value) : std::string(); }
+
+  // A copy of the value, once it is ready. Throws RayTaskException when the task that
+  // produces it threw, RayActorException when its actor had ended.
+  std::shared_ptr<T> Get() const {
+    return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(ref_)); });
+  }
+  // As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
+  // milliseconds (a negative timeout waits without limit).
+  std::shared_ptr<T> Get(const int& timeout_ms) const {
+    if (timeout_ms < 0) return Get();
+    return internal::with_ray_exceptions(
+        [&] { return std::make_shared<T>(lumen::get(ref_, internal::timeout_of(timeout_ms))); });
+  }
+
+  // lumen's ref to the same object: for lumen::get without a copy, or lumen::wait.
+  const lumen::ObjectRef<T>& native() const noexcept { return ref_; }
+
+ private:
+  lumen::ObjectRef<T> ref_;
+};
+
+// The result of a task that returns nothing: Get() waits for it and rethrows its error.
+template <>
+class ObjectRef<void> {
+ public:
+  ObjectRef() = default;
+  explicit ObjectRef(lumen::ObjectRef<void> ref) noexcept : ref_(std::move(ref)) {}
+
+  static bool IsObjectRef() { return true; }
+  bool operator==(const ObjectRef& other) const { return ref_ == other.ref_; }
+  std::string ID() const { return ref_.valid() ? internal::object_id_text(ref_.id().value) : std::string(); }
+
+  void Get() const {
+    internal::with_ray_exceptions([&] { lumen::get(ref_); });
+  }
+  void Get(const int& timeout_ms) const {
+    if (timeout_ms < 0) return Get();
+    internal::with_ray_exceptions([&] { lumen::get(ref_, internal::timeout_of(timeout_ms)); });
+  }
+
+  const lumen::ObjectRef<void>& native() const noexcept { return ref_; }
+
+ private:
+  lumen::ObjectRef<void> ref_;
+};
+
+namespace internal {
+template <class T>
+struct is_object_ref : std::false_type {};
+template <class T>
+struct is_object_ref<ObjectRef<T>> : std::true_type {};
+template <class T>
+inline constexpr bool is_object_ref_v = is_object_ref<std::remove_cvref_t<T>>::value;
+}  // namespace internal
+
+// Stores a copy of obj as a new object, ready at once.
+template <class T>
+ObjectRef<T> Put(const T& obj) {
+  return ObjectRef<T>(internal::with_ray_exceptions([&] { return lumen::put(obj); }));
+}
+
+template <class T>
+std::shared_ptr<T> Get(const ObjectRef<T>& object) {
+  return object.Get();
+}
+
+template <class T>
+std::shared_ptr<T> Get(const ObjectRef<T>& object, const int& timeout_ms) {
+  return object.Get(timeout_ms);
+}
+
+// Waits for a task that returns nothing; rethrows its error.
+inline void Get(const ObjectRef<void>& object) { object.Get(); }
+inline void Get(const ObjectRef<void>& object, const int& timeout_ms) { object.Get(timeout_ms); }
+
+// Every value, in order; the first failed object's error is thrown.
+template <class T>
+std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects) {
+  std::vector<std::shared_ptr<T>> out;
+  out.reserve(objects.size());
+  for (const auto& r : objects) out.push_back(r.Get());
+  return out;
+}
+
+// As above, with one timeout for all of them together.
+template <class T>
+std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, const int& timeout_ms) {
+  if (timeout_ms < 0) return Get(objects);
+  auto deadline = std::chrono::steady_clock::now() + internal::timeout_of(timeout_ms);
+  std::vector<std::shared_ptr<T>> out;
+  out.reserve(objects.size());
+  for (const auto& r : objects) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    out.push_back(internal::with_ray_exceptions(
+        [&] { return std::make_shared<T>(lumen::get(r.native(), std::max(left, std::chrono::milliseconds(0)))); }));
+  }
+  return out;
+}
+
+template <class T>
+class WaitResult {
+ public:
+  std::list<ObjectRef<T>> ready;
+  std::list<ObjectRef<T>> unready;
+
+  WaitResult() {}
+  WaitResult(std::list<ObjectRef<T>>&& ready_objects, std::list<ObjectRef<T>>&& unready_objects)
+      : ready(std::move(ready_objects)), unready(std::move(unready_objects)) {}
+};
+
+namespace internal {
+void check_wait_count(int num_objects, std::size_t size);
+}
+
+// Returns once num_objects of the objects are ready (or failed), or timeout_ms milliseconds
+// have passed (a negative timeout waits without limit); it does not throw on timeout. `ready`
+// holds at most num_objects refs; both lists keep the order of `objects`.
+template <class T>
+WaitResult<T> Wait(const std::vector<ObjectRef<T>>& objects, int num_objects, int timeout_ms) {
+  internal::check_wait_count(num_objects, objects.size());
+  std::vector<lumen::ObjectRef<T>> natives;
+  natives.reserve(objects.size());
+  for (const auto& r : objects) natives.push_back(r.native());
+  auto count = static_cast<std::size_t>(num_objects);
+  lumen::WaitResult<T> split = internal::with_ray_exceptions([&] {
+    return timeout_ms < 0 ? lumen::wait(natives, count) : lumen::wait(natives, count, internal::timeout_of(timeout_ms));
+  });
+  std::list<ObjectRef<T>> ready, unready;
+  for (auto& r : split.ready) ready.emplace_back(std::move(r));
+  for (auto& r : split.not_ready) unready.emplace_back(std::move(r));
+  return WaitResult<T>(std::move(ready), std::move(unready));
+}
+
+}  // namespace ray

@@ -1,0 +1,454 @@
+// Ray's C++ API (lumen/ray.h): the examples of Ray's C++ documentation, and each call's
+// behaviour as Ray documents it, run in one process.
+#include <doctest/doctest.h>
+#include <ray/api.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// Each test starts the runtime and stops it, as a Ray program does.
+struct RayRuntime {
+  RayRuntime() { ray::Init(); }
+  ~RayRuntime() { ray::Shutdown(); }
+};
+
+int Return1() { return 1; }
+int Plus1(int x) { return x + 1; }
+int Plus(int x, int y) { return x + y; }
+int Overload(int x) { return x * 10; }
+int Overload(int x, int y) { return x * 100 + y; }
+std::string Append(std::string& s) {
+  s += "!";  // a parameter the task may change: its own copy
+  return s;
+}
+std::size_t Length(const std::vector<int>& v) { return v.size(); }
+int SumOfRef(ray::ObjectRef<int> ref) { return *ray::Get(ref) + 1000; }
+void Nothing() {}
+int Throws(int x) {
+  if (x > 0) throw std::out_of_range("x is " + std::to_string(x));
+  return x;
+}
+int NotRegistered() { return 0; }
+int Slow(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+int Held(int) { return 7; }
+
+// A task blocks its thread on a std::future, as Ray code does without telling anyone.
+std::shared_ptr<std::promise<int>> g_promise;
+std::shared_future<int> g_future;
+int WaitForPromise() { return g_future.get(); }
+int FulfilPromise(int v) {
+  g_promise->set_value(v);
+  return v;
+}
+
+std::atomic<int> g_inside{0};
+std::atomic<int> g_most{0};
+int CountOverlap() {
+  int now = ++g_inside;
+  int seen = g_most.load();
+  while (now > seen && !g_most.compare_exchange_weak(seen, now)) {
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  --g_inside;
+  return 0;
+}
+
+class Counter {
+ public:
+  explicit Counter(int init) : count_(init) {}
+  static Counter* FactoryCreate(int init) { return new Counter(init); }
+  static Counter* FactoryCreateFailing(int) { throw std::runtime_error("no counter today"); }
+  int Add(int x) {
+    count_ += x;
+    return count_;
+  }
+  int Get() const { return count_; }
+  int Unregistered() { return -1; }
+  int AddLength(const std::string& s) { return count_ += static_cast<int>(s.size()); }
+  bool Restarted() { return ray::WasCurrentActorRestarted(); }
+  void Exit() { ray::ExitActor(); }
+  int Fail() { throw std::invalid_argument("Fail was called"); }
+  int Block(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  }
+
+ private:
+  int count_;
+};
+
+class Base {
+ public:
+  virtual ~Base() = default;
+  int Hello() { return 42; }
+};
+class Derived : public Base {
+ public:
+  static Derived* FactoryCreate() { return new Derived(); }
+};
+
+class Concurrent {
+ public:
+  static Concurrent* FactoryCreate() { return new Concurrent(); }
+  int Overlap() { return CountOverlap(); }
+};
+
+RAY_REMOTE(Return1, Plus1, Plus, RAY_FUNC(Overload, int), RAY_FUNC(Overload, int, int), Append, Length, SumOfRef,
+           Nothing, Throws, Slow, Held, WaitForPromise, FulfilPromise, CountOverlap);
+RAY_REMOTE(Counter::FactoryCreate, Counter::FactoryCreateFailing, &Counter::Add, &Counter::Get, &Counter::AddLength,
+           &Counter::Restarted, &Counter::Exit, &Counter::Fail, &Counter::Block);
+RAY_REMOTE(Derived::FactoryCreate, &Base::Hello, Concurrent::FactoryCreate, &Concurrent::Overlap);
+
+}  // namespace
+
+TEST_CASE("quick start: a task, an actor, put and get") {
+  RayRuntime rt;
+  CHECK(ray::IsInitialized());
+  auto obj = ray::Put(100);
+  CHECK(*ray::Get(obj) == 100);
+  CHECK(*obj.Get() == 100);
+
+  auto task_obj = ray::Task(Plus1).Remote(1);
+  CHECK(*task_obj.Get() == 2);
+
+  ray::ActorHandle<Counter> actor = ray::Actor(Counter::FactoryCreate).Remote(1);
+  auto actor_obj = actor.Task(&Counter::Add).Remote(3);
+  CHECK(*actor_obj.Get() == 4);
+  auto actor_obj2 = actor.Task(&Counter::Add).Remote(3);
+  CHECK(*actor_obj2.Get() == 7);
+}
+
+TEST_CASE("Init twice is a no-op; Shutdown then Init starts again") {
+  ray::Init();
+  std::string ns = ray::GetNamespace();
+  ray::Init();
+  CHECK(ray::GetNamespace() == ns);
+  CHECK(*ray::Get(ray::Task(Return1).Remote()) == 1);
+  ray::Shutdown();
+  CHECK_FALSE(ray::IsInitialized());
+  ray::Init();
+  CHECK(*ray::Get(ray::Task(Return1).Remote()) == 1);
+  ray::Shutdown();
+}
+
+TEST_CASE("a cluster address needs Ray") {
+  ray::RayConfig config;
+  config.address = "10.0.0.1:6379";
+  try {
+    ray::Init(config);
+    FAIL("Init with a cluster address did not throw");
+  } catch (const ray::internal::RayException& e) {
+    CHECK(std::string(e.msg_).find("needs Ray itself") != std::string::npos);
+  }
+  CHECK_FALSE(ray::IsInitialized());
+
+  ray::RayConfig local;
+  local.local_mode = true;
+  local.ray_namespace = "from-config";
+  char program[] = "program";
+  char flag[] = "--ray_namespace=from-flag";
+  char* argv[] = {program, flag};
+  ray::Init(local, 2, argv);
+  CHECK(ray::GetNamespace() == "from-flag");
+  ray::Shutdown();
+}
+
+TEST_CASE("tasks: arguments by value, ObjectRef arguments, overloads, references") {
+  RayRuntime rt;
+  auto one = ray::Task(Return1).Remote();
+  auto two = ray::Task(Plus1).Remote(one);  // resolved to its value
+  auto sum = ray::Task(Plus).Remote(two, 10);
+  CHECK(*ray::Get(sum) == 12);
+
+  CHECK(*ray::Get(ray::Task(RAY_FUNC(Overload, int)).Remote(3)) == 30);
+  CHECK(*ray::Get(ray::Task(RAY_FUNC(Overload, int, int)).Remote(3, 4)) == 304);
+
+  std::string s = "hi";
+  CHECK(*ray::Get(ray::Task(Append).Remote(s)) == "hi!");
+  CHECK(s == "hi");  // the caller's value is not the task's
+  auto stored = ray::Put(std::string("ref"));
+  CHECK(*ray::Get(ray::Task(Append).Remote(stored)) == "ref!");
+  CHECK(*ray::Get(stored) == "ref");  // neither is the object's
+
+  CHECK(*ray::Get(ray::Task(Length).Remote(std::vector<int>{1, 2, 3})) == 3);
+  CHECK(*ray::Get(ray::Task(Length).Remote(ray::Put(std::vector<int>(5)))) == 5);
+
+  // A parameter declared as an ObjectRef gets the ref itself.
+  CHECK(*ray::Get(ray::Task(SumOfRef).Remote(ray::Put(1))) == 1001);
+
+  ray::ObjectRef<void> done = ray::Task(Nothing).Remote();
+  done.Get();
+  ray::Get(done);
+}
+
+TEST_CASE("ObjectRef: copy, move, ID, equality, a copy per Get") {
+  RayRuntime rt;
+  auto a = ray::Put(5);
+  auto b = a;
+  CHECK(a == b);
+  CHECK(a.ID() == b.ID());
+  CHECK_FALSE(a.ID().empty());
+  auto c = ray::Put(5);
+  CHECK_FALSE(a == c);
+  CHECK(a.ID() != c.ID());
+  auto moved = std::move(b);
+  CHECK(moved == a);
+  std::shared_ptr<int> first = ray::Get(a);
+  *first = 99;
+  CHECK(*ray::Get(a) == 5);
+  CHECK(ray::ObjectRef<int>().ID().empty());
+}
+
+TEST_CASE("registration: unregistered functions and duplicates throw RayException") {
+  RayRuntime rt;
+  try {
+    ray::Task(NotRegistered);
+    FAIL("Task of an unregistered function did not throw");
+  } catch (const ray::internal::RayException& e) {
+    CHECK(e.msg_ == "Function not found. Please use RAY_REMOTE to register this function.");
+  }
+  try {
+    ray::internal::register_remote_functions("Plus1", Plus1);
+    FAIL("registering Plus1 twice did not throw");
+  } catch (const ray::internal::RayException& e) {
+    CHECK(e.msg_ == "Duplicate RAY_REMOTE function: Plus1");
+  }
+  CHECK_THROWS_AS(ray::internal::register_remote_functions("Plus", NotRegistered), ray::internal::RayException);
+  auto h = ray::Actor(Counter::FactoryCreate).Remote(0);
+  CHECK_NOTHROW(h.Task(&Counter::Get));
+  CHECK_THROWS_AS(h.Task(&Counter::Unregistered), ray::internal::RayException);
+}
+
+TEST_CASE("exceptions: a task's error reaches Get as RayTaskException naming it") {
+  RayRuntime rt;
+  auto bad = ray::Task(Throws).Remote(3);
+  try {
+    ray::Get(bad);
+    FAIL("Get of a failed task did not throw");
+  } catch (const ray::internal::RayTaskException& e) {
+    CHECK(e.msg_ == "An exception was thrown while executing function(Throws): std::out_of_range: x is 3");
+  }
+  // A task whose argument failed fails with the same error, without running.
+  CHECK_THROWS_AS(ray::Get(ray::Task(Plus1).Remote(bad)), ray::internal::RayTaskException);
+  CHECK(*ray::Get(ray::Task(Throws).Remote(0)) == 0);
+  CHECK_THROWS_AS(ray::Get(ray::ObjectRef<int>()), ray::internal::RayException);
+}
+
+TEST_CASE("timeouts: Get with a timeout throws RayTimeoutException; Wait returns what is ready") {
+  RayRuntime rt;
+  g_promise = std::make_shared<std::promise<int>>();
+  g_future = g_promise->get_future().share();
+  auto pending = ray::Task(WaitForPromise).Remote();
+  CHECK_THROWS_AS(ray::Get(pending, 10), ray::internal::RayTimeoutException);
+  CHECK_THROWS_AS(pending.Get(0), ray::internal::RayTimeoutException);
+  auto ready = ray::Put(1);
+  CHECK_THROWS_AS(ray::Get(std::vector<ray::ObjectRef<int>>{ready, pending}, 10), ray::internal::RayTimeoutException);
+
+  ray::WaitResult<int> r = ray::Wait(std::vector<ray::ObjectRef<int>>{pending, ready}, 2, 10);
+  REQUIRE(r.ready.size() == 1);
+  REQUIRE(r.unready.size() == 1);
+  CHECK(r.ready.front() == ready);
+  CHECK(r.unready.front() == pending);
+  CHECK_THROWS_AS(ray::Wait(std::vector<ray::ObjectRef<int>>{ready}, 2, 10), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::Wait(std::vector<ray::ObjectRef<int>>{ready}, 0, 10), ray::internal::RayException);
+
+  g_promise->set_value(8);
+  CHECK(*ray::Get(pending, -1) == 8);
+  r = ray::Wait(std::vector<ray::ObjectRef<int>>{pending, ready}, 2, -1);
+  CHECK(r.ready.size() == 2);
+  CHECK(r.unready.empty());
+  auto all = ray::Get(std::vector<ray::ObjectRef<int>>{pending, ready});
+  REQUIRE(all.size() == 2);
+  CHECK(*all[0] == 8);
+  CHECK(*all[1] == 1);
+}
+
+TEST_CASE("blocking tasks: four tasks waiting on a promise that a fifth fulfils all finish") {
+  RayRuntime rt;
+  g_promise = std::make_shared<std::promise<int>>();
+  g_future = g_promise->get_future().share();
+  std::vector<ray::ObjectRef<int>> waiting;
+  for (int i = 0; i < 4; ++i) waiting.push_back(ray::Task(WaitForPromise).Remote());
+  // The waiting tasks are queued first; the fifth must still find a free worker.
+  auto fulfil = ray::Task(FulfilPromise).Remote(6);
+  CHECK(*ray::Get(fulfil) == 6);
+  for (auto& r : waiting) CHECK(*ray::Get(r) == 6);
+}
+
+TEST_CASE("actors: ordered calls, methods of a base class, reference parameters") {
+  RayRuntime rt;
+  auto counter = ray::Actor(Counter::FactoryCreate).Remote(ray::Put(10));  // a ref to a plain parameter
+  std::vector<ray::ObjectRef<int>> results;
+  for (int i = 1; i <= 100; ++i) results.push_back(counter.Task(&Counter::Add).Remote(1));
+  for (int i = 0; i < 100; ++i) CHECK(*ray::Get(results[static_cast<std::size_t>(i)]) == 11 + i);
+  CHECK(*ray::Get(counter.Task(&Counter::AddLength).Remote(std::string("abc"))) == 113);
+  CHECK(*ray::Get(counter.Task(&Counter::Add).Remote(ray::Task(Return1).Remote())) == 114);
+
+  auto derived = ray::Actor(Derived::FactoryCreate).Remote();
+  CHECK(*ray::Get(derived.Task(&Base::Hello).Remote()) == 42);
+  CHECK_FALSE(counter.ID().empty());
+  CHECK(counter.ID() != derived.ID());
+
+  auto failing = counter.Task(&Counter::Fail).Remote();
+  try {
+    ray::Get(failing);
+    FAIL("a method that threw did not fail its call");
+  } catch (const ray::internal::RayTaskException& e) {
+    CHECK(e.msg_ == "An exception was thrown while executing function(&Counter::Fail): std::invalid_argument: Fail was called");
+  }
+  CHECK(*ray::Get(counter.Task(&Counter::Get).Remote()) == 114);  // the actor lives on
+}
+
+TEST_CASE("named actors: GetActor in the job's namespace and in others") {
+  ray::RayConfig config;
+  config.ray_namespace = "shop";
+  ray::Init(config);
+  CHECK(ray::GetNamespace() == "shop");
+  auto a = ray::Actor(Counter::FactoryCreate).SetName("till").Remote(1);
+  auto b = ray::Actor(Counter::FactoryCreate).SetName("till", "other").Remote(100);
+  boost::optional<ray::ActorHandle<Counter>> found = ray::GetActor<Counter>("till");
+  REQUIRE(found.has_value());
+  CHECK(*ray::Get(found->Task(&Counter::Add).Remote(1)) == 2);
+  auto other = ray::GetActor<Counter>("till", "other");
+  REQUIRE(other.has_value());
+  CHECK(*ray::Get(other->Task(&Counter::Get).Remote()) == 100);
+  CHECK_FALSE(ray::GetActor<Counter>("nobody").has_value());
+  CHECK_FALSE(ray::GetActor<Counter>("").has_value());
+  CHECK_FALSE(ray::GetActor<Counter>("till", "elsewhere").has_value());
+  CHECK_THROWS_AS(ray::Actor(Counter::FactoryCreate).SetName("till").Remote(0), ray::internal::RayException);
+  a.Kill();
+  CHECK_THROWS_AS(ray::Get(a.Task(&Counter::Get).Remote()), ray::internal::RayActorException);
+  CHECK_FALSE(ray::GetActor<Counter>("till").has_value());
+  ray::Shutdown();
+}
+
+TEST_CASE("actor faults: Kill, a factory that throws, ExitActor, restarts through Kill(false)") {
+  RayRuntime rt;
+  auto killed = ray::Actor(Counter::FactoryCreate).Remote(0);
+  CHECK(*ray::Get(killed.Task(&Counter::Add).Remote(1)) == 1);
+  killed.Kill();
+  CHECK_THROWS_AS(ray::Get(killed.Task(&Counter::Add).Remote(1)), ray::internal::RayActorException);
+
+  auto broken = ray::Actor(Counter::FactoryCreateFailing).Remote(0);
+  CHECK_THROWS_AS(ray::Get(broken.Task(&Counter::Get).Remote()), ray::internal::RayActorException);
+
+  auto exiting = ray::Actor(Counter::FactoryCreate).Remote(0);
+  CHECK_THROWS_AS(ray::Get(exiting.Task(&Counter::Exit).Remote()), ray::internal::RayActorException);
+  CHECK_THROWS_AS(ray::Get(exiting.Task(&Counter::Get).Remote()), ray::internal::RayActorException);
+  CHECK_THROWS_AS(ray::ExitActor(), ray::internal::RayException);
+
+  auto restarting = ray::Actor(Counter::FactoryCreate).SetMaxRestarts(1).Remote(5);
+  CHECK(*ray::Get(restarting.Task(&Counter::Add).Remote(1)) == 6);
+  CHECK_FALSE(*ray::Get(restarting.Task(&Counter::Restarted).Remote()));
+  restarting.Kill(false);
+  // Rebuilt from the factory's arguments: the state starts again from 5.
+  CHECK(*ray::Get(restarting.Task(&Counter::Get).Remote()) == 5);
+  CHECK(*ray::Get(restarting.Task(&Counter::Restarted).Remote()));
+  restarting.Kill(false);  // no restarts left
+  CHECK_THROWS_AS(ray::Get(restarting.Task(&Counter::Get).Remote()), ray::internal::RayActorException);
+
+  auto no_restart = ray::Actor(Counter::FactoryCreate).SetMaxRestarts(3).Remote(0);
+  no_restart.Kill();  // Kill() means no_restart = true
+  CHECK_THROWS_AS(ray::Get(no_restart.Task(&Counter::Get).Remote()), ray::internal::RayActorException);
+}
+
+TEST_CASE("max concurrency: calls overlap only when the actor allows it") {
+  RayRuntime rt;
+  auto check_overlap = [](int max_concurrency) {
+    g_most = 0;
+    auto actor = ray::Actor(Concurrent::FactoryCreate).SetMaxConcurrency(max_concurrency).Remote();
+    std::vector<ray::ObjectRef<int>> calls;
+    for (int i = 0; i < 6; ++i) calls.push_back(actor.Task(&Concurrent::Overlap).Remote());
+    for (auto& c : calls) ray::Get(c);
+    return g_most.load();
+  };
+  CHECK(check_overlap(1) == 1);
+  // Blocking calls of an actor with max_concurrency 3 run three at a time; the sleeps are long
+  // enough that they meet, and if they never met the count would be 1.
+  int most = check_overlap(3);
+  CHECK(most > 1);
+  CHECK(most <= 3);
+  CHECK_THROWS_AS(ray::Actor(Concurrent::FactoryCreate).SetMaxConcurrency(0).Remote(), ray::internal::RayException);
+}
+
+TEST_CASE("resources: checked as Ray checks them, and held while tasks run") {
+  RayRuntime rt;
+  CHECK_THROWS_AS(ray::Task(Return1).SetResources({{"CPU", 0}}).Remote(), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::Task(Return1).SetResources({{"", 1}}).Remote(), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::Task(Return1).SetResource("CPU", 1.5).Remote(), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::Task(Return1).SetResource("GPU", 1).Remote(), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", -1}}).Remote(0), ray::internal::RayException);
+  CHECK(*ray::Get(ray::Task(Return1).SetResource("CPU", 0.5).SetName("half").Remote()) == 1);
+
+  // Tasks that each claim every CPU run one at a time.
+  unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  g_most = 0;
+  std::vector<ray::ObjectRef<int>> calls;
+  for (int i = 0; i < 4; ++i)
+    calls.push_back(ray::Task(CountOverlap).SetResources({{"CPU", static_cast<double>(cpus)}}).Remote());
+  for (auto& c : calls) ray::Get(c);
+  CHECK(g_most.load() == 1);
+}
+
+TEST_CASE("placement groups: bundles reserve resources that placed tasks draw from") {
+  RayRuntime rt;
+  unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  ray::PlacementGroupCreationOptions options{"group", {{{"CPU", 1}}}, ray::PlacementStrategy::PACK};
+  ray::PlacementGroup pg = ray::CreatePlacementGroup(options);
+  CHECK(pg.Wait(10));
+  CHECK(pg.GetState() == ray::PlacementGroupState::CREATED);
+  CHECK(pg.GetName() == "group");
+  CHECK(pg.GetBundles().size() == 1);
+  CHECK(ray::GetPlacementGroup("group").GetID() == pg.GetID());
+  CHECK(ray::GetPlacementGroupById(pg.GetID()).GetID() == pg.GetID());
+  CHECK(ray::GetAllPlacementGroups().size() == 1);
+
+  // The bundle has one CPU: tasks placed in it run one at a time.
+  g_most = 0;
+  std::vector<ray::ObjectRef<int>> calls;
+  for (int i = 0; i < 4; ++i) calls.push_back(ray::Task(CountOverlap).SetPlacementGroup(pg, 0).Remote());
+  for (auto& c : calls) ray::Get(c);
+  CHECK(g_most.load() == 1);
+  CHECK(*ray::Get(ray::Task(Plus1).SetPlacementGroup(pg, -1).Remote(1)) == 2);
+  CHECK_THROWS_AS(ray::Task(Plus1).SetPlacementGroup(pg, 1).Remote(1), ray::internal::RayException);
+
+  // What the group holds is not free for others: a group that wants every CPU waits for it.
+  ray::PlacementGroupCreationOptions everything{"all", {{{"CPU", static_cast<double>(cpus)}}}, ray::PlacementStrategy::PACK};
+  ray::PlacementGroup big = ray::CreatePlacementGroup(everything);
+  CHECK_FALSE(big.Wait(0));
+  CHECK(big.GetState() == ray::PlacementGroupState::PENDING);
+  CHECK_THROWS_AS(ray::Task(Plus1).SetPlacementGroup(big, 0).Remote(1), ray::internal::RayException);
+  ray::RemovePlacementGroup(pg.GetID());
+  CHECK(pg.GetState() == ray::PlacementGroupState::REMOVED);
+  CHECK(big.Wait(10));
+  CHECK_THROWS_AS(ray::Task(Plus1).SetPlacementGroup(pg, 0).Remote(1), ray::internal::RayException);
+
+  // One node cannot hold bundles that must be on different nodes, nor more than it has.
+  ray::PlacementGroupCreationOptions spread{"spread", {{{"CPU", 1}}, {{"CPU", 1}}}, ray::PlacementStrategy::STRICT_SPREAD};
+  CHECK_FALSE(ray::CreatePlacementGroup(spread).Wait(0));
+  ray::PlacementGroupCreationOptions huge{"huge", {{{"CPU", 4.0 * cpus}}}, ray::PlacementStrategy::PACK};
+  CHECK_FALSE(ray::CreatePlacementGroup(huge).Wait(0));
+  CHECK_THROWS_AS(ray::CreatePlacementGroup({"none", {}, ray::PlacementStrategy::PACK}), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::CreatePlacementGroup({"empty", {{}}, ray::PlacementStrategy::PACK}), ray::internal::RayException);
+}
+
+TEST_CASE("handles and refs travel into tasks and actors") {
+  RayRuntime rt;
+  auto counter = ray::Actor(Counter::FactoryCreate).Remote(0);
+  // Tasks submitted from inside tasks, Get inside tasks: each parks its fiber.
+  auto nested = ray::Task(Slow).Remote(1);
+  CHECK(*ray::Get(ray::Task(Plus).Remote(nested, ray::Task(Plus1).Remote(nested))) == 3);
+  auto blocked = counter.Task(&Counter::Block).Remote(5);
+  CHECK(*ray::Get(blocked) == 5);
+}
