@@ -173,7 +173,7 @@ bool ActorCore::linger() const noexcept {
 // One unit of progress: a kill, an end, a construction, or one call. False when there is
 // nothing to do now.
 bool ActorCore::step(unsigned& budget) noexcept {
-  State state = state_.load(std::memory_order_relaxed);
+  State state = drain_state_;
   if (state == State::dead) {  // what is left fails, or is a kill that has nothing to kill
     ActorCall* c = next_call();
     if (c == nullptr) return false;
@@ -278,7 +278,7 @@ void ActorCore::construct() noexcept {
   constructed_once_ = true;
   if (error == nullptr) {
     instance_ = instance;
-    state_.store(State::alive, std::memory_order_release);
+    set_state(State::alive);
   } else {
     end_instance(death_notice("its constructor threw " + describe_exception(error)), false, Pending::all_visible);
   }
@@ -390,11 +390,11 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
   // The new state first: whoever sees a pending call fail sees the actor dead (or restarting).
   if (restart) {
     ++restarts_used_;
-    state_.store(State::starting, std::memory_order_relaxed);
+    set_state(State::starting);
   } else {
     retain(reason);
     death_.store(reason, std::memory_order_release);
-    state_.store(State::dead, std::memory_order_release);
+    set_state(State::dead);
     if (!constructed_once_) {  // killed before it was built: the construction is settled too
       constructed_once_ = true;
       end_task(*sched_);
@@ -428,7 +428,7 @@ void ActorCore::end_with_runtime() noexcept {
       instance_ = nullptr;
     }
     death_.store(death_notice("its runtime shut down"), std::memory_order_release);
-    state_.store(State::dead, std::memory_order_release);
+    set_state(State::dead);
   }
   sched_ = nullptr;  // calls to a dead actor never reach its scheduler
 }

@@ -120,8 +120,15 @@ template <class T>
 T take_or_copy(ObjectSlot* s) {
   T* v = SlotValue<T>::get(s);
   std::uint64_t word;
-  // The producing task lets go of the slot right after it publishes the value.
-  while (((word = s->refgen.load(std::memory_order_acquire)) & ObjectSlot::kWriter) != 0) std::this_thread::yield();
+  // The producing task lets go of the slot right after it publishes the value: a few
+  // instructions away, so pause before giving the core away.
+  for (int spins = 0; ((word = s->refgen.load(std::memory_order_acquire)) & ObjectSlot::kWriter) != 0; ++spins) {
+    if (spins < 256) {
+      __builtin_ia32_pause();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   if ((word & ObjectSlot::kRefMask) == 1) return T(std::move(*v));
   if constexpr (std::is_copy_constructible_v<T>) {
     return T(*v);

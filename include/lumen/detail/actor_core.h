@@ -140,6 +140,10 @@ class ActorCore : public Task {
   enum class Pending { none, until_marker, all_visible };
   void end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result = nullptr) noexcept;
   void destroy() noexcept;
+  void set_state(State s) noexcept {
+    drain_state_ = s;
+    state_.store(s, std::memory_order_release);
+  }
 
   // What callers touch.
   MpscQueue mailbox_;
@@ -149,7 +153,8 @@ class ActorCore : public Task {
   std::atomic<std::int64_t> refs_{1};
 
   // What the drain task and the calls it runs touch.
-  alignas(64) std::atomic<int> running_{0};                  // calls running as tasks (max_concurrency > 1)
+  alignas(64) State drain_state_ = State::starting;  // the drain task's copy: state_ sits on the callers' line
+  std::atomic<int> running_{0};                  // calls running as tasks (max_concurrency > 1)
   std::atomic<std::uint64_t> kills_requested_{0};  // markers pushed
   std::atomic<std::uint64_t> kills_handled_{0};    // markers taken off the mailbox
   std::atomic<bool> end_requested_{false};        // exit_actor() in a call that ran as a task
