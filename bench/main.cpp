@@ -233,16 +233,22 @@ void print_table(const std::vector<Workload>& ws, const std::vector<Result>& rs,
   std::printf("%s\n", rule.c_str());
   std::printf("(parks, steals: lumen's counters per run, median; /tbb, /omp: median over the peer's median)\n");
 
-  // One line per workload: lumen's ratio to tbb (or, with no tbb, to serial) at each thread count.
+  // One line per workload: lumen's ratio to tbb at each thread count; with no tbb, to the first
+  // other peer (a hand-written actor, Ray's API), else to serial.
   std::printf("\nsummary (median ratio; < 1 means lumen is faster):\n");
   for (const auto& w : ws) {
     std::vector<unsigned> ts;
     for (const auto& r : rs)
       if (r.workload == w.name && std::find(ts.begin(), ts.end(), r.threads) == ts.end()) ts.push_back(r.threads);
     if (ts.empty()) continue;
-    bool has_tbb = false;
-    for (const auto& r : rs) has_tbb = has_tbb || (r.workload == w.name && r.system == "tbb");
-    const std::string peer = has_tbb ? "tbb" : "serial";
+    std::string peer = "serial";
+    for (const auto& s : w.systems) {
+      if (s.name == "tbb") {
+        peer = "tbb";
+        break;
+      }
+      if (peer == "serial" && !is_lumen(s.name) && s.name != "serial" && s.name != "omp") peer = s.name;
+    }
     std::string line;
     for (const auto& s : w.systems) {
       if (!is_lumen(s.name)) continue;

@@ -256,7 +256,7 @@ int run_ray_suite(const RaySuiteOptions& options) {
     }
     std::vector<double> ops = time_row(row, options.repeat, options.trial_seconds);
     double m = median_of(ops);
-    std::printf("%-48s %16.4g %12.4g %10.1f\n", row.name.c_str(), m, row.ray_ops, m / row.ray_ops);
+    std::printf("%-48s %16.4g %12.4g %10.3g\n", row.name.c_str(), m, row.ray_ops, m / row.ray_ops);
     std::fflush(stdout);
     results.push_back({{"row", row.name}, {"ops_per_s", m}, {"trials", ops}, {"ray_ops_per_s", row.ray_ops},
                        {"ratio_to_ray", m / row.ray_ops}});
