@@ -238,10 +238,7 @@ ActorCall* ActorCore::next_call() noexcept {
   if (replay_head_ != nullptr) {
     MpscNode* n = replay_head_;
     replay_head_ = n->next.load(std::memory_order_relaxed);
-    if (replay_head_ == nullptr) {
-      replay_tail_ = nullptr;
-      has_replays_.store(false, std::memory_order_relaxed);
-    }
+    if (replay_head_ == nullptr) has_replays_.store(false, std::memory_order_relaxed);
     return static_cast<ActorCall*>(static_cast<Task*>(n));
   }
   MpscNode* n = mailbox_.pop();
@@ -251,7 +248,6 @@ ActorCall* ActorCore::next_call() noexcept {
 void ActorCore::push_replay_front(MpscNode* first, MpscNode* last) noexcept {
   if (first == nullptr) return;
   last->next.store(replay_head_, std::memory_order_relaxed);
-  if (replay_head_ == nullptr) replay_tail_ = last;
   replay_head_ = first;
   has_replays_.store(true, std::memory_order_relaxed);
 }

@@ -13,7 +13,6 @@
 // is free, hands its token straight to the source and calls it itself. Each of these steps is
 // one compare-and-swap, so exactly one task sees the word become "ended, every token free",
 // and that task completes the run.
-#include <immintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,7 +44,7 @@ class SpinLock {
         if (++spins % 256 == 0) {
           std::this_thread::yield();
         } else {
-          _mm_pause();
+          cpu_relax();
         }
       }
     }

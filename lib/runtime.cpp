@@ -48,8 +48,7 @@ Scheduler* worker_scheduler() noexcept {
 }
 
 void spawn(Scheduler& s, Task* t) noexcept {
-  Worker* w = this_worker();
-  if (w != nullptr && &w->scheduler() == &s) {
+  if (Worker* w = worker_of(s)) {
     spawn_on(*w, t);
   } else {
     s.submit_external(t);
@@ -80,8 +79,7 @@ void spawn_with_priority(Scheduler& s, Task* t, int priority) {
 void spawn_blocking(Scheduler& s, Task* t) { s.run_blocking(t); }
 
 void begin_task(Scheduler& s) {
-  Worker* w = this_worker();
-  if (w != nullptr && &w->scheduler() == &s) {
+  if (Worker* w = worker_of(s)) {
     w->created.add();
   } else {
     s.begin_external_task();
@@ -89,8 +87,7 @@ void begin_task(Scheduler& s) {
 }
 
 void end_task(Scheduler& s) noexcept {
-  Worker* w = this_worker();
-  if (w != nullptr && &w->scheduler() == &s) {
+  if (Worker* w = worker_of(s)) {
     w->finished.add();
   } else {
     s.end_external_task();
@@ -98,8 +95,7 @@ void end_task(Scheduler& s) noexcept {
 }
 
 void begin_nested_task(Scheduler& s) noexcept {
-  Worker* w = this_worker();
-  if (w != nullptr && &w->scheduler() == &s) {
+  if (Worker* w = worker_of(s)) {
     w->created.add();
   } else {
     s.begin_nested_external_task();
@@ -109,9 +105,8 @@ void begin_nested_task(Scheduler& s) noexcept {
 void spawn_yield(Scheduler& s, Task* t) noexcept { s.inject(t); }
 
 bool work_waiting(Scheduler& s) noexcept {
-  Worker* w = this_worker();
-  if (w == nullptr || &w->scheduler() != &s) return false;
-  return w->has_visible_work() || s.work_queued_outside_workers();
+  Worker* w = worker_of(s);
+  return w != nullptr && (w->has_visible_work() || s.work_queued_outside_workers());
 }
 
 ResourceDemand resource_demand(Scheduler& s, std::string_view name, double count) { return s.demand(name, count); }

@@ -243,8 +243,7 @@ void Scheduler::sleep(Worker& w) {
   }
   // A last look, after registering: a task queued before this point is seen here, and one
   // queued after it finds this worker registered and wakes it.
-  bool work = exiting() || w.has_visible_work() || injection_.nonempty_hint() || priority_nonempty() ||
-              external_nonempty();
+  bool work = exiting() || w.has_visible_work() || work_queued_outside_workers();
   for (unsigned i = 0; !work && i < workers_.size(); ++i) work = workers_[i]->queued() != 0;
   if (work) {
     std::lock_guard<std::mutex> lock(idle_mutex_);

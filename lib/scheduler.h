@@ -3,8 +3,6 @@
 // timers, threads for blocking calls). docs/internals.md describes the invariants.
 #pragma once
 
-#include <immintrin.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +18,7 @@
 #include "external_queue.h"
 #include "fiber.h"
 #include "lumen/detail/chase_lev_deque.h"
+#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/mpsc_queue.h"
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/runtime.h"
@@ -27,9 +26,6 @@
 namespace lumen::detail {
 
 class Scheduler;
-
-// One pause in a spin loop: lets the core's other hyper-thread run and saves power.
-inline void cpu_relax() noexcept { _mm_pause(); }
 
 // A counter written by one thread and read by any: plain loads and stores, no lock prefix.
 struct OwnedCounter {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lumen builds and tests with, when any is missing.
 set -euo pipefail
-packages=(g++ meson ninja-build pkg-config libboost-context-dev libmimalloc-dev libtbb-dev doctest-dev
+packages=(g++ meson ninja-build pkg-config libboost-dev libboost-context-dev libmimalloc-dev libtbb-dev doctest-dev
           libcxxopts-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/error.h"
@@ -124,7 +125,7 @@ T take_or_copy(ObjectSlot* s) {
   // instructions away, so pause before giving the core away.
   for (int spins = 0; ((word = s->refgen.load(std::memory_order_acquire)) & ObjectSlot::kWriter) != 0; ++spins) {
     if (spins < 256) {
-      __builtin_ia32_pause();
+      detail::cpu_relax();
     } else {
       std::this_thread::yield();
     }

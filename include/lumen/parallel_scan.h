@@ -124,7 +124,7 @@ class ChainedScan {
       while (known == kNothing) {
         if (failed_.load(std::memory_order_relaxed)) return std::nullopt;
         if (ticks() < give_up) {
-          spin_pause();
+          cpu_relax();
         } else if (in_place_) {
           std::this_thread::yield();
         } else {

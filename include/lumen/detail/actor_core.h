@@ -164,7 +164,6 @@ class ActorCore : public Task {
   std::atomic<std::uint64_t> executed_{0};
   std::atomic<std::uint64_t> failed_unrun_{0};
   MpscNode* replay_head_ = nullptr;               // calls to run again after a restart, in order
-  MpscNode* replay_tail_ = nullptr;
   std::atomic<bool> has_replays_{false};
   void* instance_ = nullptr;
   int restarts_used_ = 0;

@@ -25,6 +25,7 @@
 #include <x86intrin.h>
 #endif
 
+#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/task_group.h"
 
@@ -35,12 +36,6 @@ inline std::uint64_t ticks() noexcept {
   return __rdtsc();
 #else
   return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-#endif
-}
-
-inline void spin_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
 #endif
 }
 
