@@ -34,22 +34,26 @@ constexpr unsigned kDrainBatch = 256;
 // How long an idle drain task waits for the next call before it lets go of its worker.
 constexpr std::chrono::microseconds kLinger{5};
 
+// Restart pacing after constructors that throw (see actor_core.h).
+constexpr std::chrono::milliseconds kFirstRestartDelay{1};
+constexpr std::chrono::milliseconds kMaxRestartDelay{1000};
+
 // Sets the fiber's actor context for the length of one call (or construction).
 class ContextScope {
  public:
-  explicit ContextScope(ActorContext* ctx) : word_(fiber_local()), saved_(word_) { word_ = ctx; }
-  ~ContextScope() { word_ = saved_; }
+  explicit ContextScope(ActorContext* ctx) : context_(task_context()), saved_(context_.actor) { context_.actor = ctx; }
+  ~ContextScope() { context_.actor = saved_; }
   ContextScope(const ContextScope&) = delete;
   ContextScope& operator=(const ContextScope&) = delete;
 
  private:
-  void*& word_;  // the fiber's own word: still the right one after the call parks
+  TaskContext& context_;  // the fiber's own: still the right one after the call parks
   void* saved_;
 };
 
 }  // namespace
 
-ActorContext* current_actor_context() noexcept { return static_cast<ActorContext*>(fiber_local()); }
+ActorContext* current_actor_context() noexcept { return static_cast<ActorContext*>(task_context().actor); }
 
 void validate(const ActorSettings& s) {
   if (s.max_concurrency < 1) throw usage_error("lumen: ActorOptions::max_concurrency must be at least 1");
@@ -67,6 +71,9 @@ ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::ty
 ActorCore::ActorCore(Scheduler& s, const ActorSpec& spec, ActorSettings settings)
     : sched_(&s), spec_(&spec), settings_(std::move(settings)), id_(next_actor_id.fetch_add(1)) {
   run = &run_drain;
+  // Calls that end the actor while running as tasks record their results here; at most
+  // max_concurrency run at once, so pushing never allocates on the noexcept path.
+  if (settings_.max_concurrency > 1) exit_results_.reserve(static_cast<std::size_t>(settings_.max_concurrency));
 }
 
 void ActorCore::start() {
@@ -86,10 +93,26 @@ Failure* ActorCore::death() const noexcept {
   return f;
 }
 
-Failure* ActorCore::death_notice(const std::string& why) const {
-  std::string who = settings_.name.empty() ? "actor #" + std::to_string(id_) : "actor '" + settings_.name + "'";
-  auto* f = make_failure(std::make_exception_ptr(actor_died("lumen: " + who + " died: " + why)), settings_.name);
-  return f;
+Failure* ActorCore::death_notice(std::string_view why) const noexcept {
+  std::exception_ptr error;
+  try {
+    std::string who = settings_.name.empty() ? "actor #" + std::to_string(id_) : "actor '" + settings_.name + "'";
+    error = std::make_exception_ptr(actor_died("lumen: " + who + " died: " + std::string(why)));
+  } catch (...) {
+    error = std::current_exception();  // std::bad_alloc: the call still fails, with that
+  }
+  return make_failure(std::move(error), settings_.name);
+}
+
+bool ActorCore::mark_dead(Failure* reason) noexcept {
+  Failure* none = nullptr;
+  if (!death_.compare_exchange_strong(none, reason, std::memory_order_acq_rel)) {
+    detail::release(reason);
+    return false;
+  }
+  state_.store(State::dead, std::memory_order_seq_cst);
+  ActorDirectory::instance().unbind(this);
+  return true;
 }
 
 std::uint64_t ActorCore::calls_queued() const noexcept {
@@ -107,10 +130,21 @@ void ActorCore::schedule() noexcept {
 }
 
 void ActorCore::kill(bool no_restart) {
-  if (dead()) return;
+  Caller caller(*this);
+  if (!caller.alive()) return;
   begin_task(*sched_);
-  auto* marker = create<ActorCall>();
-  marker->no_restart = no_restart;
+  ActorCall* marker = nullptr;
+  try {
+    marker = create<ActorCall>();
+  } catch (...) {
+    end_task(*sched_);
+    throw;
+  }
+  const int restarts = restarts_used_.load(std::memory_order_relaxed);
+  marker->no_restart = no_restart || (settings_.max_restarts >= 0 && restarts >= settings_.max_restarts);
+  // An end for good shows at once: later calls fail, dead() is true and the name is free.
+  // The drain task fails the calls that were pending and destroys the instance.
+  if (marker->no_restart) mark_dead(death_notice("it was killed"));
   mailbox_.push(marker);
   kills_requested_.fetch_add(1, std::memory_order_seq_cst);
   schedule();
@@ -130,13 +164,15 @@ void ActorCore::run_drain(Task* t) noexcept {
   auto* a = static_cast<ActorCore*>(t);
   unsigned budget = kDrainBatch;
   for (;;) {
-    if (a->step(budget)) {
+    Step done = a->step(budget);
+    if (done == Step::progress) {
       if (budget == 0) {
         if (work_waiting(*a->sched_)) return spawn_yield(*a->sched_, a);  // still scheduled, still counted
         budget = kDrainBatch;
       }
       continue;
     }
+    if (done == Step::backoff) return a->wait_for_restart();  // still scheduled, still counted
     if (a->linger()) continue;
     a->scheduled_.store(false, std::memory_order_seq_cst);
     if (a->can_progress()) {
@@ -170,13 +206,28 @@ bool ActorCore::linger() const noexcept {
   }
 }
 
-// One unit of progress: a kill, an end, a construction, or one call. False when there is
-// nothing to do now.
-bool ActorCore::step(unsigned& budget) noexcept {
+// The next construction must wait for restart_at_: the drain task lets go of its worker and a
+// timer queues it again (at once when the runtime starts shutting down).
+void ActorCore::wait_for_restart() noexcept {
+  auto requeue = [](void* p) noexcept {
+    auto* a = static_cast<ActorCore*>(p);
+    spawn(*a->sched_, a);
+  };
+  try {
+    sched_->add_timer(restart_at_, requeue, this, true);
+  } catch (...) {
+    restart_at_ = Clock::time_point{};  // no timer to be had: restart without waiting
+    spawn_yield(*sched_, this);
+  }
+}
+
+// One unit of progress: a kill, an end, a construction, or one call. `idle` when there is
+// nothing to do now; `backoff` when the next construction has to wait.
+ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
   State state = drain_state_;
   if (state == State::dead) {  // what is left fails, or is a kill that has nothing to kill
     ActorCall* c = next_call();
-    if (c == nullptr) return false;
+    if (c == nullptr) return Step::idle;
     --budget;
     if (c->invoke == nullptr) {
       kills_handled_.fetch_add(1, std::memory_order_relaxed);
@@ -186,11 +237,11 @@ bool ActorCore::step(unsigned& budget) noexcept {
       failed_unrun_.fetch_add(1, std::memory_order_relaxed);
     }
     end_task(*sched_);
-    return true;
+    return Step::progress;
   }
   bool kill_pending = kills_requested_.load(std::memory_order_acquire) > kills_handled_.load(std::memory_order_relaxed);
   if (kill_pending || end_requested_.load(std::memory_order_acquire)) {
-    if (running_.load(std::memory_order_seq_cst) != 0) return false;  // the last call to finish reschedules
+    if (running_.load(std::memory_order_seq_cst) != 0) return Step::idle;  // the last call to finish reschedules
     end_requested_.store(false, std::memory_order_relaxed);  // a kill covers an exit
     std::vector<ObjectSlot*> exits;
     {
@@ -209,16 +260,17 @@ bool ActorCore::step(unsigned& budget) noexcept {
       ObjectTable::instance().fail(out, exit_reason, true);
     }
     if (exit_reason != nullptr) detail::release(exit_reason);
-    return true;
+    return Step::progress;
   }
   if (state == State::starting) {
+    if (constructor_failures_ > 0 && !sched_->stopping() && Clock::now() < restart_at_) return Step::backoff;
     construct();
-    return true;
+    return Step::progress;
   }
   if (settings_.max_concurrency > 1 && running_.load(std::memory_order_seq_cst) >= settings_.max_concurrency)
-    return false;
+    return Step::idle;
   ActorCall* c = next_call();
-  if (c == nullptr) return false;
+  if (c == nullptr) return Step::idle;
   --budget;
   if (c->invoke == nullptr) {  // a kill marker taken before its request was counted
     kills_handled_.fetch_add(1, std::memory_order_relaxed);
@@ -231,7 +283,7 @@ bool ActorCore::step(unsigned& budget) noexcept {
   } else {
     dispatch(c);
   }
-  return true;
+  return Step::progress;
 }
 
 ActorCall* ActorCore::next_call() noexcept {
@@ -253,7 +305,7 @@ void ActorCore::push_replay_front(MpscNode* first, MpscNode* last) noexcept {
 }
 
 void ActorCore::construct() noexcept {
-  bool restarted = restarts_used_ > 0;
+  bool restarted = restarts_used_.load(std::memory_order_relaxed) > 0;
   ActorContext ctx{this, restarted, false};
   void* instance = nullptr;
   std::exception_ptr error;
@@ -274,15 +326,24 @@ void ActorCore::construct() noexcept {
   constructed_once_ = true;
   if (error == nullptr) {
     instance_ = instance;
-    set_state(State::alive);
+    constructor_failures_ = 0;
+    // A kill for good may have come first: callers already see the actor dead, and the kill
+    // marker, next in the mailbox, ends this instance.
+    if (state_.load(std::memory_order_acquire) != State::dead) set_state(State::alive);
+    drain_state_ = State::alive;
   } else {
-    end_instance(death_notice("its constructor threw " + describe_exception(error)), false, Pending::all_visible);
+    std::string why;
+    try {
+      why = "its constructor threw " + describe_exception(error);
+    } catch (...) {
+    }
+    end_instance(death_notice(why), false, Pending::all_visible, nullptr, true);
   }
   if (first) end_task(*sched_);
 }
 
 void ActorCore::serve(ActorCall* c) noexcept {
-  ActorContext ctx{this, restarts_used_ > 0, false};
+  ActorContext ctx{this, restarts_used_.load(std::memory_order_relaxed) > 0, false};
   ActorCall::End end;
   {
     ContextScope scope(&ctx);
@@ -318,7 +379,7 @@ void ActorCore::dispatch(ActorCall* c) noexcept {
 void ActorCore::run_call(Task* t) noexcept {
   auto* c = static_cast<ActorCall*>(t);
   ActorCore* a = c->actor;
-  ActorContext ctx{a, a->restarts_used_ > 0, false};
+  ActorContext ctx{a, a->restarts_used_.load(std::memory_order_relaxed) > 0, false};
   ActorCall::End end;
   {
     ContextScope scope(&ctx);
@@ -341,24 +402,29 @@ void ActorCore::run_call(Task* t) noexcept {
 // Ends the current instance (if any) and decides between a restart and death. The calls that
 // were pending (per `pending`) run again on the new instance as max_task_retries allows, or
 // fail with `reason`.
-void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result) noexcept {
+void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result,
+                             bool constructor_failed) noexcept {
   if (instance_ != nullptr) {
     spec_->destroy_instance(instance_);
     instance_ = nullptr;
   }
-  MpscNode* kept_head = nullptr;
-  MpscNode* kept_tail = nullptr;
-  auto keep = [&](MpscNode* n) {
-    n->next.store(nullptr, std::memory_order_relaxed);
-    if (kept_tail != nullptr) {
-      kept_tail->next.store(n, std::memory_order_relaxed);
-    } else {
-      kept_head = n;
+  // Intrusive lists through the calls' own links: nothing here may allocate.
+  struct CallList {
+    MpscNode* head = nullptr;
+    MpscNode* tail = nullptr;
+    void append(MpscNode* n) noexcept {
+      n->next.store(nullptr, std::memory_order_relaxed);
+      if (tail != nullptr) {
+        tail->next.store(n, std::memory_order_relaxed);
+      } else {
+        head = n;
+      }
+      tail = n;
     }
-    kept_tail = n;
   };
   // The pending calls, in order; the decision to restart needs the kill marker's no_restart.
-  std::vector<ActorCall*> calls;
+  CallList calls;
+  CallList replay;  // calls (and a later kill) to run on the restarted instance, in order
   ActorCall* later_marker = nullptr;  // a kill that came after an exit: handled next
   if (pending != Pending::none) {
     for (;;) {
@@ -379,28 +445,40 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
         later_marker = c;
         break;
       }
-      calls.push_back(c);
+      calls.append(c);
     }
   }
-  bool restart = !no_restart && (settings_.max_restarts < 0 || restarts_used_ < settings_.max_restarts);
+  const int used = restarts_used_.load(std::memory_order_relaxed);
+  bool restart = !no_restart && (settings_.max_restarts < 0 || used < settings_.max_restarts) &&
+                 state_.load(std::memory_order_acquire) != State::dead && !sched_->stopping();
   // The new state first: whoever sees a pending call fail sees the actor dead (or restarting).
   if (restart) {
-    ++restarts_used_;
+    restarts_used_.store(used + 1, std::memory_order_relaxed);
+    if (constructor_failed) {
+      auto delay = kFirstRestartDelay * (1 << std::min(constructor_failures_, 10));
+      restart_at_ = Clock::now() + std::min<std::chrono::milliseconds>(delay, kMaxRestartDelay);
+      ++constructor_failures_;
+    }
     set_state(State::starting);
   } else {
+    // Dead already (a kill for good): the calls fail with the reason callers were given.
     retain(reason);
-    death_.store(reason, std::memory_order_release);
-    set_state(State::dead);
+    mark_dead(reason);
+    detail::release(reason);
+    reason = death();
+    drain_state_ = State::dead;
     if (!constructed_once_) {  // killed before it was built: the construction is settled too
       constructed_once_ = true;
       end_task(*sched_);
     }
-    ActorDirectory::instance().unbind(this);
   }
-  for (ActorCall* c : calls) {
+  for (MpscNode* n = calls.head; n != nullptr;) {
+    auto* c = static_cast<ActorCall*>(static_cast<Task*>(n));
+    n = n->next.load(std::memory_order_relaxed);
     if (restart && c->replays_left != 0) {
       if (c->replays_left > 0) --c->replays_left;
-      keep(c);
+      c->next.store(nullptr, std::memory_order_relaxed);
+      replay.append(c);
     } else {
       retain(reason);
       c->abandon(c, reason);
@@ -408,8 +486,8 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
       end_task(*sched_);
     }
   }
-  if (later_marker != nullptr) keep(later_marker);
-  push_replay_front(kept_head, kept_tail);
+  if (later_marker != nullptr) replay.append(later_marker);
+  push_replay_front(replay.head, replay.tail);
   if (exit_result != nullptr) {
     retain(reason);
     ObjectTable::instance().fail(exit_result, reason, true);
@@ -418,14 +496,15 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
 }
 
 void ActorCore::end_with_runtime() noexcept {
-  if (state_.load(std::memory_order_relaxed) != State::dead) {
-    if (instance_ != nullptr) {
-      spec_->destroy_instance(instance_);
-      instance_ = nullptr;
-    }
-    death_.store(death_notice("its runtime shut down"), std::memory_order_release);
-    set_state(State::dead);
+  if (instance_ != nullptr) {
+    spec_->destroy_instance(instance_);
+    instance_ = nullptr;
   }
+  mark_dead(death_notice("its runtime shut down"));
+  drain_state_ = State::dead;
+  // A caller that looked before the mark may still be using the scheduler (it is being
+  // refused with shutdown_error): wait for it before the scheduler goes.
+  while (callers_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
   sched_ = nullptr;  // calls to a dead actor never reach its scheduler
 }
 

@@ -8,6 +8,11 @@
 //
 // Invariants: only the producer writes bottom_ and the ring; consumers only CAS top_;
 // [top_, bottom_) are the queued tasks; replaced rings live until the queue is destroyed.
+//
+// Ownership: the scheduler's slot and the producing thread's binding each hold a reference, so
+// neither side's end frees what the other still uses. A thread that exits (or drops the
+// binding) gives up the producer's role; the scheduler hands the queue to the next thread
+// that needs one, tasks still queued in it included.
 #pragma once
 
 #include <atomic>
@@ -66,11 +71,29 @@ class ExternalQueue {
     return bottom_.load(std::memory_order_seq_cst) > top_.load(std::memory_order_seq_cst);
   }
 
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // True when no reference but the caller's is left (the other side has let go).
+  bool sole_owner() const noexcept { return refs_.load(std::memory_order_acquire) == 1; }
+
+  // The producer's role: released by the thread that had it (release), claimed by the next
+  // (acquire), so the new producer sees bottom_, the ring and cached_top_ as the old one left them.
+  void give_up_producer() noexcept { has_producer_.store(false, std::memory_order_release); }
+  bool claim_producer() noexcept {
+    bool had = false;
+    return !has_producer_.load(std::memory_order_relaxed) &&
+           has_producer_.compare_exchange_strong(had, true, std::memory_order_acquire);
+  }
+
  private:
   alignas(64) std::atomic<std::int64_t> top_{0};
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   RingHistory<Task*> ring_;
   std::int64_t cached_top_ = 0;  // producer only: a lower bound of top_
+  std::atomic<int> refs_{1};
+  std::atomic<bool> has_producer_{true};
 };
 
 }  // namespace lumen::detail

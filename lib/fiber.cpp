@@ -3,7 +3,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <new>
+#include <string>
+
+#include "lumen/error.h"
 
 #if defined(LUMEN_ASAN)
 #include <sanitizer/common_interface_defs.h>
@@ -14,40 +19,74 @@
 
 namespace lumen::detail {
 
-StackPool::StackPool(std::size_t stack_size) : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))) {
-  if (stack_size < 16 * 1024) stack_size = 16 * 1024;
-  size_ = (stack_size + page_ - 1) / page_ * page_;
+StackPool::StackPool(std::size_t stack_size, std::size_t max_stacks, std::size_t keep_free)
+    : max_(max_stacks), keep_free_(keep_free) {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  size_ = (stack_size + page - 1) / page * page;
+  guard_ = (kGuardBytes + page - 1) / page * page;
 }
 
 StackPool::~StackPool() {
-  for (auto& s : free_) ::munmap(static_cast<char*>(s.sp) - s.size - page_, s.size + page_);
+  for (auto& s : free_) unmap(s);
 }
 
-boost::context::stack_context StackPool::take() {
+void StackPool::unmap(const boost::context::stack_context& s) const noexcept {
+  ::munmap(static_cast<char*>(s.sp) - s.size - guard_, s.size + guard_);
+}
+
+boost::context::stack_context StackPool::take(bool reserved) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (reserved) ++reserved_;
     if (!free_.empty()) {
       boost::context::stack_context s = free_.back();
       free_.pop_back();
       return s;
     }
+    if (!reserved && max_ != 0 && live_ >= max_ + reserved_)
+      throw resource_error("lumen: no fiber left for a task that blocks: " + std::to_string(live_ - reserved_) +
+                           " fibers exist beyond the workers' own and Config::max_fibers is " + std::to_string(max_));
+    ++live_;
   }
-  void* base = ::mmap(nullptr, size_ + page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) throw std::bad_alloc();
-  ::mprotect(base, page_, PROT_NONE);  // the guard page, below the stack (stacks grow down)
+  auto undo = [&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --live_;
+  };
+  // The guard is a mapping of its own (PROT_NONE): every stack costs two of the process's
+  // vm.max_map_count mappings, which is what usually runs out first.
+  void* base = ::mmap(nullptr, size_ + guard_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    int err = errno;
+    undo();
+    throw resource_error("lumen: cannot map a fiber stack of " + std::to_string(size_) + " bytes (" +
+                         std::strerror(err) + "; the process may have reached vm.max_map_count)");
+  }
+  if (::mprotect(base, guard_, PROT_NONE) != 0) {
+    int err = errno;
+    ::munmap(base, size_ + guard_);
+    undo();
+    throw resource_error(std::string("lumen: cannot protect the guard below a fiber stack (") + std::strerror(err) +
+                         "; the process may have reached vm.max_map_count): a stack without a guard is refused");
+  }
   boost::context::stack_context s;
   s.size = size_;
-  s.sp = static_cast<char*>(base) + page_ + size_;
+  s.sp = static_cast<char*>(base) + guard_ + size_;
   return s;
 }
 
 void StackPool::give_back(boost::context::stack_context s) noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  try {
-    free_.push_back(s);
-  } catch (...) {
-    ::munmap(static_cast<char*>(s.sp) - s.size - page_, s.size + page_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() < keep_free_) {
+      try {
+        free_.push_back(s);
+        return;
+      } catch (...) {
+      }
+    }
+    --live_;
   }
+  unmap(s);  // beyond what the workers keep idle: its touched pages go back to the system
 }
 
 void before_switch([[maybe_unused]] Fiber* from, [[maybe_unused]] Fiber* to,

@@ -19,6 +19,7 @@
 
 #include "lumen/detail/completion.h"
 #include "lumen/error.h"
+#include "scheduler.h"
 
 namespace lumen::detail {
 
@@ -64,6 +65,7 @@ struct GraphBody {
   // The run in progress.
   std::atomic<bool> running{false};
   Scheduler* sched = nullptr;
+  bool holds_runtime = false;  // started by a thread that is not a worker: counted as its work
   std::size_t rounds_left = 0;  // touched by whoever starts a round, one after another
   alignas(64) std::atomic<std::int64_t> in_flight{0};
   alignas(64) std::atomic<bool> failed{false};
@@ -209,7 +211,18 @@ struct GraphBody {
       b.running.store(false, std::memory_order_release);
       throw;
     }
-    b.sched = &current_scheduler();
+    b.sched = worker_scheduler();
+    if (b.sched == nullptr) {
+      try {
+        RuntimeEntry entry;
+        entry.scheduler().begin_external_task();  // the runtime's shutdown waits for the run
+        b.sched = &entry.scheduler();
+        b.holds_runtime = true;
+      } catch (...) {
+        b.running.store(false, std::memory_order_release);
+        throw;
+      }
+    }
     b.rounds_left = runs;
     if (runs == 0 || b.sources.empty()) {
       b.done.finish();
@@ -280,6 +293,10 @@ void graph_run::wait() {
   if (body_ == nullptr) throw usage_error("lumen::graph_run: wait() on a run already waited for");
   GraphBody& b = *std::exchange(body_, nullptr);
   b.done.wait(*b.sched, &b);
+  if (b.holds_runtime) {
+    b.holds_runtime = false;
+    b.sched->end_external_task();
+  }
   std::exception_ptr e = std::exchange(b.error, nullptr);
   b.failed.store(false, std::memory_order_relaxed);
   b.running.store(false, std::memory_order_release);

@@ -3,6 +3,9 @@
 #include <cxxabi.h>
 
 #include <bit>
+#include <memory>
+
+#include "lumen/detail/cpu_relax.h"
 #include <new>
 #include <stdexcept>
 
@@ -20,8 +23,8 @@ std::string exception_type_name() {
   return out;
 }
 
-std::string describe(std::exception_ptr error, const std::string& task_name) {
-  return "task '" + (task_name.empty() ? std::string("<unnamed>") : task_name) + "' failed: " + describe_exception(error);
+std::string describe(std::exception_ptr error, std::string_view task_name) {
+  return "task '" + (task_name.empty() ? std::string("<unnamed>") : std::string(task_name)) + "' failed: " + describe_exception(error);
 }
 
 }  // namespace
@@ -33,19 +36,34 @@ std::string describe_exception(std::exception_ptr error) {
     std::rethrow_exception(error);
   } catch (const std::exception& e) {
     type = exception_type_name();
-    what = e.what();
+    // A user's what() may return null, or throw: the description does without it.
+    try {
+      if (const char* text = e.what()) what = text;
+    } catch (...) {
+    }
   } catch (...) {
     type = exception_type_name();
   }
   return what.empty() ? type : type + ": " + what;
 }
 
-Failure* make_failure(std::exception_ptr error, const std::string& task_name) {
-  auto* f = new Failure;
-  f->error = error;
-  f->task_name = task_name;
-  f->description = describe(error, task_name);
-  return f;
+namespace {
+// The failure recorded when there is no memory to describe one: it still carries an error,
+// so the task's result fails (with std::bad_alloc) instead of being lost.
+Failure g_out_of_memory{std::make_exception_ptr(std::bad_alloc()), "", "out of memory while recording a task's failure", {1}};
+}  // namespace
+
+Failure* make_failure(std::exception_ptr error, std::string_view task_name) noexcept {
+  try {
+    auto f = std::make_unique<Failure>();
+    f->error = error;
+    f->task_name = task_name;
+    f->description = describe(error, task_name);
+    return f.release();
+  } catch (...) {
+    retain(&g_out_of_memory);
+    return &g_out_of_memory;
+  }
 }
 
 void release(Failure* f) noexcept {
@@ -136,6 +154,7 @@ ObjectSlot* ObjectTable::allocate(std::uint32_t refs, bool writer) {
   ObjectSlot* s = take_slot();
   std::uint64_t gen = s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff};
   s->waiters.store(0, std::memory_order_relaxed);
+  s->producer_waits_on.store(nullptr, std::memory_order_relaxed);
   s->bytes.store(0, std::memory_order_relaxed);
   s->destroy_value = nullptr;
   s->state.store(ObjectState::pending, std::memory_order_relaxed);
@@ -180,9 +199,25 @@ void ObjectTable::free_slot(ObjectSlot* s) noexcept {
   local.index[local.count++] = s->index;
 }
 
+namespace {
+// The waiter list, once no waiter is being taken out of it.
+std::uintptr_t unlocked_waiters(ObjectSlot* s) noexcept {
+  std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
+  while ((head & ObjectSlot::kWaitersLocked) != 0) {
+    cpu_relax();
+    head = s->waiters.load(std::memory_order_acquire);
+  }
+  return head;
+}
+}  // namespace
+
 void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept {
   s->state.store(outcome, std::memory_order_release);
-  std::uintptr_t list = s->waiters.exchange(ObjectSlot::kResolved, std::memory_order_acq_rel);
+  std::uintptr_t list = unlocked_waiters(s);
+  while (!s->waiters.compare_exchange_weak(list, ObjectSlot::kResolved, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+    if ((list & ObjectSlot::kWaitersLocked) != 0) list = unlocked_waiters(s);
+  }
   if (detach_writer) {
     std::uint64_t old = s->refgen.fetch_sub(ObjectSlot::kWriter, std::memory_order_acq_rel);
     // No references left: no one can be waiting (waiters hold references), so the list holds
@@ -206,11 +241,46 @@ bool ObjectTable::add_waiter(ObjectSlot* s, Waiter* w) noexcept {
   std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
   for (;;) {
     if (head == ObjectSlot::kResolved) return false;
+    if ((head & ObjectSlot::kWaitersLocked) != 0) {
+      head = unlocked_waiters(s);
+      continue;
+    }
     w->next = reinterpret_cast<Waiter*>(head);
     if (s->waiters.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(w), std::memory_order_acq_rel,
                                          std::memory_order_acquire))
       return true;
   }
+}
+
+bool ObjectTable::remove_waiter(ObjectSlot* s, Waiter* w) noexcept {
+  std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
+  for (;;) {
+    if (head == ObjectSlot::kResolved) return false;
+    if ((head & ObjectSlot::kWaitersLocked) != 0) {
+      head = unlocked_waiters(s);
+      continue;
+    }
+    if (s->waiters.compare_exchange_weak(head, head | ObjectSlot::kWaitersLocked, std::memory_order_acquire,
+                                         std::memory_order_acquire))
+      break;
+  }
+  // Locked: no push, no resolve and no other removal touches the list until the store below.
+  auto* first = reinterpret_cast<Waiter*>(head);
+  bool found = false;
+  if (first == w) {
+    first = w->next;
+    found = true;
+  } else {
+    for (Waiter* at = first; at != nullptr; at = at->next) {
+      if (at->next == w) {
+        at->next = w->next;
+        found = true;
+        break;
+      }
+    }
+  }
+  s->waiters.store(reinterpret_cast<std::uintptr_t>(first), std::memory_order_release);
+  return found;
 }
 
 ObjectTable::Usage ObjectTable::usage() const noexcept {

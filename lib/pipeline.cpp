@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
+#include <string>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -122,7 +124,16 @@ class PipelineRun {
     const std::size_t align = std::max<std::size_t>(shape.value_align, alignof(std::max_align_t));
     value_offset_ = (sizeof(Item) + align - 1) / align * align;
     stride_ = (value_offset_ + 2 * shape.value_size + 63) / 64 * 64;
-    memory_ = static_cast<std::byte*>(allocate(stride_ * tokens_, std::max<std::size_t>(align, 64)));
+    // tokens_ items of stride_ bytes, and the state word counts tokens in units of kToken.
+    if (tokens_ > std::numeric_limits<std::size_t>::max() / stride_ || tokens_ > (std::uint64_t{1} << 60))
+      throw usage_error("lumen::pipeline: " + std::to_string(tokens_) + " tokens of " + std::to_string(stride_) +
+                        " bytes each exceed the address space; use fewer tokens");
+    try {
+      memory_ = static_cast<std::byte*>(allocate(stride_ * tokens_, std::max<std::size_t>(align, 64)));
+    } catch (const std::bad_alloc&) {
+      throw resource_error("lumen::pipeline: cannot allocate " + std::to_string(tokens_) + " item buffers of " +
+                           std::to_string(stride_) + " bytes; use fewer tokens");
+    }
     Item* free = nullptr;
     for (std::size_t i = tokens_; i-- > 0;) {
       Item* it = ::new (memory_ + i * stride_) Item;
@@ -133,18 +144,26 @@ class PipelineRun {
       free = it;
     }
     free_.store(free, std::memory_order_relaxed);
-    for (std::size_t k = 0; k < shape.stage_count; ++k) {
-      if (shape.stages[k].mode == stage_mode::parallel) continue;
-      gates_[k] = std::make_unique<Gate>();
-      gates_[k]->in_order = shape.stages[k].mode == stage_mode::serial_in_order;
-      gates_[k]->ring.assign(tokens_, nullptr);
+    try {
+      for (std::size_t k = 0; k < shape.stage_count; ++k) {
+        if (shape.stages[k].mode == stage_mode::parallel) continue;
+        gates_[k] = std::make_unique<Gate>();
+        gates_[k]->in_order = shape.stages[k].mode == stage_mode::serial_in_order;
+        gates_[k]->ring.assign(tokens_, nullptr);
+      }
+    } catch (const std::bad_alloc&) {
+      release_items();
+      throw resource_error("lumen::pipeline: cannot allocate the buffers of its serial stages for " +
+                           std::to_string(tokens_) + " tokens; use fewer tokens");
     }
     source_task_.run = &run_source;
     source_task_.group = this;
     source_task_.owner = this;
   }
 
-  ~PipelineRun() {
+  ~PipelineRun() { release_items(); }
+
+  void release_items() noexcept {
     for (std::size_t i = 0; i < tokens_; ++i) std::launder(reinterpret_cast<Item*>(memory_ + i * stride_))->~Item();
     deallocate(memory_);
   }
@@ -320,7 +339,24 @@ class PipelineRun {
 
 void run_pipeline(const PipelineShape& shape) {
   if (shape.tokens == 0) throw usage_error("lumen::pipeline: tokens must be at least 1");
-  PipelineRun run(shape, current_scheduler());
+  if (Scheduler* s = worker_scheduler()) {
+    PipelineRun run(shape, *s);
+    run.run();
+    return;
+  }
+  // From a thread that is not a worker: the run counts as work of the runtime in scope, so
+  // that runtime's shutdown waits for it.
+  Scheduler* s = nullptr;
+  {
+    RuntimeEntry entry;
+    entry.scheduler().begin_external_task();
+    s = &entry.scheduler();
+  }
+  struct Counted {
+    Scheduler& s;
+    ~Counted() { s.end_external_task(); }
+  } counted{*s};
+  PipelineRun run(shape, *s);
   run.run();
 }
 

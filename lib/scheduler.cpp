@@ -1,26 +1,71 @@
 #include "scheduler.h"
 
-#include "actor_directory.h"
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
 
+#include "actor_directory.h"
 #include "lumen/error.h"
 
 namespace lumen::detail {
 
 namespace {
+
 std::atomic<std::uint64_t> next_scheduler_id{1};
+
+// Above this, starting the threads alone takes seconds and each worker's share of the machine
+// is too small to be worth a deque: more workers than this are a mistake, not a setting.
+constexpr unsigned kMaxWorkers = 4096;
+constexpr std::size_t kMinStack = 16 * 1024;
+constexpr std::size_t kMaxStack = std::size_t{1} << 30;
+constexpr std::size_t kMaxBlockingThreads = 32768;
+// Resource counts travel as 32-bit units (ResourceDemand).
+constexpr double kMaxResourceCount = 4294967295.0;
+
+std::string number(double v) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.17g", v);
+  return text;
+}
+
+Config validated(Config c) {
+  if (c.workers > kMaxWorkers)
+    throw usage_error("lumen: Config::workers is " + std::to_string(c.workers) + "; at most " +
+                      std::to_string(kMaxWorkers) + " are allowed (0 means one per hardware thread)");
+  if (c.fiber_stack_size < kMinStack || c.fiber_stack_size > kMaxStack)
+    throw usage_error("lumen: Config::fiber_stack_size is " + std::to_string(c.fiber_stack_size) +
+                      " bytes; it must be between 16 KiB and 1 GiB");
+  if (c.max_blocking_threads < 1 || c.max_blocking_threads > kMaxBlockingThreads)
+    throw usage_error("lumen: Config::max_blocking_threads is " + std::to_string(c.max_blocking_threads) +
+                      "; it must be between 1 and " + std::to_string(kMaxBlockingThreads));
+  if (c.idle_spin < std::chrono::microseconds::zero() || c.idle_spin > std::chrono::seconds(1))
+    throw usage_error("lumen: Config::idle_spin is " + std::to_string(c.idle_spin.count()) +
+                      " us; it must be between 0 and one second");
+  for (const auto& [name, amount] : c.resources) {
+    if (name.empty()) throw usage_error("lumen: Config::resources has a resource with an empty name");
+    if (!(amount >= 0) || amount != std::floor(amount) || amount > kMaxResourceCount)
+      throw usage_error("lumen: resource '" + name + "' has count " + number(amount) +
+                        "; it needs a whole number between 0 and 4294967295");
+  }
+  return c;
+}
+
+// Stacks kept mapped for reuse: what the workers' idle fibers may hold, and as many again.
+std::size_t kept_stacks(const Config& c) {
+  std::size_t workers = c.workers != 0 ? c.workers : std::max(1u, std::thread::hardware_concurrency());
+  return 2 * workers * (c.max_idle_fibers + 1);
+}
+
 }  // namespace
 
 Scheduler::Scheduler(const Config& config)
-    : config_(config), stacks_(config.fiber_stack_size), id_(next_scheduler_id.fetch_add(1)) {
+    : config_(validated(config)), stacks_(config_.fiber_stack_size, config_.max_fibers, kept_stacks(config_)),
+      id_(next_scheduler_id.fetch_add(1)) {
   unsigned n = config_.workers != 0 ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
   config_.workers = n;
   resources_.push_back(Resource{"CPU", n});
   for (const auto& [name, amount] : config_.resources) {
-    if (name.empty()) throw usage_error("lumen: Config::resources has a resource with an empty name");
-    if (!(amount >= 0) || amount != std::floor(amount))
-      throw usage_error("lumen: resource '" + name + "' needs a whole, non-negative count");
     auto it = std::find_if(resources_.begin(), resources_.end(), [&](const Resource& r) { return r.name == name; });
     if (it != resources_.end()) {
       it->capacity = static_cast<std::uint64_t>(amount);
@@ -28,23 +73,55 @@ Scheduler::Scheduler(const Config& config)
       resources_.push_back(Resource{name, static_cast<std::uint64_t>(amount)});
     }
   }
+  install_overflow_report();
   idle_.reserve(n);
   workers_.reserve(n);
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
-  for (auto& w : workers_) w->start();
+  unsigned started = 0;
+  try {
+    for (; started < n; ++started) workers_[started]->start();
+  } catch (const std::exception& e) {
+    // The ones that started find nothing to do and see exiting_ at once.
+    drained_ = true;
+    stop_threads();
+    throw resource_error("lumen: could not start worker thread " + std::to_string(started + 1) + " of " +
+                         std::to_string(n) + " (" + e.what() + ")");
+  }
 }
 
 Scheduler::~Scheduler() {
-  stopping_.store(true, std::memory_order_seq_cst);
+  if (!drained_) drain();
+  // Actors that are still referenced end with their runtime: their instances are destroyed
+  // here, on this thread, and later calls through their handles fail with actor_died.
+  ActorDirectory::instance().end_runtime(*this);
+  stop_threads();
+  for (auto& q : external_) {
+    if (ExternalQueue* queue = q.load(std::memory_order_relaxed)) queue->release();
+  }
+}
+
+void Scheduler::stop_taking_outside_work() noexcept {
+  if (stopping_.exchange(true, std::memory_order_seq_cst)) return;
+  // Delays that only pace work (restart backoff) end now, so shutdown does not wait for them.
+  {
+    std::lock_guard<std::mutex> lock(timer_mutex_);
+    timer_stopping_ = true;
+  }
+  timer_cv_.notify_all();
+}
+
+void Scheduler::drain() {
+  stop_taking_outside_work();
   // Every submitted task finishes first; a task may still submit more while this waits.
   auto pause = std::chrono::microseconds(20);
   while (!quiescent()) {
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(1000));
   }
-  // Actors that are still referenced end with their runtime: their instances are destroyed
-  // here, on this thread, and later calls through their handles fail with actor_died.
-  ActorDirectory::instance().end_runtime(*this);
+  drained_ = true;
+}
+
+void Scheduler::stop_threads() noexcept {
   exiting_.store(true, std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lock(idle_mutex_);
@@ -68,23 +145,64 @@ Scheduler::~Scheduler() {
   }
   blocking_cv_.notify_all();
   for (auto& t : blocking_threads_) t.join();
-  for (auto& q : external_) delete q.load(std::memory_order_relaxed);
 }
 
 // ---- queues -------------------------------------------------------------------------------
 
 namespace {
-// The queue this thread submits to, keyed by scheduler id (ids are never reused, so a
-// binding to a runtime that is gone never matches a new one).
+
+// The queues this thread submits to, one per runtime. Keyed by scheduler id (never reused), so
+// a binding to a runtime that is gone never matches a new one. Plain data, so the lookup on
+// every submit costs no thread_local initialization check; BindingRelease gives the queues up
+// when the thread exits.
 struct Binding {
   std::uint64_t scheduler_id = 0;
   ExternalQueue* queue = nullptr;
 };
-thread_local Binding binding;
+constexpr unsigned kBindings = 4;
+thread_local Binding tls_bindings[kBindings];
+thread_local unsigned tls_next_eviction = 0;
+
+void drop(Binding& b) noexcept {
+  if (b.queue != nullptr) {
+    b.queue->give_up_producer();
+    b.queue->release();
+  }
+  b = Binding{};
+}
+
+struct BindingRelease {
+  bool armed = false;
+  ~BindingRelease() {
+    for (Binding& b : tls_bindings) drop(b);
+  }
+};
+thread_local BindingRelease binding_release;
+
+// A binding to fill: a free one, else one whose runtime has let go of its queue (it is gone),
+// else the next in turn.
+Binding& binding_to_fill() noexcept {
+  for (Binding& b : tls_bindings) {
+    if (b.queue == nullptr) return b;
+  }
+  for (Binding& b : tls_bindings) {
+    if (b.queue->sole_owner()) {
+      drop(b);
+      return b;
+    }
+  }
+  Binding& b = tls_bindings[tls_next_eviction++ % kBindings];
+  drop(b);
+  return b;
+}
+
 }  // namespace
 
 ExternalQueue* Scheduler::bound_queue() const noexcept {
-  return binding.scheduler_id == id_ ? binding.queue : nullptr;
+  for (const Binding& b : tls_bindings) {
+    if (b.scheduler_id == id_) return b.queue;
+  }
+  return nullptr;
 }
 
 Task* Scheduler::take_own_external_if(const void* group) noexcept {
@@ -98,14 +216,26 @@ Task* Scheduler::take_own_external_if(const void* group) noexcept {
 }
 
 ExternalQueue* Scheduler::queue_of_this_thread() {
-  if (binding.scheduler_id == id_) return binding.queue;
+  if (ExternalQueue* q = bound_queue()) return q;
+  binding_release.armed = true;
+  Binding& b = binding_to_fill();
   std::lock_guard<std::mutex> lock(external_mutex_);
   unsigned n = external_count_.load(std::memory_order_relaxed);
-  if (n == kMaxExternalQueues) return nullptr;
-  auto* q = new ExternalQueue;
-  external_[n].store(q, std::memory_order_release);
-  external_count_.store(n + 1, std::memory_order_seq_cst);
-  binding = Binding{id_, q};
+  ExternalQueue* q = nullptr;
+  // A queue whose thread has exited (or moved on) is handed over with what it still holds.
+  for (unsigned i = 0; i < n && q == nullptr; ++i) {
+    ExternalQueue* old = external_[i].load(std::memory_order_relaxed);
+    if (old->claim_producer()) q = old;
+  }
+  if (q == nullptr) {
+    // Beyond this many threads submitting at once, the rest share the injection queue.
+    if (n == kMaxExternalQueues) return nullptr;
+    q = new ExternalQueue;
+    external_[n].store(q, std::memory_order_release);
+    external_count_.store(n + 1, std::memory_order_seq_cst);
+  }
+  q->add_ref();  // the binding's
+  b = Binding{id_, q};
   return q;
 }
 
@@ -124,13 +254,13 @@ void Scheduler::submit_external(Task* t) noexcept {
   if (idle_count_.load(std::memory_order_seq_cst) != 0) wake_for_work();
 }
 
-Task* Scheduler::take_external(Worker& w, unsigned start) noexcept {
+Task* Scheduler::take_external(Worker& w, unsigned start, bool eager) noexcept {
   unsigned n = external_count_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < n; ++i) {
     unsigned index = (start + i) % n;
     ExternalQueue* q = external_[index].load(std::memory_order_acquire);
     Task* batch[32];
-    std::size_t k = q->take(batch, 32, &w.external_seen[index]);
+    std::size_t k = q->take(batch, 32, eager ? nullptr : &w.external_seen[index]);
     if (k == 0) continue;
     for (std::size_t j = k - 1; j > 0; --j) w.push(batch[j]);  // the oldest is popped first
     if (k > 1 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work();
@@ -234,7 +364,7 @@ void Scheduler::end_spinning(bool found_work) noexcept {
   if (found_work && before == 1) wake_for_work();
 }
 
-void Scheduler::sleep(Worker& w) {
+Scheduler::SleepEnd Scheduler::sleep(Worker& w) {
   {
     std::lock_guard<std::mutex> lock(idle_mutex_);
     w.sleep_state.store(1, std::memory_order_seq_cst);
@@ -252,10 +382,12 @@ void Scheduler::sleep(Worker& w) {
       idle_.erase(it);
       idle_count_.fetch_sub(1, std::memory_order_relaxed);
       w.sleep_state.store(0, std::memory_order_relaxed);
+      return SleepEnd::work_seen;
     }
-    return;  // if a waker took this worker off the list first, it has already set the state
+    return SleepEnd::woken;  // a waker took this worker off the list first and set the state
   }
   while (w.sleep_state.load(std::memory_order_acquire) == 1) w.sleep_state.wait(1, std::memory_order_acquire);
+  return SleepEnd::woken;
 }
 
 // ---- accounting ---------------------------------------------------------------------------
@@ -285,14 +417,15 @@ bool Scheduler::quiescent() const noexcept {
 
 ResourceDemand Scheduler::demand(std::string_view name, double count) {
   if (name.empty()) throw usage_error("lumen: a resource name is empty");
-  if (!(count > 0) || count != std::floor(count))
-    throw usage_error("lumen: resource '" + std::string(name) + "' must be claimed in whole, positive units");
+  if (!(count > 0) || count != std::floor(count) || count > kMaxResourceCount)
+    throw usage_error("lumen: a task claims " + number(count) + " of resource '" + std::string(name) +
+                      "'; claims are whole numbers between 1 and 4294967295");
   std::lock_guard<std::mutex> lock(resource_mutex_);
   for (std::uint32_t i = 0; i < resources_.size(); ++i) {
     if (resources_[i].name != name) continue;
     if (count > static_cast<double>(resources_[i].capacity))
-      throw usage_error("lumen: a task claims " + std::to_string(static_cast<std::uint64_t>(count)) + " of resource '" +
-                        std::string(name) + "' but the runtime has " + std::to_string(resources_[i].capacity));
+      throw usage_error("lumen: a task claims " + number(count) + " of resource '" + std::string(name) +
+                        "' but the runtime has " + std::to_string(resources_[i].capacity));
     return ResourceDemand{i, static_cast<std::uint32_t>(count)};
   }
   throw usage_error("lumen: unknown resource '" + std::string(name) + "': declare it in Config::resources");
@@ -349,61 +482,121 @@ void Scheduler::release(const ResourceDemand* d, std::size_t n) noexcept {
 
 // ---- timers and blocking calls ------------------------------------------------------------
 
-void Scheduler::add_timer(Clock::time_point when, void (*fire)(void*) noexcept, void* arg) {
+Scheduler::TimerId Scheduler::add_timer(Clock::time_point when, void (*fire)(void*) noexcept, void* arg,
+                                        bool early_at_shutdown) {
   std::lock_guard<std::mutex> lock(timer_mutex_);
   if (!timer_thread_.joinable()) timer_thread_ = std::thread([this] { timer_main(); });
-  timers_.emplace(when, std::make_pair(fire, arg));
+  std::uint64_t seq = ++timer_seq_;
+  timers_.emplace(when, Timer{fire, arg, early_at_shutdown, seq});
   timer_cv_.notify_one();
+  return TimerId{when, seq};
+}
+
+bool Scheduler::cancel_timer(TimerId id) noexcept {
+  std::lock_guard<std::mutex> lock(timer_mutex_);
+  auto [first, last] = timers_.equal_range(id.when);
+  for (auto it = first; it != last; ++it) {
+    if (it->second.seq == id.seq) {
+      timers_.erase(it);
+      return true;
+    }
+  }
+  return false;
 }
 
 void Scheduler::timer_main() {
   std::unique_lock<std::mutex> lock(timer_mutex_);
+  auto fire_and_erase = [&](std::multimap<Clock::time_point, Timer>::iterator it) {
+    Timer t = it->second;
+    timers_.erase(it);
+    lock.unlock();
+    t.fire(t.arg);
+    lock.lock();
+  };
   while (!timer_stop_) {
+    if (timer_stopping_) {
+      auto early = std::find_if(timers_.begin(), timers_.end(), [](const auto& e) { return e.second.early_at_shutdown; });
+      if (early != timers_.end()) {
+        fire_and_erase(early);
+        continue;
+      }
+    }
     if (timers_.empty()) {
       timer_cv_.wait(lock);
       continue;
     }
     auto first = timers_.begin();
     if (Clock::now() < first->first) {
-      timer_cv_.wait_until(lock, first->first);
+      // A deadline of time_point::max() is "never": waiting until it would overflow inside
+      // the condition variable, so it only waits for a notification.
+      if (first->first == Clock::time_point::max()) {
+        timer_cv_.wait(lock);
+      } else {
+        timer_cv_.wait_until(lock, first->first);
+      }
       continue;
     }
-    auto [fire, arg] = first->second;
-    timers_.erase(first);
-    lock.unlock();
-    fire(arg);
-    lock.lock();
+    fire_and_erase(first);
   }
   // Pending timers still hold what they point at: fire them so nothing leaks.
-  while (!timers_.empty()) {
-    auto [fire, arg] = timers_.begin()->second;
-    timers_.erase(timers_.begin());
-    lock.unlock();
-    fire(arg);
-    lock.lock();
-  }
+  while (!timers_.empty()) fire_and_erase(timers_.begin());
 }
 
 void Scheduler::run_blocking(Task* t) {
   std::lock_guard<std::mutex> lock(blocking_mutex_);
   blocking_queue_.push_back(t);
-  if (blocking_idle_ == 0 && blocking_threads_.size() < std::max<std::size_t>(1, config_.max_blocking_threads)) {
-    blocking_threads_.emplace_back([this] { blocking_main(); });
-  } else {
-    blocking_cv_.notify_one();
+  try {
+    start_blocking_thread_if_needed();
+  } catch (const std::exception& e) {
+    if (!blocking_threads_.empty()) return;  // one of them runs t once it is free
+    blocking_queue_.pop_back();
+    throw resource_error(std::string("lumen: could not start a thread for blocking calls (") + e.what() + ")");
   }
+}
+
+// Under blocking_mutex_. One idle thread per queued call, started while fewer than the cap
+// run calls that are not waiting.
+void Scheduler::start_blocking_thread_if_needed() {
+  if (blocking_queue_.empty()) return;
+  if (blocking_idle_ != 0) blocking_cv_.notify_one();
+  if (blocking_queue_.size() <= blocking_idle_ + blocking_starting_) return;
+  if (blocking_running_ + blocking_starting_ >= config_.max_blocking_threads) return;
+  ++blocking_starting_;
+  try {
+    blocking_threads_.emplace_back([this] { blocking_main(); });
+  } catch (...) {
+    --blocking_starting_;
+    throw;
+  }
+}
+
+void Scheduler::blocking_call_waits() noexcept {
+  std::lock_guard<std::mutex> lock(blocking_mutex_);
+  --blocking_running_;
+  try {
+    start_blocking_thread_if_needed();
+  } catch (...) {  // no thread now: the queued call waits for a running one to finish
+  }
+}
+
+void Scheduler::blocking_call_resumes() noexcept {
+  std::lock_guard<std::mutex> lock(blocking_mutex_);
+  ++blocking_running_;
 }
 
 void Scheduler::blocking_main() {
   tls_blocking_scheduler = this;
   std::unique_lock<std::mutex> lock(blocking_mutex_);
+  --blocking_starting_;
   for (;;) {
     if (!blocking_queue_.empty()) {
       Task* t = blocking_queue_.front();
       blocking_queue_.pop_front();
+      ++blocking_running_;
       lock.unlock();
       t->run(t);
       lock.lock();
+      --blocking_running_;
       continue;
     }
     if (blocking_stop_) return;

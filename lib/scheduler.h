@@ -44,9 +44,14 @@ class Worker {
   void start();
   void join();
 
-  // Called on this worker's thread.
-  void push(Task* t) { deque_.push(t); }
+  // Called on this worker's thread. When the deque cannot grow (out of memory) the task goes
+  // to the shared injection queue instead, which needs no memory: a spawn never fails.
+  void push(Task* t) noexcept;
+  // Throws resource_error (before commit runs) when no fiber can be had to go on with.
   void park(void (*commit)(void*, Wakeup), void* arg);
+  // Runs this worker's other work on the calling stack until done(arg): for a wait that
+  // cannot park (no fiber left) and must not return before its children are done.
+  void help_until(bool (*done)(const void*) noexcept, const void* arg);
   Task* pop_own_if(const void* group) noexcept;
 
   bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept;
@@ -70,7 +75,8 @@ class Worker {
  private:
   void thread_main();
   void loop();
-  Task* find_task() noexcept;
+  // eager: take a short external queue even while its producer is still adding to it.
+  Task* find_task(bool eager = false) noexcept;
   void run_task(Task* t) noexcept;
   void flush_deferred() noexcept;
   Task* steal_from_others() noexcept;
@@ -78,7 +84,8 @@ class Worker {
   void switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber* from, void*), void* arg);
   void resume_parked(Fiber* f);
   Fiber* take_idle_fiber();
-  Fiber* new_fiber();
+  void add_idle_fiber(Fiber* f) noexcept;
+  Fiber* new_fiber(bool reserved);
   void trim_idle_fibers(std::size_t keep);
   void quit_fiber(Fiber* f);
 
@@ -87,9 +94,11 @@ class Worker {
   ChaseLevDeque<Task*> deque_;
   MpscQueue resumed_;  // parked fibers made runnable again
   std::thread thread_;
-  Fiber native_;
+  Fiber native_;                 // the thread's own stack: starts the loop, and ends it
+  Fiber* first_ = nullptr;       // the loop's first fiber, made before the thread starts
   Fiber* current_ = nullptr;
-  std::vector<Fiber*> idle_fibers_;  // suspended at the top of the loop, ready to reuse
+  Fiber* idle_head_ = nullptr;   // suspended at the top of the loop, ready to reuse
+  std::size_t idle_count_ = 0;
   std::size_t parked_ = 0;          // fibers of this worker parked on something
   std::uint64_t rng_;
   std::uint32_t local_streak_ = 0;  // tasks run since the injection queue was last checked
@@ -103,8 +112,16 @@ class Worker {
 
 class Scheduler {
  public:
+  // Throws usage_error for a Config field out of range, resource_error when the worker
+  // threads cannot be started (the ones that did start are stopped first).
   explicit Scheduler(const Config& config);
-  ~Scheduler();  // finishes every submitted task, then stops the threads
+  ~Scheduler();  // drain() if not done yet, ends the runtime's actors, stops the threads
+
+  // Refuses tasks from threads that are not workers from now on (shutdown_error).
+  void stop_taking_outside_work() noexcept;
+  // Stops taking outside work and waits until every submitted task has finished.
+  void drain();
+  std::uint64_t id() const noexcept { return id_; }
 
   const Config& config() const noexcept { return config_; }
   unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
@@ -116,21 +133,26 @@ class Scheduler {
   void submit_external(Task* t) noexcept;
   void inject(Task* t) noexcept;
   Task* take_injected(Worker& w) noexcept;
-  Task* take_external(Worker& w, unsigned start) noexcept;
+  Task* take_external(Worker& w, unsigned start, bool eager = false) noexcept;
   // The oldest task of the calling thread's own queue, if it belongs to `group`.
   Task* take_own_external_if(const void* group) noexcept;
   bool external_nonempty() const noexcept;
   void push_priority(Task* t, int priority);
   Task* take_priority() noexcept;
-  bool priority_nonempty() const noexcept { return priority_count_.load(std::memory_order_relaxed) != 0; }
+  // Sequentially consistent: a worker's last look before it sleeps must not miss a push (a
+  // plain load on x86, so the hot path pays nothing for it).
+  bool priority_nonempty() const noexcept { return priority_count_.load(std::memory_order_seq_cst) != 0; }
 
   // Idle workers.
   void wake_for_work() noexcept;  // a new task is queued where any worker can take it
   void wake_worker(Worker& w) noexcept;  // w has a resumed fiber
   bool try_begin_spinning() noexcept;
   void end_spinning(bool found_work) noexcept;
-  void sleep(Worker& w);
+  enum class SleepEnd { woken, work_seen };
+  // Registers w as idle, looks for work once more, and sleeps unless it saw some.
+  SleepEnd sleep(Worker& w);
   bool exiting() const noexcept { return exiting_.load(std::memory_order_acquire); }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   int idle_count() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
 
   // Task accounting.
@@ -149,14 +171,28 @@ class Scheduler {
   bool acquire(Task* t, const ResourceDemand* d, std::size_t n);
   void release(const ResourceDemand* d, std::size_t n) noexcept;
 
-  // Timers fire a callback on the timer thread at a deadline.
-  void add_timer(Clock::time_point when, void (*fire)(void*) noexcept, void* arg);
-  // Threads for blocking calls.
+  // Timers fire a callback on the timer thread at a deadline; with `early_at_shutdown`, as soon
+  // as the runtime starts shutting down (for delays that only pace work, such as restart backoff).
+  struct TimerId {
+    Clock::time_point when;
+    std::uint64_t seq;
+  };
+  TimerId add_timer(Clock::time_point when, void (*fire)(void*) noexcept, void* arg, bool early_at_shutdown = false);
+  // True when the timer had not fired yet and never will; false when it fired or is firing.
+  bool cancel_timer(TimerId id) noexcept;
+  // Threads for blocking calls. At most Config::max_blocking_threads calls run at once, not
+  // counting calls that are waiting on an object (get, wait): calls that wait on each other's
+  // tasks never use up the threads. Throws resource_error when no thread can be started and
+  // none exists to run t (t was not queued).
   void run_blocking(Task* t);
+  // A thread for blocking calls starts or stops waiting on an object.
+  void blocking_call_waits() noexcept;
+  void blocking_call_resumes() noexcept;
 
   Stats stats() const;
 
  private:
+  void stop_threads() noexcept;
   void timer_main();
   void blocking_main();
 
@@ -194,6 +230,7 @@ class Scheduler {
   std::vector<Worker*> idle_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> exiting_{false};
+  bool drained_ = false;
 
   alignas(64) std::atomic<std::uint64_t> external_created_{0};
   alignas(64) std::atomic<std::uint64_t> external_finished_{0};
@@ -214,15 +251,26 @@ class Scheduler {
 
   std::mutex timer_mutex_;
   std::condition_variable timer_cv_;
-  std::multimap<Clock::time_point, std::pair<void (*)(void*) noexcept, void*>> timers_;
+  struct Timer {
+    void (*fire)(void*) noexcept;
+    void* arg;
+    bool early_at_shutdown;
+    std::uint64_t seq;
+  };
+  std::uint64_t timer_seq_ = 0;
+  std::multimap<Clock::time_point, Timer> timers_;
   std::thread timer_thread_;
   bool timer_stop_ = false;
+  bool timer_stopping_ = false;  // the runtime is shutting down: early_at_shutdown timers are due
 
   mutable std::mutex blocking_mutex_;
   std::condition_variable blocking_cv_;
   std::deque<Task*> blocking_queue_;
   std::vector<std::thread> blocking_threads_;
   std::size_t blocking_idle_ = 0;
+  std::size_t blocking_running_ = 0;   // threads running a call that is not waiting on an object
+  std::size_t blocking_starting_ = 0;  // threads started that have not yet taken a call
+  void start_blocking_thread_if_needed();
   bool blocking_stop_ = false;
 };
 

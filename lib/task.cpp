@@ -48,15 +48,8 @@ bool SubmitTaskBase::retry_after_error() noexcept {
 }
 
 void SubmitTaskBase::fail(std::exception_ptr e) noexcept {
-  Failure* f = nullptr;
-  try {
-    f = make_failure(std::move(e), settings != nullptr ? settings->name : std::string());
-  } catch (...) {
-    static Failure out_of_memory{std::make_exception_ptr(std::bad_alloc()), "", "out of memory recording a task's failure", {1}};
-    retain(&out_of_memory);
-    f = &out_of_memory;
-  }
-  ObjectTable::instance().fail(result, f, true);
+  static const std::string unnamed;
+  ObjectTable::instance().fail(result, make_failure(std::move(e), settings != nullptr ? settings->name : unnamed), true);
 }
 
 void SubmitTaskBase::finish() noexcept {

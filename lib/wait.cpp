@@ -3,7 +3,10 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 
+#include "lumen/detail/submit_task.h"
+#include "lumen/error.h"
 #include "scheduler.h"
 
 namespace lumen::detail {
@@ -23,9 +26,27 @@ struct ThreadSignal {
   }
 };
 
+// A thread that runs lumen::blocking calls does not count against Config::max_blocking_threads
+// while it waits on an object: the calls it waits for may need a thread of their own.
+class BlockingCallWait {
+ public:
+  BlockingCallWait() : s_(tls_blocking_scheduler) {
+    if (s_ != nullptr) s_->blocking_call_waits();
+  }
+  ~BlockingCallWait() {
+    if (s_ != nullptr) s_->blocking_call_resumes();
+  }
+  BlockingCallWait(const BlockingCallWait&) = delete;
+  BlockingCallWait& operator=(const BlockingCallWait&) = delete;
+
+ private:
+  Scheduler* s_;
+};
+
 // One wait on several objects, possibly with a deadline. Heap-allocated and counted: the
-// waiting context, each object it is registered with, and the timer each hold a reference,
-// since an object may resolve long after the wait has timed out.
+// waiting context, each object it is registered with, and the timer each hold a reference.
+// When the wait ends it takes its links back out of the objects that are still pending and
+// cancels its timer, so a loop of waits that time out leaves nothing behind.
 struct WaitNode {
   struct Link : Waiter {
     WaitNode* node;
@@ -41,6 +62,8 @@ struct WaitNode {
   std::condition_variable cv;
   bool woken = false;
   std::unique_ptr<Link[]> links;
+  bool timer_set = false;
+  Scheduler::TimerId timer{};
 
   void release() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
@@ -78,11 +101,75 @@ struct WaitNode {
       }
     }
   }
+
+  // After the wait: links still registered with pending objects come out (each held a
+  // reference), and a timer that has not fired is cancelled (it held one too).
+  void unregister(ObjectSlot* const* slots, std::size_t n, Scheduler* timers) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!slots[i]->resolved() && ObjectTable::remove_waiter(slots[i], &links[i])) release();
+    }
+    if (timer_set && timers->cancel_timer(timer)) release();
+  }
 };
 
 struct FiberWaiter : Waiter {
   Wakeup wake;
   ObjectSlot* slot;
+};
+
+const SubmitTaskBase* running_task() noexcept { return static_cast<const SubmitTaskBase*>(task_context().task); }
+
+std::string task_label(const SubmitTaskBase* t) {
+  if (t->settings != nullptr && !t->settings->name.empty()) return "task '" + t->settings->name + "'";
+  return "an unnamed task";
+}
+
+// True when the task producing `start` waits (directly or through other tasks) for `mine`.
+bool leads_to(const ObjectSlot* start, const ObjectSlot* mine) noexcept {
+  const ObjectSlot* at = start;
+  for (int hops = 0; hops < 256 && at != nullptr; ++hops) {
+    const ObjectSlot* next = at->producer_waits_on.load(std::memory_order_seq_cst);
+    if (next == nullptr || next->resolved()) return false;
+    if (next == mine) return true;
+    at = next;
+  }
+  return false;
+}
+
+// A task about to wait for `s`: refuses a wait on its own result, and a wait that closes a
+// cycle of tasks each waiting for the next one's result. Records the edge otherwise; the
+// caller clears it (WaitEdge) once the wait is over.
+class WaitEdge {
+ public:
+  explicit WaitEdge(ObjectSlot* s) {
+    const SubmitTaskBase* me = running_task();
+    if (me == nullptr) return;
+    mine_ = me->result;
+    if (s == mine_)
+      throw usage_error("lumen: " + task_label(me) + " waits for its own result, which it can never produce");
+    // The edge first, then the look along the chain: of two tasks closing a cycle at the same
+    // time, at least one sees the other's edge (both sides are sequentially consistent).
+    mine_->producer_waits_on.store(s, std::memory_order_seq_cst);
+    if (leads_to(s, mine_)) {
+      // Every task on a real cycle is parked, so its edges hold still: a second look rules
+      // out edges that were changing under the first.
+      cpu_relax();
+      if (leads_to(s, mine_)) {
+        mine_->producer_waits_on.store(nullptr, std::memory_order_relaxed);
+        throw usage_error("lumen: " + task_label(me) +
+                          " waits for a result that can only come after its own: the tasks involved wait for "
+                          "each other's results in a cycle");
+      }
+    }
+  }
+  ~WaitEdge() {
+    if (mine_ != nullptr) mine_->producer_waits_on.store(nullptr, std::memory_order_relaxed);
+  }
+  WaitEdge(const WaitEdge&) = delete;
+  WaitEdge& operator=(const WaitEdge&) = delete;
+
+ private:
+  ObjectSlot* mine_ = nullptr;
 };
 
 }  // namespace
@@ -91,6 +178,7 @@ void park(void (*commit)(void*, Wakeup), void* arg) {
   if (Worker* w = this_worker()) return w->park(commit, arg);
   auto* sig = new ThreadSignal;
   commit(arg, Wakeup{nullptr, nullptr, sig});
+  BlockingCallWait counted;
   while (sig->set.load(std::memory_order_acquire) == 0) sig->set.wait(0, std::memory_order_acquire);
   sig->release();
 }
@@ -106,6 +194,11 @@ void unpark(Wakeup w) noexcept {
   sig->release();
 }
 
+void help_until(bool (*done)(const void*) noexcept, const void* arg) {
+  if (Worker* w = this_worker()) return w->help_until(done, arg);
+  while (!done(arg)) std::this_thread::yield();
+}
+
 void wait_resolved(ObjectSlot* s) {
   if (s->resolved()) return;
   Worker* w = this_worker();
@@ -115,12 +208,15 @@ void wait_resolved(ObjectSlot* s) {
     wait_slots(&s, 1, 1, nullptr);
     return;
   }
+  WaitEdge edge(s);
   // The task that produces s is often the newest on this worker's deque (submit, then get):
-  // run it here instead of parking.
-  if (Task* t = w->pop_own_if(s)) {
-    t->run(t);
-    w->tasks_run.add();
-    if (s->resolved()) return;
+  // run it here instead of parking, while the stack has room for it.
+  if (room_to_run_inline()) {
+    if (Task* t = w->pop_own_if(s)) {
+      run_detached_from_caller([t] { t->run(t); });
+      w->tasks_run.add();
+      if (s->resolved()) return;
+    }
   }
   FiberWaiter fw;
   fw.slot = s;
@@ -144,7 +240,16 @@ void wait_slots(ObjectSlot* const* slots, std::size_t n, std::size_t need, const
   std::size_t ready = 0;
   for (std::size_t i = 0; i < n; ++i) ready += slots[i]->resolved() ? 1 : 0;
   if (ready >= need) return;
+  if (deadline != nullptr && *deadline == Clock::time_point::max()) deadline = nullptr;  // never
   if (deadline != nullptr && Clock::now() >= *deadline) return;
+  if (deadline == nullptr) {
+    if (const SubmitTaskBase* me = running_task()) {
+      std::size_t others = 0;
+      for (std::size_t i = 0; i < n; ++i) others += slots[i] != me->result ? 1 : 0;
+      if (others < need)
+        throw usage_error("lumen: " + task_label(me) + " waits for its own result, which it can never produce");
+    }
+  }
   Worker* w = this_worker();
   // A thread that is not a worker looks again for a few microseconds before it sleeps: a
   // task or actor call that a spinning worker picks up answers well within that, and a
@@ -162,37 +267,46 @@ void wait_slots(ObjectSlot* const* slots, std::size_t n, std::size_t need, const
 
   auto* node = new WaitNode(n);
   node->remaining.store(static_cast<std::int64_t>(need), std::memory_order_relaxed);
+  Scheduler* timers = nullptr;
   if (w != nullptr) {
+    timers = &w->scheduler();
     struct Args {
       WaitNode* node;
       ObjectSlot* const* slots;
       std::size_t n;
       const Clock::time_point* deadline;
       Scheduler* sched;
-    } args{node, slots, n, deadline, &w->scheduler()};
-    w->park(
-        [](void* p, Wakeup wake) {
-          auto* a = static_cast<Args*>(p);
-          WaitNode* node = a->node;
-          node->wake = wake;
-          if (a->deadline != nullptr) {
-            node->refs.fetch_add(1, std::memory_order_relaxed);
-            try {
-              a->sched->add_timer(*a->deadline, [](void* x) noexcept {
-                auto* nd = static_cast<WaitNode*>(x);
-                nd->fire();
-                nd->release();
-              }, node);
-            } catch (...) {
-              node->release();
-              node->fire();  // cannot time the wait: give up on it at once
+    } args{node, slots, n, deadline, timers};
+    try {
+      w->park(
+          [](void* p, Wakeup wake) {
+            auto* a = static_cast<Args*>(p);
+            WaitNode* node = a->node;
+            node->wake = wake;
+            if (a->deadline != nullptr) {
+              node->refs.fetch_add(1, std::memory_order_relaxed);
+              try {
+                node->timer = a->sched->add_timer(*a->deadline, [](void* x) noexcept {
+                  auto* nd = static_cast<WaitNode*>(x);
+                  nd->fire();
+                  nd->release();
+                }, node);
+                node->timer_set = true;
+              } catch (...) {
+                node->release();
+                node->fire();  // cannot time the wait: give up on it at once
+              }
             }
-          }
-          node->register_with(a->slots, a->n);
-        },
-        &args);
+            node->register_with(a->slots, a->n);
+          },
+          &args);
+    } catch (...) {
+      node->release();  // nothing was registered: park refused before committing
+      throw;
+    }
   } else {
     node->register_with(slots, n);
+    BlockingCallWait counted;
     std::unique_lock<std::mutex> lock(node->mutex);
     if (deadline == nullptr) {
       node->cv.wait(lock, [&] { return node->woken; });
@@ -202,8 +316,8 @@ void wait_slots(ObjectSlot* const* slots, std::size_t n, std::size_t need, const
       node->fired.exchange(true, std::memory_order_acq_rel);
     }
   }
+  node->unregister(slots, n, timers);
   node->release();
 }
 
 }  // namespace lumen::detail
-

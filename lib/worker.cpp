@@ -1,33 +1,38 @@
 // A worker: one thread, its deque, and the fibers it switches between.
 //
-// The loop runs on whichever fiber is current. A task runs on that same stack; only when a
-// task blocks does the worker park the fiber and continue the loop on another one (an idle
-// fiber from its pool, or a new one). Fibers are pinned: a parked fiber is resumed by the
-// worker that parked it, so thread_local variables stay valid across a blocking call.
+// The loop always runs on a fiber of Config::fiber_stack_size, never on the thread's own stack,
+// so every task starts with the same stack whatever ran before it. A task runs on the loop's
+// fiber; only when it blocks does the worker park that fiber and continue the loop on another
+// one (an idle fiber from its pool, or a new one). Fibers are pinned: a parked fiber is resumed
+// by the worker that parked it, so thread_local variables stay valid across a blocking call.
+// The thread's own stack only starts the first fiber and, at the end, trims the pool.
 #include <algorithm>
+#include <thread>
 
 #include "scheduler.h"
 
 namespace lumen::detail {
 
 __attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
-__attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber = nullptr;
-
-void*& fiber_local() noexcept {
-  thread_local void* thread_word = nullptr;
-  if (tls_fiber == nullptr) return thread_word;
-  return const_cast<Fiber*>(static_cast<const Fiber*>(tls_fiber))->local;
-}
+__attribute__((tls_model("initial-exec"))) thread_local TaskContext* tls_context = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local TaskContext tls_thread_context;
+__attribute__((tls_model("initial-exec"))) thread_local const Fiber* tls_running_fiber = nullptr;
 
 Worker::Worker(Scheduler& s, unsigned index)
     : sched_(s), index_(index), rng_(0x9E3779B97F4A7C15ull * (index + 1)) {
   native_.native = true;
-  idle_fibers_.reserve(64);
 }
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // A worker that never started still owns the fiber made for it.
+  if (first_ != nullptr) {
+    destroy_tsan_fiber(first_->tsan_fiber);
+    delete first_;
+  }
+}
 
 void Worker::start() {
+  first_ = new_fiber(true);  // on the caller's thread, so a failure reaches the constructor
   thread_ = std::thread([this] { thread_main(); });
 }
 
@@ -39,14 +44,27 @@ void Worker::thread_main() {
   tls_worker = this;
   native_.tsan_fiber = current_tsan_fiber();
   current_ = &native_;
-  tls_fiber = &native_;
-  loop();
+  tls_context = &native_.context;
+  tls_running_fiber = &native_;
+  void* signal_stack = make_signal_stack();
+  // Runs the loop until the worker ends, which switches back here.
+  switch_to(std::exchange(first_, nullptr), nullptr, nullptr);
   trim_idle_fibers(0);
+  free_signal_stack(signal_stack);
   tls_worker = nullptr;
-  tls_fiber = nullptr;
+  tls_context = nullptr;
+  tls_running_fiber = nullptr;
 }
 
 bool Worker::has_visible_work() const noexcept { return resumed_.nonempty_hint() || !deque_.empty_hint(); }
+
+void Worker::push(Task* t) noexcept {
+  try {
+    deque_.push(t);
+  } catch (...) {
+    sched_.inject(t);
+  }
+}
 
 void Worker::loop() {
   Fiber* self = current_;
@@ -63,19 +81,15 @@ void Worker::loop() {
       continue;
     }
     if (sched_.exiting() && parked_ == 0 && !resumed_.nonempty_hint()) {
-      if (self->native) return;
       // Only the thread's own stack may end the worker: go back to it.
-      auto it = std::find(idle_fibers_.begin(), idle_fibers_.end(), &native_);
-      idle_fibers_.erase(it);
-      switch_to(
-          &native_, [](Worker* w, Fiber* from, void*) { w->idle_fibers_.push_back(from); }, nullptr);
+      switch_to(&native_, [](Worker* w, Fiber* from, void*) { w->add_idle_fiber(from); }, nullptr);
       continue;
     }
     idle();
   }
 }
 
-Task* Worker::find_task() noexcept {
+Task* Worker::find_task(bool eager) noexcept {
   if (sched_.priority_nonempty()) {
     if (Task* t = sched_.take_priority()) return t;
   }
@@ -83,11 +97,11 @@ Task* Worker::find_task() noexcept {
   if (++local_streak_ >= 61) {
     local_streak_ = 0;
     if (Task* t = sched_.take_injected(*this)) return t;
-    if (Task* t = sched_.take_external(*this, static_cast<unsigned>(rng_))) return t;
+    if (Task* t = sched_.take_external(*this, static_cast<unsigned>(rng_), eager)) return t;
   }
   if (Task* t = deque_.pop()) return t;
   if (Task* t = sched_.take_injected(*this)) return t;
-  if (Task* t = sched_.take_external(*this, static_cast<unsigned>(rng_))) return t;
+  if (Task* t = sched_.take_external(*this, static_cast<unsigned>(rng_), eager)) return t;
   return steal_from_others();
 }
 
@@ -137,7 +151,7 @@ void Worker::flush_deferred() noexcept {
 
 void Worker::idle() {
   flush_deferred();
-  for (;;) {
+  for (unsigned refused = 0;;) {
     bool spinning = std::exchange(woken_spinning, false) || sched_.try_begin_spinning();
     if (spinning) {
       const auto until = Clock::now() + sched_.config().idle_spin;
@@ -160,9 +174,26 @@ void Worker::idle() {
       }
       sched_.end_spinning(false);
     }
-    if (idle_fibers_.size() > sched_.config().max_idle_fibers) trim_idle_fibers(sched_.config().max_idle_fibers);
-    sched_.sleep(*this);
-    if (!woken_spinning) return;
+    if (idle_count_ > sched_.config().max_idle_fibers) trim_idle_fibers(sched_.config().max_idle_fibers);
+    if (sched_.sleep(*this) == Scheduler::SleepEnd::woken) {
+      if (!woken_spinning) return;
+      continue;
+    }
+    // Work was visible at the last look. Take it without the courtesies a busy worker shows
+    // producers (a short queue that is still growing), since this one would sleep otherwise.
+    if (resumed_.nonempty_hint() || sched_.exiting()) return;
+    if (Task* t = find_task(true)) {
+      run_task(t);
+      return;
+    }
+    // Visible but not to be had (another worker is taking it, a push is half done): back off
+    // rather than loop through the idle list at full speed.
+    ++refused;
+    if (refused < 8) {
+      for (unsigned i = 0; i < (64u << refused); ++i) cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
   }
 }
 
@@ -176,10 +207,11 @@ void Worker::switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber*, void*), vo
   } a{this, current_, to, on_arrival, arg};
   before_switch(a.from, to, false);
   current_ = to;
-  tls_fiber = to;
-  std::move(to->context).resume_with([&a](boost::context::fiber&& from) -> boost::context::fiber {
+  tls_context = &to->context;
+  tls_running_fiber = to;
+  std::move(to->context_switch).resume_with([&a](boost::context::fiber&& from) -> boost::context::fiber {
     after_switch(a.to, a.from);
-    a.from->context = std::move(from);
+    a.from->context_switch = std::move(from);
     if (a.fn != nullptr) a.fn(a.worker, a.from, a.arg);
     return {};
   });
@@ -187,34 +219,42 @@ void Worker::switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber*, void*), vo
 
 void Worker::resume_parked(Fiber* f) {
   flush_deferred();
-  switch_to(
-      f,
-      [](Worker* w, Fiber* from, void*) {
-        w->idle_fibers_.push_back(from);
-        w->pooled_fibers.store(w->idle_fibers_.size(), std::memory_order_relaxed);
-      },
-      nullptr);
+  switch_to(f, [](Worker* w, Fiber* from, void*) { w->add_idle_fiber(from); }, nullptr);
+}
+
+void Worker::add_idle_fiber(Fiber* f) noexcept {
+  f->idle_next = idle_head_;
+  idle_head_ = f;
+  ++idle_count_;
+  pooled_fibers.store(idle_count_, std::memory_order_relaxed);
 }
 
 Fiber* Worker::take_idle_fiber() {
-  if (idle_fibers_.empty()) return new_fiber();
-  Fiber* f = idle_fibers_.back();
-  idle_fibers_.pop_back();
-  pooled_fibers.store(idle_fibers_.size(), std::memory_order_relaxed);
+  if (idle_head_ == nullptr) return new_fiber(false);
+  Fiber* f = idle_head_;
+  idle_head_ = f->idle_next;
+  --idle_count_;
+  pooled_fibers.store(idle_count_, std::memory_order_relaxed);
   return f;
 }
 
-Fiber* Worker::new_fiber() {
+Fiber* Worker::new_fiber(bool reserved) {
   auto* f = new Fiber;
   f->tsan_fiber = create_tsan_fiber();
-  f->context = boost::context::fiber(std::allocator_arg, PooledStack{&sched_.stacks(), f},
-                                     [this, f](boost::context::fiber&&) -> boost::context::fiber {
-                                       loop();
-                                       // Trimmed: return to the fiber that asked.
-                                       Fiber* back = quit_requester_;
-                                       before_switch(f, back, true);
-                                       return std::move(back->context);
-                                     });
+  try {
+    f->context_switch = boost::context::fiber(std::allocator_arg, PooledStack{&sched_.stacks(), f, reserved},
+                                              [this, f](boost::context::fiber&&) -> boost::context::fiber {
+                                                loop();
+                                                // Trimmed: return to the fiber that asked.
+                                                Fiber* back = quit_requester_;
+                                                before_switch(f, back, true);
+                                                return std::move(back->context_switch);
+                                              });
+  } catch (...) {
+    destroy_tsan_fiber(f->tsan_fiber);
+    delete f;
+    throw;
+  }
   fibers_created.add();
   return f;
 }
@@ -226,22 +266,21 @@ void Worker::quit_fiber(Fiber* f) {
   switch_to(f, nullptr, nullptr);
   // f's loop returned and its entry function jumped back here, with no arrival hook.
   current_ = self;
-  tls_fiber = self;
+  tls_context = &self->context;
+  tls_running_fiber = self;
   after_switch(self, nullptr);
   destroy_tsan_fiber(f->tsan_fiber);
   delete f;
 }
 
 void Worker::trim_idle_fibers(std::size_t keep) {
-  // The thread's own stack is never freed, so it is skipped.
-  for (std::size_t i = idle_fibers_.size(); i > 0 && idle_fibers_.size() > keep;) {
-    --i;
-    Fiber* f = idle_fibers_[i];
-    if (f->native) continue;
-    idle_fibers_.erase(idle_fibers_.begin() + static_cast<std::ptrdiff_t>(i));
+  while (idle_count_ > keep) {
+    Fiber* f = idle_head_;
+    idle_head_ = f->idle_next;
+    --idle_count_;
     quit_fiber(f);
   }
-  pooled_fibers.store(idle_fibers_.size(), std::memory_order_relaxed);
+  pooled_fibers.store(idle_count_, std::memory_order_relaxed);
 }
 
 void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
@@ -250,7 +289,7 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
     void* arg;
   } p{commit, arg};
   flush_deferred();
-  Fiber* next = take_idle_fiber();
+  Fiber* next = take_idle_fiber();  // throws resource_error before anything is committed
   ++parked_;
   parks.add();
   switch_to(
@@ -263,6 +302,36 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
   --parked_;
 }
 
+void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
+  flush_deferred();
+  for (unsigned idle_rounds = 0; !done(arg);) {
+    if (resumed_.nonempty_hint()) {
+      if (MpscNode* n = resumed_.pop()) {
+        // Lets the resumed fiber run and queues this one behind it, runnable.
+        switch_to(
+            static_cast<Fiber*>(n), [](Worker* w, Fiber* from, void*) { w->resumed_.push(from); }, nullptr);
+        idle_rounds = 0;
+        continue;
+      }
+    }
+    if (room_to_run_inline()) {
+      if (Task* t = find_task()) {
+        ++depth_;  // not the loop's own run: completions are not deferred
+        run_detached_from_caller([t] { t->run(t); });
+        --depth_;
+        tasks_run.add();
+        idle_rounds = 0;
+        continue;
+      }
+    }
+    if (++idle_rounds < 64) {
+      for (int i = 0; i < 64; ++i) cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 void Worker::resume(Fiber* f) noexcept {
   resumed_.push(f);
   sched_.wake_worker(*this);
@@ -271,7 +340,7 @@ void Worker::resume(Fiber* f) noexcept {
 Task* Worker::pop_own_if(const void* group) noexcept {
   Task* t = deque_.pop();
   if (t == nullptr || t->group == group) return t;
-  deque_.push(t);
+  push(t);
   return nullptr;
 }
 

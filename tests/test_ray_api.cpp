@@ -43,6 +43,15 @@ int Slow(int ms) {
 }
 int Held(int) { return 7; }
 
+void CallShutdown() { ray::Shutdown(); }
+
+// Set by SlowThenChild once the task it submits has run.
+std::atomic<int> g_child_result{0};
+void SlowThenChild(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  g_child_result = *ray::Get(ray::Task(Plus1).Remote(ms));
+}
+
 // A task blocks its thread on a std::future, as Ray code does without telling anyone.
 std::shared_ptr<std::promise<int>> g_promise;
 std::shared_future<int> g_future;
@@ -69,6 +78,7 @@ class Counter {
   explicit Counter(int init) : count_(init) {}
   static Counter* FactoryCreate(int init) { return new Counter(init); }
   static Counter* FactoryCreateFailing(int) { throw std::runtime_error("no counter today"); }
+  static Counter* FactoryFromPointer(std::unique_ptr<int> init) { return new Counter(*init); }
   int Add(int x) {
     count_ += x;
     return count_;
@@ -83,6 +93,7 @@ class Counter {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;
   }
+  void CallShutdown() { ray::Shutdown(); }
 
  private:
   int count_;
@@ -105,10 +116,51 @@ class Concurrent {
 };
 
 RAY_REMOTE(Return1, Plus1, Plus, RAY_FUNC(Overload, int), RAY_FUNC(Overload, int, int), Append, Length, SumOfRef,
-           Nothing, Throws, Slow, Held, WaitForPromise, FulfilPromise, CountOverlap);
-RAY_REMOTE(Counter::FactoryCreate, Counter::FactoryCreateFailing, &Counter::Add, &Counter::Get, &Counter::AddLength,
-           &Counter::Restarted, &Counter::Exit, &Counter::Fail, &Counter::Block);
+           Nothing, Throws, Slow, Held, WaitForPromise, FulfilPromise, CountOverlap, CallShutdown, SlowThenChild);
+RAY_REMOTE(Counter::FactoryCreate, Counter::FactoryCreateFailing, Counter::FactoryFromPointer, &Counter::Add,
+           &Counter::Get, &Counter::AddLength, &Counter::Restarted, &Counter::Exit, &Counter::Fail, &Counter::Block,
+           &Counter::CallShutdown);
 RAY_REMOTE(Derived::FactoryCreate, &Base::Hello, Concurrent::FactoryCreate, &Concurrent::Overlap);
+
+// The msg_ of the E that call() throws; the check fails when it throws nothing.
+template <class E = ray::internal::RayException, class F>
+std::string message_of(F&& call) {
+  try {
+    call();
+  } catch (const E& e) {
+    return e.msg_;
+  }
+  FAIL_CHECK("no exception was thrown");
+  return {};
+}
+
+const std::string kNotInitialized = "Ray has not been initialized: call ray::Init() first";
+
+// Every call of the API that needs a runtime, made when Ray has none: each must refuse with
+// kNotInitialized rather than run on a runtime ray::Init did not start.
+void check_every_call_refused() {
+  auto refused = [](auto&& call) { CHECK(message_of(call) == kNotInitialized); };
+  refused([] { ray::Task(Plus1).Remote(1); });
+  refused([] { ray::Task(Return1).SetResource("CPU", 1).Remote(); });
+  refused([] { ray::Put(1); });
+  refused([] { ray::Get(ray::ObjectRef<int>()); });
+  refused([] { ray::Get(ray::ObjectRef<int>(), 10); });
+  refused([] { ray::Get(ray::ObjectRef<void>()); });
+  refused([] { ray::Get(std::vector<ray::ObjectRef<int>>{}); });
+  refused([] { ray::Get(std::vector<ray::ObjectRef<int>>{}, 10); });
+  refused([] { ray::Wait(std::vector<ray::ObjectRef<int>>{ray::ObjectRef<int>()}, 1, 10); });
+  refused([] { ray::Actor(Counter::FactoryCreate).Remote(1); });
+  refused([] { ray::ActorHandle<Counter>().Task(&Counter::Get).Remote(); });
+  refused([] { ray::ActorHandle<Counter>().Kill(); });
+  refused([] { ray::GetActor<Counter>("someone"); });
+  refused([] { ray::GetActor<Counter>("someone", "somewhere"); });
+  refused([] { ray::GetNamespace(); });
+  refused([] { ray::CreatePlacementGroup({"group", {{{"CPU", 1}}}, ray::PlacementStrategy::PACK}); });
+  refused([] { ray::RemovePlacementGroup("0000000000000001"); });
+  refused([] { ray::GetAllPlacementGroups(); });
+  refused([] { ray::GetPlacementGroup("group"); });
+  refused([] { ray::GetPlacementGroupById("0000000000000001"); });
+}
 
 }  // namespace
 
@@ -451,4 +503,157 @@ TEST_CASE("handles and refs travel into tasks and actors") {
   CHECK(*ray::Get(ray::Task(Plus).Remote(nested, ray::Task(Plus1).Remote(nested))) == 3);
   auto blocked = counter.Task(&Counter::Block).Remote(5);
   CHECK(*ray::Get(blocked) == 5);
+}
+
+TEST_CASE("Shutdown inside a task or an actor method throws RayException and Ray keeps running") {
+  RayRuntime rt;
+  // Shutdown waits for every task, so called by one it would wait for its caller.
+  std::string inside = "ray::internal::RayException: ray::Shutdown() was called inside a Ray task or actor method";
+  std::string from_task = message_of<ray::internal::RayTaskException>([] { ray::Get(ray::Task(CallShutdown).Remote()); });
+  CHECK(from_task.find("function(CallShutdown): " + inside) != std::string::npos);
+  CHECK(ray::IsInitialized());
+
+  auto counter = ray::Actor(Counter::FactoryCreate).Remote(1);
+  std::string from_method = message_of<ray::internal::RayTaskException>(
+      [&] { ray::Get(counter.Task(&Counter::CallShutdown).Remote()); });
+  CHECK(from_method.find("function(&Counter::CallShutdown): " + inside) != std::string::npos);
+  CHECK(ray::IsInitialized());
+  CHECK(*ray::Get(ray::Task(Plus1).Remote(1)) == 2);
+  CHECK(*ray::Get(counter.Task(&Counter::Get).Remote()) == 1);
+}
+
+TEST_CASE("before Init and after Shutdown every call throws RayException; refs, handles and groups stay defined") {
+  REQUIRE_FALSE(ray::IsInitialized());
+  check_every_call_refused();
+  CHECK_NOTHROW(ray::Shutdown());  // nothing to stop
+
+  ray::Init();
+  auto ref = ray::Put(7);
+  auto named = ray::Actor(Counter::FactoryCreate).SetName("kept").Remote(1);
+  auto anonymous = ray::Actor(Counter::FactoryCreate).Remote(2);
+  CHECK(*ray::Get(named.Task(&Counter::Get).Remote()) == 1);
+  ray::PlacementGroup group = ray::CreatePlacementGroup({"kept", {{{"CPU", 1}}}, ray::PlacementStrategy::PACK});
+  REQUIRE(group.Wait(10));
+  ray::PlacementGroup pending =
+      ray::CreatePlacementGroup({"never", {{{"CPU", 1}}, {{"CPU", 1}}}, ray::PlacementStrategy::STRICT_SPREAD});
+  CHECK(pending.GetState() == ray::PlacementGroupState::PENDING);
+  // Shutdown waits for this task, which calls the API while it waits.
+  g_child_result = 0;
+  ray::Task(SlowThenChild).Remote(20);
+  ray::Shutdown();
+  CHECK(g_child_result.load() == 21);
+
+  check_every_call_refused();
+  CHECK(message_of([&] { ray::Get(ref); }) == kNotInitialized);
+  CHECK(message_of([&] { named.Task(&Counter::Get).Remote(); }) == kNotInitialized);
+  CHECK(message_of([&] { named.Kill(); }) == kNotInitialized);
+  CHECK(message_of([&] { ray::Task(Plus1).SetPlacementGroup(group, 0).Remote(1); }) == kNotInitialized);
+  // Groups end with the runtime whose resources they reserved.
+  CHECK(group.GetState() == ray::PlacementGroupState::REMOVED);
+  CHECK(pending.GetState() == ray::PlacementGroupState::REMOVED);
+
+  ray::Init();
+  CHECK(*ray::Get(ref) == 7);  // objects outlive the runtime that made them
+  CHECK(message_of<ray::internal::RayActorException>([&] { ray::Get(named.Task(&Counter::Get).Remote()); }) ==
+        "The actor 'kept' died: ray::Shutdown() stopped it");
+  CHECK(message_of<ray::internal::RayActorException>([&] { ray::Get(anonymous.Task(&Counter::Get).Remote()); }) ==
+        "The actor " + anonymous.ID() + " died: ray::Shutdown() stopped it");
+  CHECK_NOTHROW(named.Kill());
+  CHECK_FALSE(ray::GetActor<Counter>("kept").has_value());
+  CHECK(message_of([&] { ray::Task(Plus1).SetPlacementGroup(group, 0).Remote(1); }) ==
+        "Placement group " + group.GetID() + " was removed");
+  CHECK(message_of([&] { ray::RemovePlacementGroup(group.GetID()); }) == "No placement group with id " + group.GetID());
+  CHECK(ray::GetAllPlacementGroups().empty());
+  ray::Shutdown();
+}
+
+TEST_CASE("error texts name actors as their users did and resources in Ray's units") {
+  ray::RayConfig config;
+  config.ray_namespace = "shop";
+  ray::Init(config);
+  using ray::internal::RayActorException;
+
+  auto named = ray::Actor(Counter::FactoryCreate).SetName("named").Remote(1);
+  auto call_before_kill = named.Task(&Counter::Block).Remote(0);
+  ray::Get(call_before_kill);
+  named.Kill();
+  CHECK(message_of<RayActorException>([&] { ray::Get(named.Task(&Counter::Get).Remote()); }) ==
+        "The actor 'named' died: it was killed");
+  auto exiting = ray::Actor(Counter::FactoryCreate).Remote(0);
+  CHECK(message_of<RayActorException>([&] { ray::Get(exiting.Task(&Counter::Exit).Remote()); }) ==
+        "The actor " + exiting.ID() + " died: ray::ExitActor() was called");
+  auto broken = ray::Actor(Counter::FactoryCreateFailing).Remote(0);
+  CHECK(message_of<RayActorException>([&] { ray::Get(broken.Task(&Counter::Get).Remote()); }) ==
+        "The actor " + broken.ID() +
+            " died: its factory threw ray::internal::RayTaskException: An exception was thrown while executing "
+            "function(Counter::FactoryCreateFailing): std::runtime_error: no counter today");
+  // A lumen error inside a remote function is described as the Ray exception it becomes.
+  auto orphan = ray::Actor(Counter::FactoryCreate).Remote(named.Task(&Counter::Get).Remote());
+  std::string nested = message_of<RayActorException>([&] { ray::Get(orphan.Task(&Counter::Get).Remote()); });
+  CHECK(nested.find("function(Counter::FactoryCreate): ray::internal::RayActorException: The actor 'named' died: "
+                    "it was killed") != std::string::npos);
+  CHECK(nested.find("lumen") == std::string::npos);
+
+  ray::Actor(Counter::FactoryCreate).SetName("till").Remote(1);
+  CHECK(message_of([] { ray::Actor(Counter::FactoryCreate).SetName("till").Remote(2); }) ==
+        "An actor named 'till' in namespace 'shop' already exists");
+  ray::Actor(Counter::FactoryCreate).SetName("it's", "other").Remote(1);
+  CHECK(message_of([] { ray::Actor(Counter::FactoryCreate).SetName("it's", "other").Remote(2); }) ==
+        "An actor named 'it's' in namespace 'other' already exists");
+  std::string wrong_type = message_of([] { ray::GetActor<Concurrent>("till"); });
+  CHECK(wrong_type.find("'till' in namespace 'shop'") != std::string::npos);
+  CHECK(wrong_type.find("lumen") == std::string::npos);
+  CHECK(message_of([] { ray::Actor(Counter::FactoryCreate).SetMaxConcurrency(0).Remote(1); }) ==
+        "SetMaxConcurrency(0): the maximum concurrency must be at least 1");
+  CHECK(message_of([] { ray::Actor(Counter::FactoryCreate).SetMaxRestarts(-2).Remote(1); }) ==
+        "SetMaxRestarts(-2): the maximum number of restarts must be -1 (without limit) or more");
+  CHECK(message_of([] {
+          ray::Actor(Counter::FactoryFromPointer).SetMaxRestarts(1).Remote(std::make_unique<int>(1));
+        }).find("SetMaxRestarts needs factory arguments that can be copied") == 0);
+  CHECK(*ray::Get(ray::Actor(Counter::FactoryFromPointer).Remote(std::make_unique<int>(4)).Task(&Counter::Get).Remote()) == 4);
+  CHECK(message_of([] { ray::ActorHandle<Counter>().Task(&Counter::Get).Remote(); }) ==
+        "Task(...).Remote() on an empty ActorHandle (default-constructed): it refers to no actor");
+  CHECK(message_of([] { ray::ActorHandle<Counter>().Kill(); }) ==
+        "Kill() on an empty ActorHandle (default-constructed): it refers to no actor");
+
+  // Resources as the user wrote them, never in lumen's ten-thousandths.
+  std::string cpus = std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 1e9).Remote(); }) ==
+        "1e9 CPU requested, but this node has " + cpus + " CPU: it could never be scheduled");
+  CHECK(message_of([] { ray::Task(Return1).SetResource("GPU", 1).Remote(); }) ==
+        "1 GPU requested, but this node has no GPU: it could never be scheduled");
+  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 1e300).Remote(); }) ==
+        "1e300 CPU requested, but this node has " + cpus + " CPU: it could never be scheduled");
+  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 1.5).Remote(); }) ==
+        "A resource value should be an integer if it is greater than 1.0. Specified resource: CPU = 1.5.");
+  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 0.00001).Remote(); }) ==
+        "Resource values should be at least 0.0001. Specified resource: CPU = 1e-5.");
+  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 0).Remote(); }) ==
+        "Resource values should be positive. Specified resource: CPU = 0.");
+  CHECK(*ray::Get(ray::Task(Return1).SetResource("CPU", 0.25).Remote()) == 1);
+  ray::PlacementGroup group = ray::CreatePlacementGroup({"g", {{{"CPU", 1}}}, ray::PlacementStrategy::PACK});
+  REQUIRE(group.Wait(10));
+  CHECK(message_of([&] { ray::Task(Return1).SetPlacementGroup(group, 0).SetResource("CPU", 2).Remote(); }) ==
+        "2 CPU requested, but bundle 0 of placement group " + group.GetID() +
+            " has 1 CPU: it could never be scheduled");
+  CHECK(message_of([&] { ray::Task(Return1).SetPlacementGroup(group, -1).SetResource("GPU", 0.5).Remote(); }) ==
+        "0.5 GPU requested, but placement group " + group.GetID() + " has no GPU: it could never be scheduled");
+  CHECK(*ray::Get(ray::Task(Return1).SetPlacementGroup(group, 0).SetResource("CPU", 0.5).Remote()) == 1);
+  CHECK_FALSE(ray::CreatePlacementGroup({"huge", {{{"CPU", 1e300}}}, ray::PlacementStrategy::PACK}).Wait(0));
+
+  // Ray's calls, not lumen's.
+  CHECK(message_of([] { ray::Get(ray::ObjectRef<int>()); }) ==
+        "ray::Get on an empty ObjectRef (default-constructed or moved from)");
+  CHECK(message_of([] { ray::Wait(std::vector<ray::ObjectRef<int>>{ray::ObjectRef<int>()}, 1, 0); }) ==
+        "ray::Wait on an empty ObjectRef (default-constructed or moved from)");
+  CHECK(message_of([] { ray::Task(Plus1).Remote(ray::ObjectRef<int>()); }) ==
+        "Remote() was given an empty ObjectRef (default-constructed or moved from) for a parameter that needs its value");
+  g_promise = std::make_shared<std::promise<int>>();
+  g_future = g_promise->get_future().share();
+  auto pending = ray::Task(WaitForPromise).Remote();
+  CHECK(message_of<ray::internal::RayTimeoutException>([&] { ray::Get(pending, 0); }) ==
+        "Get timed out: some object(s) not ready.");
+  g_promise->set_value(1);
+  ray::Get(pending);
+  ray::Shutdown();
 }

@@ -172,8 +172,14 @@ struct ActorCallFrame final : ActorCall {
   static End run_on(ActorCall* c, void* instance) noexcept {
     auto* self = static_cast<ActorCallFrame*>(c);
     ObjectSlot* out = self->result;
-    if (Failure* f = self->await_arguments()) {
-      ObjectTable::instance().fail(out, f, true);
+    Failure* unmet = nullptr;
+    try {
+      unmet = self->await_arguments();
+    } catch (...) {  // the wait itself failed (no fiber left to park on)
+      unmet = make_failure(std::current_exception(), current_actor_context()->actor->settings().name);
+    }
+    if (unmet != nullptr) {
+      ObjectTable::instance().fail(out, unmet, true);
       destroy(self);
       return End::served;
     }
@@ -345,7 +351,8 @@ class ActorHandle {
     };
     (check_ref(args), ...);
     auto& table = detail::ObjectTable::instance();
-    if (a.dead()) {
+    detail::ActorCore::Caller caller(a);  // keeps the actor's runtime from ending under this call
+    if (!caller.alive()) {
       detail::ObjectSlot* s = table.allocate(1);
       table.fail(s, a.death());
       return ObjectRef<Value>::adopt(s);
@@ -369,7 +376,9 @@ class ActorHandle {
 
   // Ends the actor. Calls that have not started resolve to actor_died (or, with
   // no_restart = false and restarts left, run on the rebuilt actor as max_task_retries
-  // allows); a call already running finishes first. Later calls fail, unless it restarts.
+  // allows); a call already running finishes first, and the instance is destroyed after it.
+  // An end for good (no restarts left) shows when kill() returns: dead() is true, get_actor
+  // no longer finds the actor, its name may be reused, and later calls fail at once.
   void kill(bool no_restart = true) const { checked().kill(no_restart); }
 
   bool valid() const noexcept { return core_ != nullptr; }
@@ -412,8 +421,8 @@ ActorHandle<T> actor(ActorOptions options, Args&&... args) {
       throw usage_error("lumen: an actor with max_restarts needs constructor arguments it can copy");
   }
   using Core = detail::TypedActorCore<T, std::decay_t<Args>...>;
-  detail::Scheduler& s = detail::current_scheduler();
-  auto* core = detail::create<Core>(s, std::move(settings), std::forward<Args>(args)...);
+  detail::RuntimeEntry entry;
+  auto* core = detail::create<Core>(entry.scheduler(), std::move(settings), std::forward<Args>(args)...);
   auto handle = ActorHandle<T>::adopt(core);
   core->start();
   return handle;
@@ -429,7 +438,8 @@ ActorHandle<T> actor(Args&&... args) {
 // the actor exists but is not a T.
 template <class T>
 std::optional<ActorHandle<T>> get_actor(const std::string& name) {
-  detail::ActorCore* c = detail::find_named_actor(detail::current_scheduler(), name, typeid(T));
+  detail::RuntimeEntry entry;
+  detail::ActorCore* c = detail::find_named_actor(entry.scheduler(), name, typeid(T));
   if (c == nullptr) return std::nullopt;
   return ActorHandle<T>::adopt(c);
 }

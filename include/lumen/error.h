@@ -35,6 +35,15 @@ class usage_error : public error {
   using error::error;
 };
 
+// The process ran out of something lumen needs and cannot make up for: fiber stacks (see
+// Config::max_fibers and vm.max_map_count), threads, or memory for a structure whose size the
+// caller chose. what() names the resource and the limit. Nothing was lost: the operation that
+// throws it did not start.
+class resource_error : public error {
+ public:
+  using error::error;
+};
+
 // A call to an actor that has ended: killed, stopped by exit_actor(), failed in its
 // constructor, or gone with its runtime. what() says which actor and why.
 class actor_died : public error {

@@ -8,7 +8,8 @@
 //   const std::vector<double>& x = lumen::get(p);   // valid while p (or a copy) lives
 //
 // Blocking: get and wait inside a task park the task's fiber and the worker runs other work;
-// on any other thread they block it without spinning.
+// any other thread looks at the object for about 20 us, then sleeps until it resolves.
+// Timeouts may be any duration: negative ones poll, ones too long to add to now() never expire.
 // Thread safety: an ObjectRef is as safe to share as a shared_ptr: distinct refs to one object
 // may be used from any threads; one ref object may not be assigned while another thread reads it.
 #pragma once
@@ -81,6 +82,9 @@ class ObjectRef {
     r.slot_ = s;
     return r;
   }
+  // For lumen's own code: empties the ref without letting go of its reference, which the
+  // caller has taken over.
+  void disown() noexcept { slot_ = nullptr; }
   detail::ObjectSlot* slot() const noexcept { return slot_; }
 
  private:
@@ -110,15 +114,18 @@ inline void await(ObjectSlot* s) {
 
 template <class Rep, class Period>
 void await_for(ObjectSlot* s, std::chrono::duration<Rep, Period> timeout) {
-  if (!s->resolved() &&
-      !wait_resolved_until(s, Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout)))
+  if (!s->resolved() && !wait_resolved_until(s, deadline_after(timeout)))
     throw timeout_error("lumen: get timed out before the object was ready");
   if (s->state.load(std::memory_order_acquire) == ObjectState::failed) rethrow_failure(s);
 }
 
-// An rvalue ref that is the object's only handle may give its value away.
+// An rvalue ref that is the object's only handle gives its value away, and is emptied: a
+// moved-from value must not be readable through any ref. The last reference becomes a
+// hold that an id lookup cannot take (ObjectTable::acquire needs a reference), so no
+// other ref can appear while the value moves out.
 template <class T>
-T take_or_copy(ObjectSlot* s) {
+T take_or_copy(ObjectRef<T>& ref) {
+  ObjectSlot* s = ref.slot();
   T* v = SlotValue<T>::get(s);
   std::uint64_t word;
   // The producing task lets go of the slot right after it publishes the value: a few
@@ -130,7 +137,19 @@ T take_or_copy(ObjectSlot* s) {
       std::this_thread::yield();
     }
   }
-  if ((word & ObjectSlot::kRefMask) == 1) return T(std::move(*v));
+  if ((word & ObjectSlot::kRefMask) == 1 &&
+      s->refgen.compare_exchange_strong(word, (word - 1) | ObjectSlot::kWriter, std::memory_order_acq_rel)) {
+    ref.disown();
+    try {
+      T out(std::move(*v));
+      ObjectTable::instance().release_writer(s);
+      return out;
+    } catch (...) {
+      s->refgen.fetch_sub(ObjectSlot::kWriter - 1, std::memory_order_acq_rel);  // the hold is a reference again
+      ref = ObjectRef<T>::adopt(s);
+      throw;
+    }
+  }
   if constexpr (std::is_copy_constructible_v<T>) {
     return T(*v);
   } else {
@@ -169,13 +188,14 @@ const T& get(const ObjectRef<T>& ref) {
 }
 
 // A temporary ref cannot keep the object alive past the call, so its value is returned by
-// value: moved out when this was the object's last ref, copied otherwise.
+// value: moved out when this was the object's last ref (the ref is left empty, and the object
+// is freed), copied otherwise (the ref stays valid).
 template <class T>
   requires(!std::is_void_v<T>)
 T get(ObjectRef<T>&& ref) {
   detail::ObjectSlot* s = detail::checked_slot(ref.slot());
   detail::await(s);
-  return detail::take_or_copy<T>(s);
+  return detail::take_or_copy<T>(ref);
 }
 
 // Waits for a task that returns nothing; rethrows its exception.
@@ -195,7 +215,7 @@ template <class T, class Rep, class Period>
 T get(ObjectRef<T>&& ref, std::chrono::duration<Rep, Period> timeout) {
   detail::ObjectSlot* s = detail::checked_slot(ref.slot());
   detail::await_for(s, timeout);
-  return detail::take_or_copy<T>(s);
+  return detail::take_or_copy<T>(ref);
 }
 
 template <class Rep, class Period>
@@ -266,7 +286,7 @@ WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready 
 template <class T, class Rep, class Period>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready,
                    std::chrono::duration<Rep, Period> timeout) {
-  auto deadline = detail::Clock::now() + std::chrono::duration_cast<detail::Clock::duration>(timeout);
+  auto deadline = detail::deadline_after(timeout);
   return detail::wait_impl(refs, num_ready, &deadline);
 }
 

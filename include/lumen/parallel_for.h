@@ -4,8 +4,10 @@
 //   lumen::parallel_for(0, n, lumen::grain(1024), [&](std::size_t lo, std::size_t hi) { ... });
 //   lumen::parallel_for_each(items.begin(), items.end(), [&](Item& x) { ... });
 //
-// The bounds may have different integral types; the body receives their common type
-// (int and std::size_t give std::size_t). A range with last <= first runs nothing. A body
+// The bounds may have any integral types but bool, and different ones; the body receives their
+// common type (int and std::size_t give std::size_t). A range with last <= first (as numbers)
+// runs nothing; a bound the common type cannot hold (a negative first with std::size_t)
+// throws usage_error. Ranges may reach the limits of their type. A body
 // that takes two indices receives chunks [lo, hi) that together cover the range once.
 //
 // Scheduling: the loop runs on the runtime in scope, on the calling worker and on workers
@@ -62,19 +64,21 @@ concept loop_body = std::invocable<F&, I> || std::invocable<F&, I, I>;
 }  // namespace detail
 
 // Calls body(i) for every i in [first, last), or body(lo, hi) for chunks covering it.
-template <std::integral A, std::integral B, class F>
+template <loop_integer A, loop_integer B, class F>
   requires detail::loop_body<F, detail::loop_index_t<A, B>>
 void parallel_for(A first, B last, F&& body) {
   using I = detail::loop_index_t<A, B>;
-  detail::parallel_for_impl<I>(static_cast<I>(first), static_cast<I>(last), body, detail::AdaptivePace{});
+  auto [lo, hi] = detail::loop_bounds<I>(first, last);
+  detail::parallel_for_impl<I>(lo, hi, body, detail::AdaptivePace{});
 }
 
 // As above, in chunks of at most g.size iterations (see lumen::grain).
-template <std::integral A, std::integral B, class F>
+template <loop_integer A, loop_integer B, class F>
   requires detail::loop_body<F, detail::loop_index_t<A, B>>
 void parallel_for(A first, B last, grain g, F&& body) {
   using I = detail::loop_index_t<A, B>;
-  detail::parallel_for_impl<I>(static_cast<I>(first), static_cast<I>(last), body, detail::FixedPace{g.size});
+  auto [lo, hi] = detail::loop_bounds<I>(first, last);
+  detail::parallel_for_impl<I>(lo, hi, body, detail::FixedPace{g.size});
 }
 
 // Calls body(*it) for every it in [first, last).

@@ -140,7 +140,7 @@ T reduce_tree(I first, I last, const T& identity, Map& map, Combine& combine, st
   if (range.size == 0) return identity;
   if (grain == 0) grain = (range.size + 2047) / 2048;
   return on_worker([&]() -> T {
-    ReduceTree<I, T, Map, Combine> tree{range, identity, map, combine, grain, current_scheduler()};
+    ReduceTree<I, T, Map, Combine> tree{range, identity, map, combine, grain, *worker_scheduler()};
     return tree.node(0, range.size);
   });
 }
@@ -153,29 +153,30 @@ concept reduction = std::invocable<Map&, I> && std::copy_constructible<T> &&
 }  // namespace detail
 
 // identity combined with map(i) for every i in [first, last), pieces split on demand.
-template <std::integral A, std::integral B, class T, class Map, class Combine>
+template <loop_integer A, loop_integer B, class T, class Map, class Combine>
   requires detail::reduction<Map, detail::loop_index_t<A, B>, Combine, T>
 T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine) {
   using I = detail::loop_index_t<A, B>;
-  return detail::reduce_split<I>(static_cast<I>(first), static_cast<I>(last), identity, map, combine,
-                                 detail::AdaptivePace{});
+  auto [lo, hi] = detail::loop_bounds<I>(first, last);
+  return detail::reduce_split<I>(lo, hi, identity, map, combine, detail::AdaptivePace{});
 }
 
 // As above, with pieces of at most g.size indices (see lumen::grain).
-template <std::integral A, std::integral B, class T, class Map, class Combine>
+template <loop_integer A, loop_integer B, class T, class Map, class Combine>
   requires detail::reduction<Map, detail::loop_index_t<A, B>, Combine, T>
 T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine, grain g) {
   using I = detail::loop_index_t<A, B>;
-  return detail::reduce_split<I>(static_cast<I>(first), static_cast<I>(last), identity, map, combine,
-                                 detail::FixedPace{g.size});
+  auto [lo, hi] = detail::loop_bounds<I>(first, last);
+  return detail::reduce_split<I>(lo, hi, identity, map, combine, detail::FixedPace{g.size});
 }
 
 // As above, with the same result every run for the same input (see lumen::deterministic).
-template <std::integral A, std::integral B, class T, class Map, class Combine>
+template <loop_integer A, loop_integer B, class T, class Map, class Combine>
   requires detail::reduction<Map, detail::loop_index_t<A, B>, Combine, T>
 T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine, deterministic d) {
   using I = detail::loop_index_t<A, B>;
-  return detail::reduce_tree<I>(static_cast<I>(first), static_cast<I>(last), identity, map, combine, d.grain);
+  auto [lo, hi] = detail::loop_bounds<I>(first, last);
+  return detail::reduce_tree<I>(lo, hi, identity, map, combine, d.grain);
 }
 
 }  // namespace lumen

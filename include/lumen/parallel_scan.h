@@ -181,7 +181,7 @@ void scan(InIt first, InIt last, OutIt out, const T& init, Op& op) {
   if (n <= 0) return;
   on_worker([&] {
     ChainedScan<InIt, OutIt, T, Op, Inclusive> chain(first, out, static_cast<std::size_t>(n), init, op);
-    std::size_t helpers = std::min<std::size_t>(worker_count(current_scheduler()), chain.blocks()) - 1;
+    std::size_t helpers = std::min<std::size_t>(worker_count(*worker_scheduler()), chain.blocks()) - 1;
     task_group g;
     for (std::size_t i = 0; i < helpers; ++i) g.run([&chain] { chain.work(); });
     chain.work();  // on an exception, g's destructor waits for the helpers, which stop

@@ -144,7 +144,7 @@ void parallel_sort(It first, It last, Comp comp = {}) {
     // Twice the depth of balanced halves; deeper than that, std::sort's introsort takes over.
     int depth = 2 * std::bit_width(static_cast<std::size_t>(n));
     try {
-      detail::sort_range(g, detail::current_scheduler(), first, last, comp, depth);
+      detail::sort_range(g, *detail::worker_scheduler(), first, last, comp, depth);
     } catch (...) {
       g.cancel();
       throw;  // g's destructor waits for the children still running

@@ -1,14 +1,21 @@
 // Runtime: the workers, their fibers and the services tasks use.
 //
 // A Runtime starts its workers when constructed. Its destructor waits until every task that
-// was submitted to it has finished (value or error), then stops its threads; a thread that
-// submits while it is shutting down gets lumen::shutdown_error. Free functions (submit, put,
-// get, task_group, ...) use the runtime in scope: on a worker thread its own, elsewhere the
-// most recently constructed Runtime that is still alive, else a default runtime with one
-// worker per hardware thread that starts on first use and stops at exit.
+// was submitted to it has finished (value or error), then stops its threads.
 //
-// Thread safety: every member may be called from any thread. Do not destroy a Runtime from
-// one of its own tasks.
+// The runtime in scope. Free functions (submit, put, get, actor, task_group, ...) use, on a
+// worker thread, that worker's runtime; on any other thread, the most recently constructed
+// Runtime that has not finished shutting down, else a default runtime with one worker per
+// hardware thread that starts on first use and stops at exit. Runtimes may be destroyed in any
+// order. While a Runtime's destructor waits for its tasks it stays in scope and refuses work
+// from threads that are not its own (shutdown_error); its own tasks may still submit. Once it
+// has drained, the next newest live runtime is in scope again.
+//
+// A Runtime destroyed by one of its own tasks (or a lumen::blocking call of one) cannot wait
+// for that task: it stops taking outside work at once, and its shutdown finishes on a thread
+// of its own after the task returns.
+//
+// Thread safety: every member may be called from any thread.
 #pragma once
 
 #include <chrono>
@@ -25,19 +32,34 @@ namespace detail {
 class Scheduler;
 }
 
+// Every field is checked when the Runtime is constructed; a value out of range throws
+// usage_error naming the field.
 struct Config {
-  // Worker threads; 0 means one per hardware thread.
+  // Worker threads; 0 means one per hardware thread. At most 4096: starting a thread costs
+  // about a millisecond, and workers beyond the cores only take turns on them.
   unsigned workers = 0;
-  // Stack of each fiber. A fiber is only created when a task blocks.
+  // The stack every task runs on, from 16 KiB to 1 GiB (rounded up to whole pages). The worker
+  // loop runs tasks on fibers of this size only, never on the thread's own stack, so a task's
+  // stack does not depend on what ran before it. Memory is committed only as it is touched.
+  // Below each stack lie 64 KiB that are never mapped (a guard): a task that overflows its
+  // stack stops the process with a message naming the task and this size.
   std::size_t fiber_stack_size = 256 * 1024;
+  // Fibers (stacks) the runtime may have at once; 0: as many as the system allows (each takes
+  // two of the process's memory mappings, vm.max_map_count). A task that blocks when none is
+  // left fails its get/wait with resource_error; task_group, pipeline and graph waits instead
+  // run other work on the waiting stack until their children are done.
+  std::size_t max_fibers = 0;
   // Idle fibers each worker keeps for reuse; more are freed when the worker goes idle.
   std::size_t max_idle_fibers = 16;
-  // Threads that run lumen::blocking calls; they start on demand.
+  // lumen::blocking calls that may run at once, from 1 to 32768, not counting calls that are
+  // waiting on an object (get, wait): calls that wait on each other's tasks never use them up.
+  // Their threads start on demand.
   std::size_t max_blocking_threads = 64;
-  // Named counts that tasks may claim (task(f).resources({{"gpu", 1}})). At most that many
-  // units are held by running tasks at once. "CPU" is always there, equal to the workers.
+  // Named counts that tasks may claim (task(f).resources({{"gpu", 1}})), whole numbers from 0
+  // to 4294967295. At most that many units are held by running tasks at once. "CPU" is always
+  // there, equal to the workers.
   std::vector<std::pair<std::string, double>> resources{};
-  // How long an idle worker keeps looking for work before it sleeps.
+  // How long an idle worker keeps looking for work before it sleeps (0 to 1 s).
   std::chrono::microseconds idle_spin{50};
 };
 
@@ -75,7 +97,6 @@ class Runtime {
 
  private:
   std::unique_ptr<detail::Scheduler> sched_;
-  Runtime* previous_;
 };
 
 }  // namespace lumen

@@ -97,7 +97,8 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
 // Runs f(args...) on the runtime in scope; the ref resolves to its result (or its exception).
 template <class F, class... Args>
 auto submit(F&& f, Args&&... args) {
-  return detail::submit_with(detail::current_scheduler(), nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+  detail::RuntimeEntry entry;
+  return detail::submit_with(entry.scheduler(), nullptr, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 // A task with options, built fluently: task(f).name("x").retries(2).submit(args...).
@@ -134,7 +135,8 @@ class TaskBuilder {
   // May be called several times; each call submits one task with a copy of the callable.
   template <class... Args>
   auto submit(Args&&... args) const {
-    return detail::submit_with(detail::current_scheduler(), &options_, f_, std::forward<Args>(args)...);
+    detail::RuntimeEntry entry;
+    return detail::submit_with(entry.scheduler(), &options_, f_, std::forward<Args>(args)...);
   }
 
  private:
@@ -188,6 +190,13 @@ auto blocking(F&& f) -> std::decay_t<std::invoke_result_t<F&>> {
   call.fn = &f;
   call.slot = ref.slot();
   detail::spawn_blocking(*s, &call);
+  try {
+    detail::wait_resolved(ref.slot());
+  } catch (...) {
+    // No fiber to park on; `call` lives on this stack, so wait here for it to finish.
+    detail::help_until([](const void* slot) noexcept { return static_cast<const detail::ObjectSlot*>(slot)->resolved(); },
+                       ref.slot());
+  }
   if constexpr (std::is_void_v<R>) {
     get(ref);
   } else {

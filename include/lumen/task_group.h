@@ -13,6 +13,12 @@
 // Thread safety: run() may be called from the group's owner (the task or thread that created
 // it) and from inside its children. wait() belongs to the owner. The destructor waits for
 // children that are still running and drops their exceptions.
+// Shutdown: a group owned by a thread that is not a worker counts as work of its runtime from
+// its first run() until wait() returns, so the Runtime's destructor waits for its children.
+// run() throws shutdown_error when that runtime is shutting down or gone.
+// Stack: a child runs inline only while the waiting stack is less than half used; deeper, it
+// is left for another fiber. If no fiber is left to park on (Config::max_fibers), wait() runs
+// other work on its stack until its children are done instead of failing.
 // Cost: a child is one small allocation and a push on the worker's deque; a child the owner
 // runs itself costs no atomic operation on the group.
 #pragma once
@@ -30,12 +36,18 @@ namespace lumen {
 
 class task_group {
  public:
-  task_group()
-      : sched_(&detail::current_scheduler()),
-        owner_(detail::current_context()),
-        worker_(detail::worker_of(*sched_)) {}
+  task_group() : owner_(detail::current_context()) {
+    sched_ = detail::worker_scheduler();
+    if (sched_ != nullptr) {
+      worker_ = detail::worker_of(*sched_);
+    } else {
+      detail::RuntimeEntry entry;
+      sched_ = &entry.scheduler();
+      runtime_id_ = detail::scheduler_id(*sched_);
+    }
+  }
   ~task_group() {
-    if (spawned_ == inline_done_ && remote_.load(std::memory_order_acquire) == 0) return;  // waited already
+    if (spawned_ == inline_done_ && remote_.load(std::memory_order_acquire) == 0 && !holds_runtime_) return;
     try {
       wait();
     } catch (...) {  // the destructor cannot throw; call wait() to see children's errors
@@ -46,8 +58,13 @@ class task_group {
 
   template <class F>
   void run(F&& f) {
+    const bool by_owner = detail::current_context() == owner_;
+    if (by_owner && worker_ == nullptr && !holds_runtime_) {
+      detail::begin_outside_work(sched_, runtime_id_);
+      holds_runtime_ = true;
+    }
     auto* t = detail::create<Child<std::decay_t<F>>>(this, std::forward<F>(f));
-    if (detail::current_context() == owner_) {
+    if (by_owner) {
       ++spawned_;
       // The owner's fiber never leaves its worker: push there without looking it up.
       if (worker_ != nullptr) return detail::spawn_on(*worker_, t);
@@ -58,13 +75,18 @@ class task_group {
   }
 
   void wait() {
-    // Each pop costs a fence; stop once every child the owner spawned has run here.
-    while (spawned_ != inline_done_) {
-      detail::Task* t = worker_ != nullptr ? detail::pop_own_if(*worker_, this) : detail::pop_group_child(*sched_, this);
-      if (t == nullptr) break;
-      auto* c = static_cast<ChildBase*>(t);
-      c->execute(c);
-      ++inline_done_;
+    if (spawned_ != inline_done_ && detail::room_to_run_inline()) {
+      detail::run_detached_from_caller([this] {
+        // Each pop costs a fence; stop once every child the owner spawned has run here.
+        while (spawned_ != inline_done_) {
+          detail::Task* t =
+              worker_ != nullptr ? detail::pop_own_if(*worker_, this) : detail::pop_group_child(*sched_, this);
+          if (t == nullptr) break;
+          auto* c = static_cast<ChildBase*>(t);
+          c->execute(c);
+          ++inline_done_;
+        }
+      });
     }
     std::int64_t need = static_cast<std::int64_t>(spawned_ - inline_done_);
     if (need != 0 || remote_.load(std::memory_order_acquire) != 0) {
@@ -72,15 +94,30 @@ class task_group {
         task_group* g;
         std::int64_t need;
       } p{this, need};
-      detail::park(
-          [](void* arg, detail::Wakeup w) {
-            auto* p = static_cast<Park*>(arg);
-            p->g->waiter_ = w;
-            std::int64_t left = p->g->remote_.fetch_sub(p->need + kParked, std::memory_order_acq_rel) - p->need - kParked;
-            if (left == -kParked) detail::unpark(w);  // everything finished already
-          },
-          &p);
+      try {
+        detail::park(
+            [](void* arg, detail::Wakeup w) {
+              auto* p = static_cast<Park*>(arg);
+              p->g->waiter_ = w;
+              std::int64_t left =
+                  p->g->remote_.fetch_sub(p->need + kParked, std::memory_order_acq_rel) - p->need - kParked;
+              if (left == -kParked) detail::unpark(w);  // everything finished already
+            },
+            &p);
+      } catch (...) {
+        // No fiber to park on; the children point into this stack, so wait here.
+        detail::help_until(
+            [](const void* arg) noexcept {
+              auto* p = static_cast<const Park*>(arg);
+              return p->g->remote_.load(std::memory_order_acquire) == p->need;
+            },
+            &p);
+      }
       remote_.store(0, std::memory_order_relaxed);
+    }
+    if (holds_runtime_) {
+      holds_runtime_ = false;
+      detail::end_task(*sched_);
     }
     spawned_ = 0;
     inline_done_ = 0;
@@ -150,9 +187,11 @@ class task_group {
     cancelled_.store(true, std::memory_order_relaxed);
   }
 
-  detail::Scheduler* sched_;
   const void* owner_;
-  detail::Worker* worker_;  // the owner's worker, or null when the owner is another thread
+  detail::Scheduler* sched_ = nullptr;
+  detail::Worker* worker_ = nullptr;  // the owner's worker, or null when the owner is another thread
+  std::uint64_t runtime_id_ = 0;      // with no worker: identifies sched_ while it may be gone
+  bool holds_runtime_ = false;        // with no worker: counted as work of sched_'s runtime
   std::uint64_t spawned_ = 0;      // children the owner spawned (owner only)
   std::uint64_t inline_done_ = 0;  // of those, run inline by wait() (owner only)
   // Children that finished elsewhere, minus children spawned by others; see wait(). On its

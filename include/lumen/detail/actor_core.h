@@ -10,15 +10,26 @@
 //
 // Faults: the drain task alone constructs, destroys and restarts the instance, and only while
 // no call runs. kill() pushes a marker into the mailbox; the calls ahead of the marker are the
-// ones pending at the kill.
+// ones pending at the kill. A kill that ends the actor for good also marks it dead and frees
+// its name at once, so what callers see changes when kill() returns; the instance is
+// destroyed once the call running then (if any) has finished.
+//
+// Restarts after a constructor that throws are paced: the first is immediate, the next ones
+// wait 1 ms, 2 ms, 4 ms, ... up to 1 s on a timer, without holding a worker. A runtime that
+// is shutting down restarts no actor.
+//
+// The actor's runtime: callers announce themselves (Caller) before they look at the state and
+// touch the scheduler; the runtime's end marks every actor dead and then waits for the callers
+// it did not see, so a call never reaches a scheduler that is gone.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
-#include <vector>
+#include <string_view>
 #include <typeinfo>
+#include <vector>
 
 #include "lumen/detail/mpsc_queue.h"
 #include "lumen/detail/object_table.h"
@@ -65,7 +76,7 @@ struct ActorSettings {
   int checkpoint_interval = 1;
 };
 
-// The actor a call runs for, per fiber (fiber_local()): what exit_actor() and
+// The actor a call runs for, per fiber (task_context().actor): what exit_actor() and
 // actor_restarted() look at.
 struct ActorContext {
   ActorCore* actor = nullptr;
@@ -91,6 +102,24 @@ class ActorCore : public Task {
   }
 
   bool dead() const noexcept { return state_.load(std::memory_order_acquire) == State::dead; }
+
+  // A thread about to call the actor (or kill it). While it lives, the actor's scheduler stays
+  // valid if `alive()` said so.
+  class Caller {
+   public:
+    explicit Caller(ActorCore& a) noexcept : a_(a) {
+      a_.callers_.fetch_add(1, std::memory_order_seq_cst);
+      alive_ = a_.state_.load(std::memory_order_seq_cst) != State::dead;
+    }
+    ~Caller() { a_.callers_.fetch_sub(1, std::memory_order_release); }
+    Caller(const Caller&) = delete;
+    Caller& operator=(const Caller&) = delete;
+    bool alive() const noexcept { return alive_; }
+
+   private:
+    ActorCore& a_;
+    bool alive_;
+  };
   // The failure every call to a dead actor resolves to (one new reference).
   Failure* death() const noexcept;
   Scheduler& scheduler() const noexcept { return *sched_; }
@@ -106,8 +135,8 @@ class ActorCore : public Task {
     if (!scheduled_.load(std::memory_order_seq_cst)) schedule();
   }
   void kill(bool no_restart);
-  // A failure saying that this actor died, and why (one reference).
-  Failure* death_notice(const std::string& why) const;
+  // A failure saying that this actor died, and why (one reference). Never fails.
+  Failure* death_notice(std::string_view why) const noexcept;
 
   // For stats.
   std::uint64_t calls_queued() const noexcept;
@@ -128,7 +157,12 @@ class ActorCore : public Task {
   static void run_drain(Task* t) noexcept;
   static void run_call(Task* t) noexcept;
   void schedule() noexcept;
-  bool step(unsigned& budget) noexcept;
+  enum class Step { progress, idle, backoff };
+  Step step(unsigned& budget) noexcept;
+  void wait_for_restart() noexcept;
+  // Marks the actor dead for its callers with `reason` (taking one reference of it), unless it
+  // is dead already; true when this call did it.
+  bool mark_dead(Failure* reason) noexcept;
   bool can_progress() const noexcept;
   bool linger() const noexcept;
   void construct() noexcept;
@@ -138,7 +172,8 @@ class ActorCore : public Task {
   ActorCall* next_call() noexcept;
   void push_replay_front(MpscNode* first, MpscNode* last) noexcept;
   enum class Pending { none, until_marker, all_visible };
-  void end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result = nullptr) noexcept;
+  void end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result = nullptr,
+                    bool constructor_failed = false) noexcept;
   void destroy() noexcept;
   void set_state(State s) noexcept {
     drain_state_ = s;
@@ -151,6 +186,7 @@ class ActorCore : public Task {
   std::atomic<State> state_{State::starting};
   std::atomic<std::uint64_t> enqueued_{0};
   std::atomic<std::int64_t> refs_{1};
+  std::atomic<std::int64_t> callers_{0};  // Caller objects alive
 
   // What the drain task and the calls it runs touch.
   alignas(64) State drain_state_ = State::starting;  // the drain task's copy: state_ sits on the callers' line
@@ -159,14 +195,17 @@ class ActorCore : public Task {
   std::atomic<std::uint64_t> kills_handled_{0};    // markers taken off the mailbox
   std::atomic<bool> end_requested_{false};        // exit_actor() in a call that ran as a task
   std::mutex exit_results_mutex_;
-  std::vector<ObjectSlot*> exit_results_;         // their results, failed once the actor has ended
+  std::vector<ObjectSlot*> exit_results_;         // their results, failed once the actor has ended;
+                                                  // room for max_concurrency reserved up front
   bool constructed_once_ = false;
   std::atomic<std::uint64_t> executed_{0};
   std::atomic<std::uint64_t> failed_unrun_{0};
   MpscNode* replay_head_ = nullptr;               // calls to run again after a restart, in order
   std::atomic<bool> has_replays_{false};
   void* instance_ = nullptr;
-  int restarts_used_ = 0;
+  std::atomic<int> restarts_used_{0};             // written by the drain task, read by kill()
+  int constructor_failures_ = 0;                  // in a row: paces the next restart
+  Clock::time_point restart_at_{};                // no construction before then
   int calls_since_save_ = 0;
   std::atomic<Failure*> death_{nullptr};
 

@@ -11,22 +11,36 @@ namespace lumen::detail {
 class Completion {
  public:
   // Runs the work's own tasks while they sit at the bottom of the caller's queue (the ones
-  // it spawned itself and nobody stole), then parks until finish(). Like task_group::wait,
-  // it never runs unrelated work on the waiting stack. Reusable once it returns.
+  // it spawned itself and nobody stole) and the stack has room, then parks until finish().
+  // Like task_group::wait, it never runs unrelated work on the waiting stack, unless no fiber
+  // is left to park on: then it helps with other work until finish(), since the work's tasks
+  // point into the caller's stack. Reusable once it returns.
   void wait(Scheduler& s, const void* group) {
-    while (state_.load(std::memory_order_acquire) != kDone) {
-      Task* t = pop_group_child(s, group);
-      if (t == nullptr) break;
-      t->run(t);
+    if (room_to_run_inline()) {
+      run_detached_from_caller([&] {
+        while (state_.load(std::memory_order_acquire) != kDone) {
+          Task* t = pop_group_child(s, group);
+          if (t == nullptr) break;
+          t->run(t);
+        }
+      });
     }
     if (state_.load(std::memory_order_acquire) != kDone) {
-      park(
-          [](void* arg, Wakeup w) {
-            auto* self = static_cast<Completion*>(arg);
-            self->waiter_ = w;
-            if (self->state_.exchange(kParked, std::memory_order_acq_rel) == kDone) unpark(w);
-          },
-          this);
+      try {
+        park(
+            [](void* arg, Wakeup w) {
+              auto* self = static_cast<Completion*>(arg);
+              self->waiter_ = w;
+              if (self->state_.exchange(kParked, std::memory_order_acq_rel) == kDone) unpark(w);
+            },
+            this);
+      } catch (...) {
+        help_until(
+            [](const void* arg) noexcept {
+              return static_cast<const Completion*>(arg)->state_.load(std::memory_order_acquire) == kDone;
+            },
+            this);
+      }
     }
     state_.store(kRunning, std::memory_order_relaxed);
   }

@@ -110,7 +110,7 @@ template <class Job, class Pace>
 void run_split_loop(Job job, std::size_t n, Pace pace) {
   task_group g;
   try {
-    run_range(g, current_scheduler(), job, 0, n, pace);
+    run_range(g, *worker_scheduler(), job, 0, n, pace);
   } catch (...) {
     g.cancel();
     throw;  // g's destructor waits for the children still running

@@ -9,7 +9,8 @@
 //  - free slots sit in a small per-thread cache, or in a Treiber stack whose head carries an
 //    ABA tag;
 //  - waiters form a lock-free stack in the slot; resolving the object swaps in kResolved and
-//    wakes everything that was pushed before.
+//    wakes everything that was pushed before. A waiter that gives up (a timed-out wait) takes
+//    its node out under a lock bit in the same word, which pushes and the resolve wait out.
 // Values up to 16 bytes live inside the slot; larger ones in one allocation of their own.
 #pragma once
 
@@ -20,6 +21,8 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <type_traits>
+#include <string_view>
 
 #include "lumen/detail/alloc.h"
 
@@ -43,7 +46,8 @@ struct Failure {
   std::atomic<int> refs{1};
 };
 
-Failure* make_failure(std::exception_ptr error, const std::string& task_name);
+// Never fails: without memory for a new one it returns a shared failure carrying std::bad_alloc.
+Failure* make_failure(std::exception_ptr error, std::string_view task_name) noexcept;
 // "<exception type>: <what()>".
 std::string describe_exception(std::exception_ptr error);
 inline void retain(Failure* f) noexcept { f->refs.fetch_add(1, std::memory_order_relaxed); }
@@ -51,6 +55,7 @@ void release(Failure* f) noexcept;
 
 struct alignas(64) ObjectSlot {
   static constexpr std::uintptr_t kResolved = 1;
+  static constexpr std::uintptr_t kWaitersLocked = 2;  // a waiter is being taken out
   static constexpr std::size_t kInlineBytes = 16;
   static constexpr std::uint64_t kWriter = 0x80000000u;
   static constexpr std::uint64_t kRefMask = 0x7fffffffu;
@@ -64,6 +69,9 @@ struct alignas(64) ObjectSlot {
   std::uint32_t index = 0;
   std::atomic<std::size_t> bytes{0};      // size of the value, for stats and memory accounting
   void (*destroy_value)(ObjectSlot*) noexcept = nullptr;
+  // While the task producing this object is parked in a get: the object it waits for. Lets a
+  // task about to wait see a cycle of tasks that would wait on each other forever.
+  std::atomic<ObjectSlot*> producer_waits_on{nullptr};
   alignas(16) unsigned char storage[kInlineBytes];  // the value, a pointer to it, or a Failure*
 
   bool resolved() const noexcept { return state.load(std::memory_order_acquire) >= ObjectState::ready; }
@@ -102,8 +110,16 @@ class ObjectTable {
   // last reference sees itself as the only owner.
   void resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer = false) noexcept;
   void fail(ObjectSlot* s, Failure* f, bool detach_writer = false) noexcept;  // takes one reference of f
+  // Lets go of the writer's hold on a resolved object; frees it if no reference is left.
+  void release_writer(ObjectSlot* s) noexcept {
+    if ((s->refgen.fetch_sub(ObjectSlot::kWriter, std::memory_order_acq_rel) & 0xffffffffu) == ObjectSlot::kWriter)
+      free_slot(s);
+  }
   // Adds w to the waiters unless the object is already resolved (then returns false).
   static bool add_waiter(ObjectSlot* s, Waiter* w) noexcept;
+  // Takes w back out. True when it was still there (it will not be notified); false when the
+  // object resolved first (w is notified, or already was).
+  static bool remove_waiter(ObjectSlot* s, Waiter* w) noexcept;
 
   struct Usage {
     std::size_t live = 0;      // objects with at least one reference
@@ -134,6 +150,9 @@ class ObjectTable {
 // Typed access to a slot's value.
 template <class T>
 struct SlotValue {
+  static_assert(std::is_nothrow_destructible_v<T>,
+                "lumen: an object's value needs a destructor that does not throw: it runs when the last "
+                "ref goes, where an exception has nowhere to go");
   static constexpr bool kInline = sizeof(T) <= ObjectSlot::kInlineBytes && alignof(T) <= 16;
 
   static T* get(ObjectSlot* s) noexcept {

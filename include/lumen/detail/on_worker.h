@@ -10,13 +10,14 @@
 
 namespace lumen::detail {
 
-// Runs f() on a worker of the runtime in scope: right here on a worker thread; elsewhere (the
-// main thread, a lumen::blocking call) as a task whose result the caller waits for. Returns
-// f's result; rethrows f's exception with its type.
+// Runs f() on a worker of the runtime in scope: right here on a worker thread (whose runtime is
+// the one in scope for it); elsewhere (the main thread, a lumen::blocking call) as a task whose
+// result the caller waits for. Returns f's result; rethrows f's exception with its type. Inside
+// f, *worker_scheduler() is the runtime to use.
 template <class F>
 auto on_worker(F&& f) -> std::invoke_result_t<F&> {
   using R = std::invoke_result_t<F&>;
-  if (worker_of(current_scheduler()) != nullptr) return f();
+  if (worker_scheduler() != nullptr) return f();
   auto ref = submit([&f]() -> R { return f(); });
   if constexpr (std::is_void_v<R>) {
     get(ref);

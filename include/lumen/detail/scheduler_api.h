@@ -22,11 +22,45 @@ struct Task : MpscNode {
 
 using Clock = std::chrono::steady_clock;
 
-// The scheduler of the runtime in scope: the worker's own on a worker thread, else the newest
-// live Runtime, else a default runtime started on first use.
-Scheduler& current_scheduler();
+// The deadline `timeout` from now. Saturates: a timeout too long to add to now() (hours::max())
+// gives Clock::time_point::max(), which means "no deadline"; a negative one gives now().
+template <class Rep, class Period>
+Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+  const Clock::time_point now = Clock::now();
+  if (timeout <= timeout.zero()) return now;
+  // Compared as floating-point seconds, which neither side can overflow whatever the timeout's
+  // representation; a second of slack absorbs the rounding.
+  using Seconds = std::chrono::duration<double>;
+  if (Seconds(timeout).count() >= Seconds(Clock::time_point::max() - now).count() - 1.0) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(timeout);
+}
+
+// The runtime in scope, held for the length of one call into lumen (submit, actor(), ...).
+// On a worker it is the worker's own runtime and holding it costs nothing. On any other thread
+// it is the newest Runtime that has not finished shutting down (else the default runtime), and
+// the hold keeps that runtime from finishing its shutdown until the call returns: a Runtime
+// destroyed on another thread meanwhile never frees what the call is using.
+class RuntimeEntry {
+ public:
+  RuntimeEntry();
+  ~RuntimeEntry();
+  RuntimeEntry(const RuntimeEntry&) = delete;
+  RuntimeEntry& operator=(const RuntimeEntry&) = delete;
+  Scheduler& scheduler() const noexcept { return *sched_; }
+
+ private:
+  Scheduler* sched_;
+  bool pinned_ = false;
+};
+
 // The scheduler whose worker is the calling thread, or null.
 Scheduler* worker_scheduler() noexcept;
+// Unique among the runtimes of the process's lifetime (never reused).
+std::uint64_t scheduler_id(const Scheduler& s) noexcept;
+// Counts one piece of work a thread that is not a worker started on the runtime with this id
+// (a task_group's children, a pipeline run, a graph run), so that the runtime's shutdown waits
+// for it. Throws shutdown_error when that runtime is gone or shutting down. End it with end_task.
+Scheduler& begin_outside_work(Scheduler* s, std::uint64_t id);
 
 class Worker;
 
@@ -87,20 +121,59 @@ struct Wakeup {
 };
 // Suspends the caller. commit(arg, w) runs once the caller is suspended (for a fiber: on
 // another stack, so it may hand w to a thread that unparks at once). Returns after unpark(w).
+// Throws resource_error, without calling commit, when a fiber cannot park because no fiber is
+// left to go on with (Config::max_fibers, or the system's limit on mappings).
 void park(void (*commit)(void*, Wakeup), void* arg);
+// For a wait that cannot park (park threw resource_error) and must not return before done(arg)
+// (its children point into its stack): runs the worker's other work on this stack meanwhile,
+// as far as the stack allows, and returns once done(arg) is true.
+void help_until(bool (*done)(const void*) noexcept, const void* arg);
 void unpark(Wakeup w) noexcept;
-// The running fiber on a worker thread; null on other threads. Fibers never change thread,
-// so reading it through a cached thread-local address stays right after a switch.
-extern __attribute__((tls_model("initial-exec"))) thread_local const void* tls_fiber;
-// Identifies the running fiber, or the thread when it is not a worker.
-inline const void* current_context() noexcept {
-  const void* f = tls_fiber;
-  return f != nullptr ? f : &tls_fiber;
+// What the running task leaves for the code it calls, per stack: on a worker one per fiber (it
+// follows a task that parks), on any other thread one per thread. Whoever sets a field
+// restores it before it returns.
+struct TaskContext {
+  void* actor = nullptr;         // the ActorContext of the actor method running here, or null
+  const void* task = nullptr;    // the SubmitTaskBase running here, or null
+  // Children run inline on this stack (get on a task still queued here, task_group::wait) only
+  // above this address; below it they are left for a fresh fiber. Null: no bound (a thread's
+  // own stack).
+  const char* inline_floor = nullptr;
+};
+// The running fiber's context on a worker thread; null on other threads. Fibers never change
+// thread, so reading it through a cached thread-local address stays right after a switch.
+extern __attribute__((tls_model("initial-exec"))) thread_local TaskContext* tls_context;
+extern __attribute__((tls_model("initial-exec"))) thread_local TaskContext tls_thread_context;
+inline TaskContext& task_context() noexcept {
+  TaskContext* c = tls_context;
+  return c != nullptr ? *c : tls_thread_context;
 }
-// One word that belongs to the running fiber (on a worker) or thread (elsewhere). A task that
-// parks finds it as it left it, whatever other tasks did on the worker meanwhile; a
-// thread_local would not. Whoever sets it restores the old value before it returns.
-void*& fiber_local() noexcept;
+// Identifies the running fiber, or the thread when it is not a worker.
+inline const void* current_context() noexcept { return &task_context(); }
+// False when the stack is too deep to run another task inline on it.
+inline bool room_to_run_inline() noexcept {
+  const char* floor = task_context().inline_floor;
+  return floor == nullptr || static_cast<const char*>(__builtin_frame_address(0)) > floor;
+}
+// Runs run(arg) on this stack with an empty task context, as the worker loop would: a child run
+// inline by a waiting task never sees that task's actor or identity.
+template <class F>
+void run_detached_from_caller(F&& run) {
+  TaskContext& c = task_context();
+  if (c.actor == nullptr && c.task == nullptr) return run();
+  struct Restore {
+    TaskContext& c;
+    void* actor;
+    const void* task;
+    ~Restore() {
+      c.actor = actor;
+      c.task = task;
+    }
+  } restore{c, c.actor, c.task};
+  c.actor = nullptr;
+  c.task = nullptr;
+  run();
+}
 // Counts one finished task_group child run by the worker loop. The worker adds up
 // consecutive completions for one group and calls flush(group, n) once, before it runs
 // anything else, parks or sleeps. Returns false (count it yourself) when not run by the loop.

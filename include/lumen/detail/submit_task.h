@@ -48,6 +48,22 @@ struct SubmitTaskBase : Task {
   void finish() noexcept;
 };
 
+// Marks `task` as the one running on this stack (task_context().task) while it lives: what a
+// wait looks at to refuse waiting on the task's own result, and what an overflow report names.
+class RunningTask {
+ public:
+  explicit RunningTask(const SubmitTaskBase* task) noexcept : context_(task_context()), saved_(context_.task) {
+    context_.task = task;
+  }
+  ~RunningTask() { context_.task = saved_; }
+  RunningTask(const RunningTask&) = delete;
+  RunningTask& operator=(const RunningTask&) = delete;
+
+ private:
+  TaskContext& context_;  // the fiber's own: still the right one after the task parks
+  const void* saved_;
+};
+
 struct Dependency : Waiter {
   SubmitTaskBase* task;
   ObjectSlot* slot;
@@ -138,14 +154,17 @@ struct SubmitTask final : SubmitTaskBase {
         break;
     }
     std::exception_ptr error;
-    try {
-      if constexpr (std::is_void_v<R>) {
-        self->call();
-      } else {
-        SlotValue<R>::emplace(self->result, self->call());
+    {
+      RunningTask running(self);
+      try {
+        if constexpr (std::is_void_v<R>) {
+          self->call();
+        } else {
+          SlotValue<R>::emplace(self->result, self->call());
+        }
+      } catch (...) {
+        error = std::current_exception();
       }
-    } catch (...) {
-      error = std::current_exception();
     }
     // Published after the handler has ended, so this thread is done with the exception
     // before a waiter can see it.

@@ -71,8 +71,14 @@ class ActorInstance {
   std::unique_ptr<C> object_;
 };
 
-// "<namespace size>:<namespace><name>": one lumen name per (namespace, name) pair.
+// "<namespace size>:<namespace><name>": one lumen name per (namespace, name) pair. Errors
+// that reach Ray's users name the actor as they did (rethrow_as_ray_exception).
 std::string qualified_actor_name(const std::string& ray_namespace, const std::string& name);
+
+// `call` was made on a default-constructed ActorHandle.
+[[noreturn]] void throw_empty_handle(const char* call);
+// Throws RayException, in the words of Ray's setters, for options lumen would refuse.
+void check_actor_options(const lumen::ActorOptions& options);
 
 // The callable an actor call runs: the method on the actor's object, with Ray's arguments.
 template <class C, class M>
@@ -100,6 +106,8 @@ class ActorTaskCaller {
   template <class... Args>
   ObjectRef<Result> Remote(Args&&... args) {
     check_argument_count<M, Args...>();
+    check_initialized();
+    if (!actor_.valid()) throw_empty_handle("Task(...).Remote()");
     return call(static_cast<typename signature<M>::params*>(nullptr), std::forward<Args>(args)...);
   }
 
@@ -149,6 +157,8 @@ class ActorHandle {
   void Kill() const { Kill(true); }
   // Ends the actor; with no_restart false it is rebuilt if it has restarts left.
   void Kill(bool no_restart) const {
+    internal::check_initialized();
+    if (!native_.valid()) internal::throw_empty_handle("Kill()");
     internal::with_ray_exceptions([&] { native_.kill(no_restart); });
   }
 
@@ -191,10 +201,13 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
     return *this;
   }
   // Creates the actor; the factory runs on a worker with these arguments. Throws
-  // RayException for bad options or a name that a live actor of the namespace has.
+  // RayException when Ray is not initialized, for bad options, or for a name that a live actor
+  // of the namespace has.
   template <class... Args>
   ActorHandle<C> Remote(Args&&... args) {
     check_argument_count<F, Args...>();
+    check_initialized();
+    check_actor_options(options_);
     check_resources(this->resources_);
     if (!this->group_.Empty()) lumen_resources(this->resources_, this->group_, this->bundle_index_);
     return create(static_cast<typename signature<F>::params*>(nullptr), std::forward<Args>(args)...);
@@ -203,6 +216,11 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
  private:
   template <class... P, class... Args>
   ActorHandle<C> create(std::tuple<P...>*, Args&&... args) {
+    if constexpr (!(std::is_copy_constructible_v<decltype(stored_argument<P, false>(std::declval<Args>()))> && ...)) {
+      if (options_.max_restarts != 0)
+        throw RayException("SetMaxRestarts needs factory arguments that can be copied: a restart calls the factory "
+                           "again with the same arguments");
+    }
     lumen::ActorOptions options = options_;
     if (!name_.empty()) options.name = qualified_actor_name(namespace_, name_);
     return ActorHandle<C>(with_ray_exceptions([&] {
@@ -231,6 +249,7 @@ internal::ActorCreator<F> Actor(F create_func) {
 // The live actor named actor_name in ray_namespace (or in the job's namespace), or none.
 template <class T>
 boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name, const std::string& ray_namespace) {
+  internal::check_initialized();
   if (actor_name.empty()) return {};
   auto found = internal::with_ray_exceptions([&] {
     return lumen::get_actor<internal::ActorInstance<T>>(internal::qualified_actor_name(ray_namespace, actor_name));

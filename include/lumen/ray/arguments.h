@@ -50,6 +50,9 @@ constexpr void check_argument_count() {
                 "Remote(...) takes as many arguments as the function has parameters");
 }
 
+// An ObjectRef argument whose value a parameter needs names no object.
+[[noreturn]] void throw_empty_argument();
+
 // What Remote keeps of an argument for a parameter of type P until the call runs: a value of
 // the parameter's type (Ray converts arguments to it when it serializes them), the ref itself
 // for an ObjectRef parameter, or, for a task's ObjectRef argument to a plain parameter, the
@@ -57,6 +60,9 @@ constexpr void check_argument_count() {
 template <class P, bool ResolveByLumen, class A>
 auto stored_argument(A&& a) {
   using Param = std::remove_cvref_t<P>;
+  if constexpr (is_object_ref_v<A> && !is_object_ref_v<Param>) {
+    if (!a.native().valid()) throw_empty_argument();
+  }
   if constexpr (is_object_ref_v<A> && !is_object_ref_v<Param> && ResolveByLumen) {
     return a.native();
   } else if constexpr (is_object_ref_v<A> && !is_object_ref_v<Param>) {

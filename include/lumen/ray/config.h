@@ -19,6 +19,13 @@
 //
 // A RayConfig (or the RAY_ADDRESS environment variable, or --ray_address) that names a
 // cluster makes Init throw RayException: a cluster needs Ray itself, linked instead of lumen.
+//
+// As in Ray, every other call of the API (Task(f).Remote, Put, Get, Wait, actors, placement
+// groups, GetNamespace) needs a runtime: before Init or after Shutdown it throws RayException
+// instead of running on a runtime Ray did not start. While Shutdown waits, the tasks it waits
+// for may still call the API; other threads get RayException. Refs obtained before a Shutdown
+// keep their values for a later Init; actors end with Shutdown, so calls to them then throw
+// RayActorException.
 #pragma once
 
 #include <string>
@@ -56,7 +63,7 @@ class RayConfig {
 };
 
 // Starts the runtime. No-op when it is running already. Throws RayException for a cluster
-// address.
+// address, or while Shutdown is stopping the runtime.
 void Init();
 void Init(RayConfig& config);
 // As Init(config); --ray_address=... and --ray_namespace=... in argv take precedence over
@@ -64,9 +71,17 @@ void Init(RayConfig& config);
 void Init(RayConfig& config, int argc, char** argv);
 bool IsInitialized();
 // Waits for every task and actor call already submitted, then stops the runtime. Named
-// actors end. Init may be called again afterwards.
+// actors end and placement groups are removed. Init may be called again afterwards. A no-op
+// when Ray is not initialized; throws RayException inside a task or actor method, which the
+// shutdown would wait for.
 void Shutdown();
 // The namespace of this job: RayConfig::ray_namespace, or the anonymous one made for it.
 std::string GetNamespace();
+
+namespace internal {
+// Throws RayException unless Init has started the runtime and Shutdown has not finished
+// stopping it.
+void check_initialized();
+}  // namespace internal
 
 }  // namespace ray

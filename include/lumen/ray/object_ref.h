@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "lumen/object_ref.h"
+#include "lumen/ray/config.h"
 #include "lumen/ray/exception.h"
 
 namespace ray {
@@ -36,7 +37,9 @@ namespace internal {
 
 // Rethrows the exception being handled as Ray's: lumen::timeout_error as RayTimeoutException,
 // lumen::actor_died as RayActorException, other lumen errors as RayException, Ray's own as
-// they are, anything else as RayTaskException. Call it only inside a catch block.
+// they are, anything else as RayTaskException. lumen's texts are reworded in Ray's terms:
+// actors by the names their users gave them, Ray's calls instead of lumen's. Call it only
+// inside a catch block.
 [[noreturn]] void rethrow_as_ray_exception();
 
 // Runs f; lumen's errors leave it as Ray's exceptions.
@@ -50,6 +53,18 @@ decltype(auto) with_ray_exceptions(F&& f) {
 }
 
 std::string object_id_text(std::uint64_t id);
+
+// `call` ("ray::Get", "ray::Wait") was given a default-constructed or moved-from ref.
+[[noreturn]] void throw_empty_ref(const char* call);
+
+// The lumen ref behind a ray::ObjectRef that `call` reads: Ray must be initialized and the ref
+// must name an object.
+template <class T>
+const lumen::ObjectRef<T>& readable(const lumen::ObjectRef<T>& ref, const char* call) {
+  check_initialized();
+  if (!ref.valid()) throw_empty_ref(call);
+  return ref;
+}
 
 // A negative timeout waits without limit, as in Ray.
 inline std::chrono::milliseconds timeout_of(int timeout_ms) { return std::chrono::milliseconds(timeout_ms); }
@@ -73,14 +88,16 @@ class ObjectRef {
   // A copy of the value, once it is ready. Throws RayTaskException when the task that
   // produces it threw, RayActorException when its actor had ended.
   std::shared_ptr<T> Get() const {
-    return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(ref_)); });
+    const auto& ref = internal::readable(ref_, "ray::Get");
+    return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(ref)); });
   }
   // As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
   // milliseconds (a negative timeout waits without limit).
   std::shared_ptr<T> Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
+    const auto& ref = internal::readable(ref_, "ray::Get");
     return internal::with_ray_exceptions(
-        [&] { return std::make_shared<T>(lumen::get(ref_, internal::timeout_of(timeout_ms))); });
+        [&] { return std::make_shared<T>(lumen::get(ref, internal::timeout_of(timeout_ms))); });
   }
 
   // lumen's ref to the same object: for lumen::get without a copy, or lumen::wait.
@@ -102,11 +119,13 @@ class ObjectRef<void> {
   std::string ID() const { return ref_.valid() ? internal::object_id_text(ref_.id().value) : std::string(); }
 
   void Get() const {
-    internal::with_ray_exceptions([&] { lumen::get(ref_); });
+    const auto& ref = internal::readable(ref_, "ray::Get");
+    internal::with_ray_exceptions([&] { lumen::get(ref); });
   }
   void Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
-    internal::with_ray_exceptions([&] { lumen::get(ref_, internal::timeout_of(timeout_ms)); });
+    const auto& ref = internal::readable(ref_, "ray::Get");
+    internal::with_ray_exceptions([&] { lumen::get(ref, internal::timeout_of(timeout_ms)); });
   }
 
   const lumen::ObjectRef<void>& native() const noexcept { return ref_; }
@@ -127,6 +146,7 @@ inline constexpr bool is_object_ref_v = is_object_ref<std::remove_cvref_t<T>>::v
 // Stores a copy of obj as a new object, ready at once.
 template <class T>
 ObjectRef<T> Put(const T& obj) {
+  internal::check_initialized();
   return ObjectRef<T>(internal::with_ray_exceptions([&] { return lumen::put(obj); }));
 }
 
@@ -147,6 +167,7 @@ inline void Get(const ObjectRef<void>& object, const int& timeout_ms) { object.G
 // Every value, in order; the first failed object's error is thrown.
 template <class T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects) {
+  internal::check_initialized();
   std::vector<std::shared_ptr<T>> out;
   out.reserve(objects.size());
   for (const auto& r : objects) out.push_back(r.Get());
@@ -157,13 +178,15 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects) {
 template <class T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, const int& timeout_ms) {
   if (timeout_ms < 0) return Get(objects);
+  internal::check_initialized();
   auto deadline = std::chrono::steady_clock::now() + internal::timeout_of(timeout_ms);
   std::vector<std::shared_ptr<T>> out;
   out.reserve(objects.size());
   for (const auto& r : objects) {
+    const auto& ref = internal::readable(r.native(), "ray::Get");
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     out.push_back(internal::with_ray_exceptions(
-        [&] { return std::make_shared<T>(lumen::get(r.native(), std::max(left, std::chrono::milliseconds(0)))); }));
+        [&] { return std::make_shared<T>(lumen::get(ref, std::max(left, std::chrono::milliseconds(0)))); }));
   }
   return out;
 }
@@ -188,10 +211,11 @@ void check_wait_count(int num_objects, std::size_t size);
 // holds at most num_objects refs; both lists keep the order of `objects`.
 template <class T>
 WaitResult<T> Wait(const std::vector<ObjectRef<T>>& objects, int num_objects, int timeout_ms) {
+  internal::check_initialized();
   internal::check_wait_count(num_objects, objects.size());
   std::vector<lumen::ObjectRef<T>> natives;
   natives.reserve(objects.size());
-  for (const auto& r : objects) natives.push_back(r.native());
+  for (const auto& r : objects) natives.push_back(internal::readable(r.native(), "ray::Wait"));
   auto count = static_cast<std::size_t>(num_objects);
   lumen::WaitResult<T> split = internal::with_ray_exceptions([&] {
     return timeout_ms < 0 ? lumen::wait(natives, count) : lumen::wait(natives, count, internal::timeout_of(timeout_ms));

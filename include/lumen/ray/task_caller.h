@@ -14,8 +14,8 @@
 // positive values, whole numbers above 1), and holds it while it runs, so SetResources({{"CPU",
 // 2}}) limits how many such tasks run at once to the runtime's CPUs / 2. Tasks that ask for
 // nothing claim nothing (Ray charges every task 1 CPU; here a task that asks for nothing needs
-// no bookkeeping, and the workers bound how many run). A resource the runtime does not have
-// throws RayException (Ray would leave the task pending forever).
+// no bookkeeping, and the workers bound how many run). A resource the runtime does not have,
+// or more of one than it has, throws RayException (Ray would leave the task pending forever).
 //
 // Cost: the registered name is looked up once per thread and function type; without options
 // a task is a plain lumen task (one allocation, one object slot), with options one more
@@ -39,7 +39,8 @@ namespace ray {
 namespace internal {
 
 // lumen's resource claims for Ray's: validated as Ray validates them, in lumen's units, and,
-// for a task placed in a group, drawn from the group's bundle. Throws RayException.
+// for a task placed in a group, drawn from the group's bundle. Throws RayException, in Ray's
+// units, for a claim that the node (or the bundle) could never grant.
 std::vector<std::pair<std::string, double>> lumen_resources(const std::unordered_map<std::string, double>& resources,
                                                             const PlacementGroup& group, int bundle_index);
 // Throws RayException when a value is not what Ray accepts.
@@ -86,9 +87,11 @@ class TaskCaller : public ResourceOptions<TaskCaller<F>> {
     return *this;
   }
 
+  // Throws RayException when Ray is not initialized or an option is not what Ray accepts.
   template <class... Args>
   ObjectRef<Result> Remote(Args&&... args) {
     check_argument_count<F, Args...>();
+    check_initialized();
     return submit(static_cast<typename signature<F>::params*>(nullptr), std::forward<Args>(args)...);
   }
 
