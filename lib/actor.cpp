@@ -106,13 +106,13 @@ Failure* ActorCore::death_notice(std::string_view why) const noexcept {
 
 bool ActorCore::mark_dead(Failure* reason) noexcept {
   Failure* none = nullptr;
-  if (!death_.compare_exchange_strong(none, reason, std::memory_order_acq_rel)) {
-    detail::release(reason);
-    return false;
-  }
+  const bool first = death_.compare_exchange_strong(none, reason, std::memory_order_acq_rel);
+  if (!first) detail::release(reason);
+  // Also when another thread set the reason first: the state may not show it yet, and this
+  // caller must return with the actor dead.
   state_.store(State::dead, std::memory_order_seq_cst);
   ActorDirectory::instance().unbind(this);
-  return true;
+  return first;
 }
 
 std::uint64_t ActorCore::calls_queued() const noexcept {
@@ -329,8 +329,7 @@ void ActorCore::construct() noexcept {
     constructor_failures_ = 0;
     // A kill for good may have come first: callers already see the actor dead, and the kill
     // marker, next in the mailbox, ends this instance.
-    if (state_.load(std::memory_order_acquire) != State::dead) set_state(State::alive);
-    drain_state_ = State::alive;
+    set_state(State::alive);
   } else {
     std::string why;
     try {

@@ -1,13 +1,16 @@
 #include "lumen/detail/object_table.h"
 
 #include <cxxabi.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <bit>
 #include <memory>
-
-#include "lumen/detail/cpu_relax.h"
+#include <mutex>
 #include <new>
 #include <stdexcept>
+
+#include "lumen/detail/cpu_relax.h"
 
 namespace lumen::detail {
 
@@ -70,83 +73,142 @@ void release(Failure* f) noexcept {
   if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete f;
 }
 
+// One segment's bookkeeping. The lock guards the free list and the counts; it is taken once
+// per batch of slots (a thread's cache fills or drains 32 at a time), not per object.
+struct alignas(64) ObjectTable::SegmentState {
+  std::mutex lock;
+  std::uint32_t head = 0;         // free list: index + 1 of its first slot, 0 when empty
+  std::uint32_t listed = 0;       // slots on the free list
+  std::uint32_t initialized = 0;  // slots handed out at least once since the segment was (re)made
+  bool given_back = false;        // its pages went back to the system; `initialized` restarts at 0
+  std::uint32_t next_generation = 1;  // for slots made from here on: above every id the segment gave
+};
+
+namespace {
+
+// Per segment k: its first index and its size.
+constexpr std::uint32_t segment_start(unsigned k) noexcept { return ((std::uint32_t{1} << k) - 1) << 10; }
+constexpr std::uint32_t segment_size(unsigned k) noexcept { return std::uint32_t{1024} << k; }
+unsigned segment_of(std::uint32_t index) noexcept {
+  return static_cast<unsigned>(std::bit_width((std::uint64_t{index} >> 10) + 1)) - 1;
+}
+
+// Slow paths (a new segment, slots made for the first time, trimming) take turns on this lock.
+std::mutex& grow_mutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+
+// Free slots this thread may reuse without touching any lock: most objects are freed by the
+// thread that made them, or by one worker among a few. A trim raises the table's epoch to ask
+// for them back; the thread hands them in at its next allocation or free.
+struct LocalSlots {
+  static constexpr std::uint32_t kCapacity = 64;
+  std::uint32_t count = 0;
+  std::uint64_t epoch = 0;
+  std::uint32_t index[kCapacity];
+  ~LocalSlots() { ObjectTable::instance().give_back(index, count); }
+};
+__attribute__((tls_model("initial-exec"))) thread_local LocalSlots local_slots;
+
+constexpr std::uint32_t kBatch = 32;  // slots a thread's cache takes from, or hands to, a segment at once
+
+}  // namespace
+
 ObjectTable& ObjectTable::instance() noexcept {
   alignas(ObjectTable) static unsigned char storage[sizeof(ObjectTable)];
   static ObjectTable* table = ::new (storage) ObjectTable();
   return *table;
 }
 
+ObjectTable::ObjectTable() : state_(new SegmentState[kSegments]) {}
+
 ObjectSlot* ObjectTable::slot_at(std::uint32_t index) const noexcept {
-  // Segment k starts at 1024 * (2^k - 1).
-  std::uint64_t scaled = (std::uint64_t{index} >> kBaseShift) + 1;
-  unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
-  std::uint64_t start = ((std::uint64_t{1} << k) - 1) << kBaseShift;
-  return segments_[k].load(std::memory_order_acquire) + (index - start);
-}
-
-namespace {
-
-// Free slots this thread may reuse without touching the shared free list: most objects are
-// freed by the thread that made them, or by one worker among a few.
-struct LocalSlots {
-  static constexpr std::uint32_t kCapacity = 64;
-  std::uint32_t count = 0;
-  std::uint32_t index[kCapacity];
-  ~LocalSlots() { ObjectTable::instance().give_back(index, count); }
-};
-__attribute__((tls_model("initial-exec"))) thread_local LocalSlots local_slots;
-
-}  // namespace
-
-void ObjectTable::ensure_segment(std::uint32_t index) {
-  std::uint64_t scaled = (std::uint64_t{index} >> kBaseShift) + 1;
-  unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
-  if (k >= kSegments) throw std::length_error("lumen: the object table is full (4 billion objects alive)");
-  ObjectSlot* seg = segments_[k].load(std::memory_order_acquire);
-  if (seg != nullptr) return;
-  std::size_t count = std::size_t{1} << (k + kBaseShift);
-  auto* fresh = static_cast<ObjectSlot*>(::operator new(count * sizeof(ObjectSlot), std::align_val_t{64}));
-  std::uint64_t start = ((std::uint64_t{1} << k) - 1) << kBaseShift;
-  for (std::size_t i = 0; i < count; ++i) {
-    ObjectSlot* s = ::new (fresh + i) ObjectSlot();
-    s->index = static_cast<std::uint32_t>(start + i);
-  }
-  if (!segments_[k].compare_exchange_strong(seg, fresh, std::memory_order_acq_rel))
-    ::operator delete(fresh, std::align_val_t{64});
+  unsigned k = segment_of(index);
+  return segments_[k].load(std::memory_order_acquire) + (index - segment_start(k));
 }
 
 ObjectSlot* ObjectTable::take_slot() {
   LocalSlots& local = local_slots;
-  if (local.count != 0) return slot_at(local.index[--local.count]);
-  std::uint64_t head = free_head_.load(std::memory_order_acquire);
-  while ((head & 0xffffffffu) != 0) {
-    ObjectSlot* top = slot_at(static_cast<std::uint32_t>(head & 0xffffffffu) - 1);
-    std::uint64_t next_link = top->waiters.load(std::memory_order_relaxed);
-    std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + next_link;
-    if (free_head_.compare_exchange_weak(head, next, std::memory_order_acquire, std::memory_order_acquire)) return top;
+  std::uint64_t epoch = cache_epoch_.load(std::memory_order_relaxed);
+  if (local.epoch != epoch) {
+    give_back(local.index, local.count);
+    local.count = 0;
+    local.epoch = epoch;
   }
-  // Fresh slots come in batches, so threads rarely meet here.
-  constexpr std::uint32_t kBatch = 16;
-  std::uint32_t first = fresh_reserved_.fetch_add(kBatch, std::memory_order_relaxed);
-  for (std::uint32_t i = 0; i < kBatch; ++i) ensure_segment(first + i);
-  std::uint32_t seen = fresh_.load(std::memory_order_relaxed);
-  while (seen < first + kBatch && !fresh_.compare_exchange_weak(seen, first + kBatch, std::memory_order_release)) {
+  if (local.count == 0) local.count = refill(local.index, kBatch);
+  return slot_at(local.index[--local.count]);
+}
+
+// Fills `out` with up to `max` free slots for the calling thread: from the lowest segment's
+// free list that has any, else slots made for the first time (in a segment that was given
+// back, before the frontier moves on). Returns how many (at least one; throws when the table
+// cannot grow).
+std::uint32_t ObjectTable::refill(std::uint32_t* out, std::uint32_t max) {
+  for (std::uint32_t mask = nonempty_.load(std::memory_order_acquire); mask != 0; mask &= mask - 1) {
+    unsigned k = static_cast<unsigned>(std::countr_zero(mask));
+    SegmentState& seg = state_[k];
+    std::uint32_t n = 0;
+    {
+      std::lock_guard<std::mutex> lock(seg.lock);
+      while (n < max && seg.head != 0) {
+        std::uint32_t index = seg.head - 1;
+        out[n++] = index;
+        seg.head = static_cast<std::uint32_t>(slot_at(index)->waiters.load(std::memory_order_relaxed));
+      }
+      seg.listed -= n;
+      if (seg.head == 0) nonempty_.fetch_and(~(std::uint32_t{1} << k), std::memory_order_relaxed);
+    }
+    if (n != 0) return n;
   }
-  for (std::uint32_t i = kBatch - 1; i > 0; --i) local.index[local.count++] = first + i;
-  return slot_at(first);
+  // Nothing free: make slots. A given-back segment first, then the frontier's.
+  std::lock_guard<std::mutex> grow(grow_mutex());
+  for (unsigned k = 0; k < kSegments; ++k) {
+    SegmentState& seg = state_[k];
+    std::uint32_t generation;
+    std::uint32_t first;
+    std::uint32_t n;
+    {
+      std::lock_guard<std::mutex> lock(seg.lock);
+      if (seg.initialized == segment_size(k)) continue;
+      if (segments_[k].load(std::memory_order_relaxed) == nullptr) {
+        void* memory = ::mmap(nullptr, std::size_t{segment_size(k)} * sizeof(ObjectSlot), PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (memory == MAP_FAILED) throw std::bad_alloc();
+        segments_[k].store(static_cast<ObjectSlot*>(memory), std::memory_order_release);
+      }
+      first = segment_start(k) + seg.initialized;
+      n = std::min(max, segment_size(k) - seg.initialized);
+      seg.initialized += n;
+      seg.given_back = false;
+      generation = seg.next_generation;
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+      ObjectSlot* slot = slot_at(first + i);
+      slot->index = first + i;
+      slot->refgen.store(std::uint64_t{generation} << 32, std::memory_order_relaxed);
+      out[n - 1 - i] = first + i;  // popped from the end: the lowest index first
+    }
+    std::uint32_t seen = fresh_.load(std::memory_order_relaxed);
+    while (seen < first + n && !fresh_.compare_exchange_weak(seen, first + n, std::memory_order_release)) {
+    }
+    return n;
+  }
+  throw std::length_error("lumen: the object table is full (4 billion objects alive)");
 }
 
 void ObjectTable::give_back(const std::uint32_t* indexes, std::uint32_t n) noexcept {
-  if (n == 0) return;
-  // Link them into a chain, then push the chain with one CAS.
-  for (std::uint32_t i = 0; i + 1 < n; ++i)
-    slot_at(indexes[i])->waiters.store(indexes[i + 1] + 1, std::memory_order_relaxed);
-  ObjectSlot* last = slot_at(indexes[n - 1]);
-  std::uint64_t head = free_head_.load(std::memory_order_relaxed);
-  for (;;) {
-    last->waiters.store(head & 0xffffffffu, std::memory_order_relaxed);
-    std::uint64_t next = (head & ~std::uint64_t{0xffffffff}) + (std::uint64_t{1} << 32) + (indexes[0] + 1);
-    if (free_head_.compare_exchange_weak(head, next, std::memory_order_release, std::memory_order_relaxed)) return;
+  // One lock per run of slots from the same segment.
+  for (std::uint32_t i = 0; i < n;) {
+    unsigned k = segment_of(indexes[i]);
+    SegmentState& seg = state_[k];
+    std::lock_guard<std::mutex> lock(seg.lock);
+    for (; i < n && segment_of(indexes[i]) == k; ++i) {
+      slot_at(indexes[i])->waiters.store(seg.head, std::memory_order_relaxed);
+      seg.head = indexes[i] + 1;
+      ++seg.listed;
+    }
+    nonempty_.fetch_or(std::uint32_t{1} << k, std::memory_order_relaxed);
   }
 }
 
@@ -165,12 +227,11 @@ ObjectSlot* ObjectTable::allocate(std::uint32_t refs, bool writer) {
 ObjectSlot* ObjectTable::acquire(std::uint64_t id) noexcept {
   auto index = static_cast<std::uint32_t>(id & 0xffffffffu);
   if (index >= fresh_.load(std::memory_order_acquire)) return nullptr;
-  if (segments_[static_cast<unsigned>(std::bit_width((std::uint64_t{index} >> kBaseShift) + 1)) - 1].load(
-          std::memory_order_acquire) == nullptr)
-    return nullptr;
+  if (segments_[segment_of(index)].load(std::memory_order_acquire) == nullptr) return nullptr;
   ObjectSlot* s = slot_at(index);
   std::uint64_t word = s->refgen.load(std::memory_order_acquire);
   for (;;) {
+    // A given-back slot reads generation 0, which no id has.
     if ((word & ~std::uint64_t{0xffffffff}) != (id & ~std::uint64_t{0xffffffff})) return nullptr;
     if ((word & ObjectSlot::kRefMask) == 0) return nullptr;  // only the writer holds it
     if (s->refgen.compare_exchange_weak(word, word + 1, std::memory_order_acquire, std::memory_order_acquire))
@@ -190,6 +251,12 @@ void ObjectTable::free_slot(ObjectSlot* s) noexcept {
   if (gen == 0) gen = std::uint64_t{1} << 32;  // wrapped: generation 0 is never used
   s->refgen.store(gen, std::memory_order_release);
   LocalSlots& local = local_slots;
+  std::uint64_t epoch = cache_epoch_.load(std::memory_order_relaxed);
+  if (local.epoch != epoch) {
+    give_back(local.index, local.count);
+    local.count = 0;
+    local.epoch = epoch;
+  }
   if (local.count == LocalSlots::kCapacity) {
     // Keep half, share the rest.
     constexpr std::uint32_t kHalf = LocalSlots::kCapacity / 2;
@@ -197,6 +264,57 @@ void ObjectTable::free_slot(ObjectSlot* s) noexcept {
     local.count = kHalf;
   }
   local.index[local.count++] = s->index;
+}
+
+std::size_t ObjectTable::trim() noexcept {
+  // Threads hand their cached slots in at their next allocation or free; this one at once.
+  cache_epoch_.fetch_add(1, std::memory_order_relaxed);
+  LocalSlots& local = local_slots;
+  give_back(local.index, local.count);
+  local.count = 0;
+  local.epoch = cache_epoch_.load(std::memory_order_relaxed);
+  std::size_t bytes = 0;
+  std::unique_lock<std::mutex> grow(grow_mutex(), std::try_to_lock);
+  if (!grow.owns_lock()) return 0;  // another thread is trimming or growing: not now
+  for (unsigned k = kSegments; k-- > kFirstTrimmedSegment;) {
+    if (trim_segment(k)) bytes += std::size_t{segment_size(k)} * sizeof(ObjectSlot);
+  }
+  return bytes;
+}
+
+// Under the grow lock (no slot of k is being made). The segment goes back only when every slot
+// it ever handed out is on its free list: none is live, none sits in a thread's cache.
+bool ObjectTable::trim_segment(unsigned k) noexcept {
+  SegmentState& seg = state_[k];
+  ObjectSlot* base = segments_[k].load(std::memory_order_relaxed);
+  std::uint32_t initialized;
+  {
+    std::lock_guard<std::mutex> lock(seg.lock);
+    if (base == nullptr || seg.given_back || seg.initialized == 0 || seg.listed != seg.initialized) return false;
+    // Off the free list, with its bit: from here no thread can reach any slot of k.
+    seg.head = 0;
+    seg.listed = 0;
+    initialized = seg.initialized;
+    nonempty_.fetch_and(~(std::uint32_t{1} << k), std::memory_order_relaxed);
+  }
+  std::uint32_t highest = 0;
+  for (std::uint32_t i = 0; i < initialized; ++i)
+    highest = std::max(highest, static_cast<std::uint32_t>(base[i].refgen.load(std::memory_order_relaxed) >> 32));
+  ::madvise(base, std::size_t{segment_size(k)} * sizeof(ObjectSlot), MADV_DONTNEED);
+  std::lock_guard<std::mutex> lock(seg.lock);
+  seg.initialized = 0;
+  seg.given_back = true;
+  seg.next_generation = highest == 0xffffffffu ? 1 : highest + 1;
+  return true;
+}
+
+std::size_t ObjectTable::committed_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (unsigned k = 0; k < kSegments; ++k) {
+    std::lock_guard<std::mutex> lock(state_[k].lock);
+    bytes += std::size_t{state_[k].initialized} * sizeof(ObjectSlot);
+  }
+  return bytes;
 }
 
 namespace {
@@ -285,16 +403,21 @@ bool ObjectTable::remove_waiter(ObjectSlot* s, Waiter* w) noexcept {
 
 ObjectTable::Usage ObjectTable::usage() const noexcept {
   Usage u;
-  std::uint32_t n = fresh_.load(std::memory_order_acquire);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    std::uint64_t scaled = (std::uint64_t{i} >> kBaseShift) + 1;
-    unsigned k = static_cast<unsigned>(std::bit_width(scaled)) - 1;
-    if (segments_[k].load(std::memory_order_acquire) == nullptr) continue;  // still being made
-    ObjectSlot* s = slot_at(i);
-    ++u.capacity;
-    if ((s->refgen.load(std::memory_order_acquire) & 0xffffffffu) != 0) {
-      ++u.live;
-      if (s->state.load(std::memory_order_acquire) == ObjectState::ready) u.bytes += s->bytes.load(std::memory_order_relaxed);
+  for (unsigned k = 0; k < kSegments; ++k) {
+    std::uint32_t initialized;
+    {
+      std::lock_guard<std::mutex> lock(state_[k].lock);
+      initialized = state_[k].initialized;
+    }
+    ObjectSlot* base = segments_[k].load(std::memory_order_acquire);
+    if (base == nullptr) continue;
+    u.capacity += initialized;
+    for (std::uint32_t i = 0; i < initialized; ++i) {
+      const ObjectSlot& s = base[i];
+      if ((s.refgen.load(std::memory_order_acquire) & 0xffffffffu) != 0) {
+        ++u.live;
+        if (s.state.load(std::memory_order_acquire) == ObjectState::ready) u.bytes += s.bytes.load(std::memory_order_relaxed);
+      }
     }
   }
   return u;

@@ -74,18 +74,25 @@ Scheduler::Scheduler(const Config& config)
     }
   }
   install_overflow_report();
-  idle_.reserve(n);
-  workers_.reserve(n);
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
   unsigned started = 0;
+  std::string failure;
   try {
+    idle_.reserve(n);
+    workers_.reserve(n);
+    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
     for (; started < n; ++started) workers_[started]->start();
   } catch (const std::exception& e) {
-    // The ones that started find nothing to do and see exiting_ at once.
+    failure = "lumen: could not start worker thread " + std::to_string(started + 1) + " of " + std::to_string(n) +
+              " (" + e.what() + ")";
+  }
+  if (!failure.empty()) {
+    // The ones that started find nothing to do and see exiting_ at once. The rest are freed
+    // here, with no exception in flight: a fiber that never ran is unwound by Boost.Context
+    // with an exception of its own.
     drained_ = true;
     stop_threads();
-    throw resource_error("lumen: could not start worker thread " + std::to_string(started + 1) + " of " +
-                         std::to_string(n) + " (" + e.what() + ")");
+    workers_.clear();
+    throw resource_error(failure);
   }
 }
 
@@ -98,6 +105,8 @@ Scheduler::~Scheduler() {
   for (auto& q : external_) {
     if (ExternalQueue* queue = q.load(std::memory_order_relaxed)) queue->release();
   }
+  // The runtime's objects may have been most of the table: give its free memory back.
+  ObjectTable::instance().trim();
 }
 
 void Scheduler::stop_taking_outside_work() noexcept {
@@ -628,6 +637,8 @@ Stats Scheduler::stats() const {
   auto usage = ObjectTable::instance().usage();
   s.objects_live = usage.live;
   s.object_bytes = usage.bytes;
+  s.object_table_bytes = ObjectTable::instance().committed_bytes();
+  s.outside_queues = external_count_.load(std::memory_order_acquire);
   {
     std::lock_guard<std::mutex> lock(blocking_mutex_);
     s.blocking_threads = blocking_threads_.size();

@@ -81,6 +81,7 @@ class Worker {
   void flush_deferred() noexcept;
   Task* steal_from_others() noexcept;
   void idle();
+  void give_back_table_memory_now_and_then() noexcept;
   void switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber* from, void*), void* arg);
   void resume_parked(Fiber* f);
   Fiber* take_idle_fiber();

@@ -175,6 +175,7 @@ void Worker::idle() {
       sched_.end_spinning(false);
     }
     if (idle_count_ > sched_.config().max_idle_fibers) trim_idle_fibers(sched_.config().max_idle_fibers);
+    give_back_table_memory_now_and_then();
     if (sched_.sleep(*this) == Scheduler::SleepEnd::woken) {
       if (!woken_spinning) return;
       continue;
@@ -195,6 +196,17 @@ void Worker::idle() {
       std::this_thread::yield();
     }
   }
+}
+
+// A worker about to sleep gives the object table's free memory back, at most once a second
+// across the process: objects dropped after a burst should not keep their memory for good.
+void Worker::give_back_table_memory_now_and_then() noexcept {
+  static std::atomic<std::int64_t> last{0};
+  const std::int64_t now = Clock::now().time_since_epoch().count();
+  std::int64_t seen = last.load(std::memory_order_relaxed);
+  if (now - seen < std::chrono::nanoseconds(std::chrono::seconds(1)).count()) return;
+  if (!last.compare_exchange_strong(seen, now, std::memory_order_relaxed)) return;
+  ObjectTable::instance().trim();
 }
 
 void Worker::switch_to(Fiber* to, void (*on_arrival)(Worker*, Fiber*, void*), void* arg) {

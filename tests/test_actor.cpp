@@ -18,8 +18,10 @@ namespace {
 
 #if defined(LUMEN_TEST_SANITIZED)
 constexpr int kCallsPerCaller = 2'000;
+constexpr bool kSanitized = true;
 #else
 constexpr int kCallsPerCaller = 20'000;
+constexpr bool kSanitized = false;
 #endif
 
 struct Counter {
@@ -477,5 +479,111 @@ TEST_CASE("loops, pipelines and graphs run inside an actor's methods") {
     CHECK(lumen::get(sum) == 100'000L * 99'999L / 2);
     CHECK(lumen::get(piped) == 1000L * 999L);
     CHECK(lumen::get(graphed) == 6);
+  }
+}
+
+// kill() for good shows when it returns: dead(), no name, the name free for a new actor,
+// calls failing at once; the call that was running finishes first.
+TEST_CASE("kill is visible to callers as soon as it returns") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  struct Slow {
+    int work(const lumen::ObjectRef<int>& gate) { return lumen::get(gate); }
+    int quick() { return 1; }
+  };
+  for (int round = 0; round < 50; ++round) {
+    Gate gate;
+    auto a = lumen::actor<Slow>(lumen::ActorOptions{.name = "reused", .max_restarts = round % 2});
+    auto running = a.call(&Slow::work, gate.ref);
+    auto pending = a.call(&Slow::quick);
+    a.kill();
+    CHECK(a.dead());
+    CHECK_FALSE(lumen::get_actor<Slow>("reused").has_value());
+    CHECK_THROWS_AS(lumen::get(a.call(&Slow::quick)), lumen::actor_died);
+    auto b = lumen::actor<Slow>(lumen::ActorOptions{.name = "reused"});  // the name is free
+    CHECK(lumen::get(b.call(&Slow::quick)) == 1);
+    gate.open(5);
+    int outcome = 0;
+    try {
+      outcome = lumen::get(running);  // it had started: it finishes
+    } catch (const lumen::actor_died&) {  // or it had not, and was failed with the others
+      outcome = -1;
+    }
+    CHECK((outcome == 5 || outcome == -1));
+    CHECK_THROWS_AS(lumen::get(pending), lumen::actor_died);
+    b.kill();
+  }
+}
+
+// A kill(no_restart = false) with no restart left is an end for good, and shows at once too.
+TEST_CASE("kill with no restarts left is final at once") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  struct Plain {
+    int one() { return 1; }
+  };
+  auto a = lumen::actor<Plain>(lumen::ActorOptions{.name = "once"});
+  CHECK(lumen::get(a.call(&Plain::one)) == 1);
+  a.kill(false);
+  CHECK(a.dead());
+  CHECK_FALSE(lumen::get_actor<Plain>("once").has_value());
+}
+
+// A constructor that always throws, with unlimited restarts: restarts are paced on a timer
+// (the worker stays free), calls fail or wait, and the runtime still shuts down.
+TEST_CASE("an actor whose constructor always throws does not pin a worker or stop shutdown") {
+  static std::atomic<int> constructions{0};
+  struct Hopeless {
+    Hopeless() {
+      constructions.fetch_add(1);
+      throw std::runtime_error("never");
+    }
+    int one() { return 1; }
+  };
+  constructions.store(0);
+  {
+    lumen::Runtime rt{lumen::Config{.workers = 1}};
+    auto a = lumen::actor<Hopeless>(lumen::ActorOptions{.max_restarts = -1});
+    // The only worker keeps running other tasks meanwhile.
+    for (int i = 0; i < 20; ++i) CHECK(lumen::get(lumen::submit([i] { return i; })) == i);
+    auto call = a.call(&Hopeless::one);
+    CHECK_THROWS_AS(lumen::get(call), lumen::actor_died);
+  }
+  const int made = constructions.load();
+  CHECK(made >= 1);
+}
+
+// Threads calling an actor while its runtime is destroyed on another thread: each call gives a
+// ref (a value, or actor_died once the runtime is gone) or throws shutdown_error while it
+// drains; none touches the runtime after it is freed (ThreadSanitizer and AddressSanitizer
+// check that).
+TEST_CASE("calls racing the end of the actor's runtime") {
+  for (int round = 0; round < (kSanitized ? 10 : 40); ++round) {
+    auto* rt = new lumen::Runtime{lumen::Config{.workers = 2}};
+    auto a = lumen::actor<Counter>(0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> odd{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 3; ++t) {
+      callers.emplace_back([&] {
+        while (!stop.load()) {
+          try {
+            auto r = a.call(&Counter::add, 1);
+            try {
+              lumen::get(r);
+            } catch (const lumen::actor_died&) {
+            }
+          } catch (const lumen::shutdown_error&) {
+          } catch (...) {
+            odd.fetch_add(1);
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    delete rt;
+    CHECK(a.dead());
+    stop.store(true);
+    for (auto& t : callers) t.join();
+    CHECK(odd.load() == 0);
+    CHECK_THROWS_AS(lumen::get(a.call(&Counter::add, 1)), lumen::actor_died);
   }
 }

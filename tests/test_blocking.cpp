@@ -9,7 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -34,6 +36,13 @@ int nest_parked(int depth) {
 }
 
 thread_local int tls_marker = 0;
+
+// Polls `done` for up to ten seconds.
+template <class F>
+void eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+}
 
 bool on_worker() { return lumen::detail::worker_scheduler() != nullptr; }
 
@@ -227,4 +236,208 @@ TEST_CASE("a parked task resumes on the thread it parked on") {
     CHECK(tls_changed.load() == 0);
     CHECK(rt.stats().parks - parks_before >= static_cast<std::uint64_t>(kTasks));
   }
+}
+
+// A chain of 100,000 nested submit + get: each child runs inline only while the stack has
+// room, then on a fresh fiber, so the chain never overflows however deep it goes.
+TEST_CASE("100,000 nested submit and get do not overflow the stack") {
+  lumen::Runtime rt{lumen::Config{.workers = 1, .fiber_stack_size = 64 * 1024}};
+  constexpr int kDepth = 100'000;
+  CHECK(lumen::get(lumen::submit(nest_inline, kDepth)) == kDepth);
+  CHECK(rt.stats().parks > 0);  // the chain moved to fresh fibers as stacks filled
+  lumen::Runtime two{lumen::Config{.workers = 2, .fiber_stack_size = 64 * 1024}};
+  CHECK(lumen::get(lumen::submit(nest_inline, kDepth)) == kDepth);
+}
+
+// A task run by the worker loop starts at the top of a fiber of the configured size: the
+// same stack before any task parked and after many did.
+TEST_CASE("every task starts with the whole configured stack") {
+  constexpr std::size_t kStack = 128 * 1024;
+  lumen::Runtime rt{lumen::Config{.workers = 1, .fiber_stack_size = kStack}};
+  auto room = [] {
+    // inline_floor sits halfway up the fiber's stack.
+    const char* floor = lumen::detail::task_context().inline_floor;
+    REQUIRE(floor != nullptr);
+    const char* bottom = floor - kStack / 2;
+    return static_cast<std::size_t>(static_cast<const char*>(__builtin_frame_address(0)) - bottom);
+  };
+  const std::size_t before = lumen::get(lumen::submit(room));
+  CHECK(before > kStack - 8 * 1024);
+  CHECK(lumen::get(lumen::submit(nest_parked, 20)) == 20);
+  const std::size_t after = lumen::get(lumen::submit(room));
+  CHECK(after > kStack - 8 * 1024);
+}
+
+// With Config::max_fibers fibers parked, a task that blocks fails its get with resource_error
+// naming the limit; waits that must not fail (task_group, pipeline, graph, blocking) run
+// other work on their stack instead; everything finishes once the parked tasks resume.
+TEST_CASE("no fiber left to park on") {
+  lumen::Runtime rt{lumen::Config{.workers = 1, .max_fibers = 4}};
+  Gate gate;  // its task parks too
+  std::vector<lumen::ObjectRef<int>> parked;
+  for (int i = 0; i < 3; ++i) parked.push_back(lumen::submit([g = gate.ref] { return lumen::get(g); }));
+  eventually([&] { return rt.stats().parks >= 4; });
+
+  // get: resource_error, naming Config::max_fibers.
+  auto refused = lumen::submit([g = gate.ref] { return lumen::get(g); });
+  CHECK_THROWS_AS(lumen::get(refused), lumen::resource_error);
+  auto why = lumen::error_of(refused);
+  REQUIRE(why.has_value());
+  CHECK(std::string(why->what()).find("max_fibers") != std::string::npos);
+
+  // task_group::wait whose child cannot run inline (another task is on top of it).
+  auto group = lumen::submit([] {
+    std::atomic<int> n{0};
+    lumen::task_group g;
+    g.run([&n] { n.fetch_add(1); });
+    auto on_top = lumen::submit([] { return 10; });
+    g.wait();
+    return n.load() + lumen::get(on_top);
+  });
+  CHECK(lumen::get(group) == 11);
+
+  // A pipeline and a graph run to the end.
+  auto flow = lumen::submit([] {
+    int produced = 0;
+    long sum = 0;
+    lumen::pipeline(4)
+        .source([&produced](lumen::flow_control& fc) {
+          if (produced == 100) fc.stop();
+          return produced++;
+        })
+        .stage(lumen::stage_mode::parallel, [](int x) { return x * 2; })
+        .sink(lumen::stage_mode::serial_in_order, [&sum](int x) { sum += x; })
+        .run();
+    lumen::graph g;
+    std::atomic<int> nodes{0};
+    auto a = g.emplace([&nodes] { nodes.fetch_add(1); });
+    auto b = g.emplace([&nodes] { nodes.fetch_add(1); });
+    auto c = g.emplace([&nodes] { nodes.fetch_add(1); });
+    a.precede(b, c);
+    lumen::run(g).wait();
+    return sum + nodes.load();
+  });
+  CHECK(lumen::get(flow) == 9900 + 3);
+
+  // An actor call whose argument is not ready yet cannot park either: the call fails.
+  struct Echo {
+    int echo(int x) { return x; }
+  };
+  auto actor = lumen::actor<Echo>();
+  auto call = actor.call(&Echo::echo, gate.ref);
+  gate.open(7);
+  for (auto& r : parked) CHECK(lumen::get(r) == 7);
+  int outcome = 0;
+  try {
+    outcome = lumen::get(call);  // the argument was ready by the time the call ran
+  } catch (const lumen::resource_error&) {  // or it was not, and the call failed cleanly
+    outcome = -1;
+  }
+  CHECK((outcome == 7 || outcome == -1));
+  CHECK(lumen::get(actor.call(&Echo::echo, 1)) == 1);
+}
+
+// Blocking calls that wait on tasks which make blocking calls of their own: a call that is
+// waiting does not hold one of the max_blocking_threads, so the chain never runs out of them.
+TEST_CASE("blocking calls waiting on each other do not use up the blocking threads") {
+  lumen::Runtime rt{lumen::Config{.workers = 2, .max_blocking_threads = 4}};
+  std::vector<lumen::ObjectRef<int>> outer;
+  for (int i = 0; i < 24; ++i) {
+    outer.push_back(lumen::submit([i] {
+      return lumen::blocking([i] {
+        auto inner = lumen::submit([i] { return lumen::blocking([i] { return i * 2; }); });
+        return lumen::get(inner) + 1;
+      });
+    }));
+  }
+  for (int i = 0; i < 24; ++i) CHECK(lumen::get(outer[static_cast<std::size_t>(i)], 60s) == i * 2 + 1);
+}
+
+// A task that gets its own result is told at once, with its name.
+TEST_CASE("a task that waits for its own result gets usage_error") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  auto self = std::make_shared<lumen::ObjectRef<int>>();
+  std::atomic<bool> assigned{false};
+  *self = lumen::task([self, &assigned] {
+            while (!assigned.load()) std::this_thread::yield();
+            return lumen::get(*self) + 1;
+          })
+              .name("narcissus")
+              .submit();
+  assigned.store(true);
+  CHECK_THROWS_AS(lumen::get(*self), lumen::usage_error);
+  auto why = lumen::error_of(*self);
+  REQUIRE(why.has_value());
+  CHECK(std::string(why->what()).find("narcissus") != std::string::npos);
+  self->reset();  // the task's capture holds the last other ref: break the cycle of ownership
+}
+
+// Tasks that get each other's results would wait forever: the one that closes the cycle gets
+// usage_error, the others fail with it, and the runtime shuts down normally.
+TEST_CASE("tasks waiting for each other in a cycle get usage_error") {
+  for (unsigned workers : {1u, 2u}) {
+    for (int length : {2, 3}) {
+      lumen::Runtime rt{lumen::Config{.workers = workers}};
+      std::vector<std::shared_ptr<lumen::ObjectRef<int>>> refs;
+      for (int i = 0; i < length; ++i) refs.push_back(std::make_shared<lumen::ObjectRef<int>>());
+      std::atomic<bool> assigned{false};
+      for (int i = 0; i < length; ++i) {
+        auto next = refs[static_cast<std::size_t>((i + 1) % length)];
+        *refs[static_cast<std::size_t>(i)] = lumen::submit([next, &assigned] {
+          while (!assigned.load()) lumen::blocking([] { std::this_thread::sleep_for(1ms); });
+          return lumen::get(*next) + 1;
+        });
+      }
+      assigned.store(true);
+      int refused = 0;
+      for (auto& r : refs) {
+        try {
+          lumen::get(*r);
+        } catch (const lumen::usage_error&) {
+          ++refused;
+        }
+      }
+      CHECK(refused == length);
+      for (auto& r : refs) r->reset();
+    }
+  }
+}
+
+// A task that an actor's method runs inline (submit + get) is not the actor's method:
+// exit_actor() there is a usage_error and actor_restarted() is false.
+TEST_CASE("a task run inline by an actor method does not see the actor") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  struct Host {
+    bool inside() {
+      auto r = lumen::submit([] {
+        bool refused = false;
+        try {
+          lumen::exit_actor();
+        } catch (const lumen::usage_error&) {
+          refused = true;
+        }
+        return refused && !lumen::actor_restarted();
+      });
+      return lumen::get(r);
+    }
+    bool group() {
+      std::atomic<bool> ok{true};
+      lumen::task_group g;
+      g.run([&ok] {
+        try {
+          lumen::exit_actor();
+          ok.store(false);
+        } catch (const lumen::usage_error&) {
+        }
+      });
+      g.wait();
+      return ok.load();
+    }
+    int alive() { return 1; }
+  };
+  auto host = lumen::actor<Host>(lumen::ActorOptions{.max_restarts = 1});
+  CHECK(lumen::get(host.call(&Host::inside)));
+  CHECK(lumen::get(host.call(&Host::group)));
+  CHECK(lumen::get(host.call(&Host::alive)) == 1);
+  CHECK_FALSE(host.dead());
 }

@@ -304,3 +304,30 @@ TEST_CASE("submit during shutdown throws shutdown_error") {
   CHECK(lumen::get(holder) == 1);
   for (auto& r : accepted) CHECK(lumen::get(r) == 2);
 }
+
+namespace {
+// An exception type whose what() returns null, as a careless user type may.
+struct NullWhat : std::exception {
+  const char* what() const noexcept override { return nullptr; }
+};
+}  // namespace
+
+// A task throwing an exception with no text fails its result like any other; the runtime and
+// the process carry on.
+TEST_CASE("an exception whose what() returns null") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  auto a = lumen::task([]() -> int { throw NullWhat{}; }).name("null-what").submit();
+  // By hand: doctest's CHECK_THROWS_AS reads what() of the exception it catches.
+  bool caught = false;
+  try {
+    lumen::get(a);
+  } catch (const NullWhat&) {
+    caught = true;
+  }
+  CHECK(caught);
+  auto why = lumen::error_of(a);
+  REQUIRE(why.has_value());
+  CHECK(std::string(why->what()).find("null-what") != std::string::npos);
+  CHECK(std::string(why->what()).find("NullWhat") != std::string::npos);
+  CHECK(lumen::get(lumen::submit([] { return 1; })) == 1);
+}

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -459,4 +461,104 @@ TEST_CASE("parallel_for spreads work over the workers") {
   });
   std::sort(who.begin(), who.end());
   CHECK(std::unique(who.begin(), who.end()) - who.begin() == 2);
+}
+
+namespace {
+
+// parallel_for over [first, last) of type T visits each index once: the count, the sum and
+// the extremes of the visited indices match a serial loop.
+template <class T>
+void check_range_of(T first, T last) {
+  INFO("type size " << sizeof(T) << ", signed " << std::is_signed_v<T> << ", [" << static_cast<long long>(first)
+                    << ", " << static_cast<long long>(last) << ")");
+  // Sums modulo 2^64: exact, and the same in any order.
+  auto as_word = [](T i) { return static_cast<std::uint64_t>(static_cast<long long>(i)); };
+  std::uint64_t expected_sum = 0;
+  std::uint64_t expected_count = 0;
+  for (T i = first; i < last; ++i) {
+    expected_sum += as_word(i);
+    ++expected_count;
+  }
+  std::atomic<std::uint64_t> count{0}, sum{0};
+  std::mutex m;
+  T lo = last, hi = first;
+  lumen::parallel_for(first, last, [&](T i) {
+    count.fetch_add(1);
+    sum.fetch_add(as_word(i));
+    std::lock_guard<std::mutex> lock(m);
+    lo = std::min(lo, i);
+    hi = std::max(hi, i);
+  });
+  CHECK(count.load() == expected_count);
+  CHECK(sum.load() == expected_sum);
+  if (expected_count != 0) {
+    CHECK(lo == first);
+    CHECK(hi == static_cast<T>(last - 1));
+  }
+  // Chunks cover the same indices.
+  std::atomic<std::uint64_t> chunked{0};
+  lumen::parallel_for(first, last, lumen::grain(7), [&](T a, T b) {
+    for (T i = a; i != b; ++i) chunked.fetch_add(as_word(i));
+  });
+  CHECK(chunked.load() == expected_sum);
+  // And parallel_reduce agrees.
+  std::uint64_t reduced = lumen::parallel_reduce(first, last, std::uint64_t{0}, as_word, std::plus<std::uint64_t>());
+  CHECK(reduced == expected_sum);
+}
+
+template <class T>
+void check_type() {
+  using L = std::numeric_limits<T>;
+  check_range_of<T>(L::min(), static_cast<T>(L::min() + 200));
+  check_range_of<T>(static_cast<T>(L::max() - 200), L::max());
+  check_range_of<T>(L::max(), L::min());  // empty
+  check_range_of<T>(static_cast<T>(L::min() + 100), static_cast<T>(L::min() + 100));
+  if constexpr (std::is_signed_v<T>) {
+    check_range_of<T>(static_cast<T>(-3), static_cast<T>(3));
+    check_range_of<T>(static_cast<T>(-100), static_cast<T>(100));
+  } else {
+    check_range_of<T>(static_cast<T>(0), static_cast<T>(100));
+  }
+}
+
+}  // namespace
+
+// Every integral type, both signs, at its limits: the range size is computed in the type's
+// own unsigned counterpart (no promotion to int), so short and char ranges are right too.
+TEST_CASE("parallel_for and parallel_reduce over every integral type, at its limits") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  check_type<signed char>();
+  check_type<unsigned char>();
+  check_type<char>();
+  check_type<short>();
+  check_type<unsigned short>();
+  check_type<int>();
+  check_type<unsigned>();
+  check_type<long>();
+  check_type<unsigned long>();
+  check_type<long long>();
+  check_type<unsigned long long>();
+  check_type<wchar_t>();
+  check_type<char8_t>();
+  check_type<char16_t>();
+  check_type<char32_t>();
+  // The case that used to hang: a short range across zero.
+  std::atomic<int> n{0};
+  lumen::parallel_for(static_cast<short>(-3), static_cast<short>(3), [&](short) { n.fetch_add(1); });
+  CHECK(n.load() == 6);
+}
+
+// Bounds of mixed types compare as numbers: an empty range runs nothing whatever the types;
+// a negative bound that the index type (unsigned) cannot hold is refused, not wrapped.
+TEST_CASE("mixed bound types compare as numbers") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  std::atomic<int> ran{0};
+  lumen::parallel_for(5u, -1, [&](auto) { ran.fetch_add(1); });  // 5 > -1: empty
+  CHECK(ran.load() == 0);
+  CHECK_THROWS_AS(lumen::parallel_for(-3, 3u, [&](auto) { ran.fetch_add(1); }), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::parallel_reduce(-3, std::size_t{3}, 0, [](std::size_t) { return 1; }, std::plus<>()),
+                  lumen::usage_error);
+  CHECK(ran.load() == 0);
+  lumen::parallel_for(std::int8_t{-3}, 3L, [&](long) { ran.fetch_add(1); });  // common type long holds both
+  CHECK(ran.load() == 6);
 }

@@ -322,3 +322,29 @@ TEST_CASE("get with a timeout") {
   auto bad = lumen::submit([]() -> int { throw std::out_of_range("gone"); });
   CHECK_THROWS_AS(lumen::get(bad, 10s), std::out_of_range);
 }
+
+// get on an rvalue that is the object's last ref moves the value out and empties the ref, so
+// the moved-from value can never be read again; with other refs around it copies instead.
+TEST_CASE("get on the last ref moves the value out and empties the ref") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  auto t = lumen::put(std::vector<int>(1000, 7));
+  std::vector<int> v = lumen::get(std::move(t));
+  CHECK(v.size() == 1000);
+  CHECK_FALSE(t.valid());  // NOLINT(bugprone-use-after-move): the point of the test
+  CHECK_THROWS_AS(lumen::get(t), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::submit([](const std::vector<int>&) {}, t), lumen::usage_error);
+
+  auto shared = lumen::put(std::vector<int>(10, 3));
+  auto other = shared;
+  std::vector<int> copy = lumen::get(std::move(shared));
+  CHECK(copy.size() == 10);
+  CHECK(shared.valid());  // NOLINT(bugprone-use-after-move)
+  CHECK(lumen::get(other).size() == 10);
+  CHECK(lumen::get(shared).size() == 10);
+
+  // A task result, got through its last ref.
+  auto r = lumen::submit([] { return std::string(100, 'x'); });
+  std::string s = lumen::get(std::move(r));
+  CHECK(s.size() == 100);
+  CHECK_FALSE(r.valid());  // NOLINT(bugprone-use-after-move)
+}

@@ -3,8 +3,11 @@
 #include <doctest/doctest.h>
 #include <lumen/lumen.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <cstdint>
 #include <random>
@@ -264,4 +267,88 @@ TEST_CASE("concurrent use against a sequential model") {
   CHECK(stale_checks.load() > 0);
   CHECK(foreign_hits.load() > 0);  // the lookups did find objects, not only nothing
   CHECK(table.usage().live == base_live);
+}
+
+namespace {
+std::size_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+// Millions of objects put and dropped: once the runtime ends (or a worker idles), the large
+// segments of the table whose entries are all free go back to the system; ids of the dropped
+// objects still find nothing, and the table grows again as needed with fresh ids.
+TEST_CASE("the table gives the memory of dropped objects back") {
+#if defined(LUMEN_TEST_SANITIZED)
+  constexpr int kObjects = 400'000;
+#else
+  constexpr int kObjects = 3'000'000;
+#endif
+  ObjectTable& table = ObjectTable::instance();
+  std::vector<lumen::ObjectId> old_ids;
+  std::size_t peak_committed = 0, peak_resident = 0;
+  {
+    lumen::Runtime rt{lumen::Config{.workers = 2}};
+    std::vector<lumen::ObjectRef<std::uint64_t>> refs;
+    refs.reserve(kObjects);
+    for (int i = 0; i < kObjects; ++i) refs.push_back(lumen::put(static_cast<std::uint64_t>(i)));
+    for (int i = 0; i < kObjects; i += 9973) old_ids.push_back(refs[static_cast<std::size_t>(i)].id());
+    peak_committed = table.committed_bytes();
+    peak_resident = resident_bytes();
+    CHECK(peak_committed >= std::size_t{kObjects} * sizeof(ObjectSlot));
+  }  // refs go first, then the runtime, whose end trims the table
+  const std::size_t after_committed = table.committed_bytes();
+  const std::size_t after_resident = resident_bytes();
+  INFO("table " << peak_committed << " -> " << after_committed << " bytes; resident " << peak_resident << " -> "
+                << after_resident);
+  CHECK(after_committed < peak_committed / 4);
+  CHECK(after_resident + (peak_committed - after_committed) / 2 < peak_resident);
+  for (lumen::ObjectId id : old_ids) CHECK(table.acquire(id.value) == nullptr);
+
+  // The table grows back, and the objects made then are whole.
+  std::vector<lumen::ObjectRef<std::uint64_t>> again;
+  again.reserve(kObjects);
+  for (int i = 0; i < kObjects; ++i) again.push_back(lumen::put(static_cast<std::uint64_t>(i) * 3));
+  std::uint64_t bad = 0;
+  for (int i = 0; i < kObjects; ++i) bad += lumen::get(again[static_cast<std::size_t>(i)]) == static_cast<std::uint64_t>(i) * 3 ? 0 : 1;
+  CHECK(bad == 0);
+  for (lumen::ObjectId id : old_ids) CHECK(table.acquire(id.value) == nullptr);
+  for (std::size_t i = 0; i < again.size(); i += 9973) {
+    ObjectSlot* s = table.acquire(again[i].id().value);
+    REQUIRE(s == again[i].slot());
+    table.release(s);
+  }
+}
+
+// Trimming while other threads make and drop objects: nothing live is ever given back.
+TEST_CASE("trim under concurrent churn") {
+  ObjectTable& table = ObjectTable::instance();
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> bad{0};
+  std::vector<std::thread> churners;
+  for (int t = 0; t < 3; ++t) {
+    churners.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(t));
+      while (!stop.load()) {
+        std::vector<lumen::ObjectRef<std::uint64_t>> refs;
+        const std::size_t n = 1000 + rng() % 200'000;
+        refs.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) refs.push_back(lumen::put(i ^ 0x5555));
+        for (std::size_t i = 0; i < n; i += 7) bad += lumen::get(refs[i]) == (i ^ 0x5555) ? 0 : 1;
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) {
+    table.trim();
+    std::this_thread::sleep_for(1ms);
+  }
+  stop.store(true);
+  for (auto& t : churners) t.join();
+  CHECK(bad.load() == 0);
 }

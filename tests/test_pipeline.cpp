@@ -347,3 +347,26 @@ TEST_CASE("nested in tasks and task_group children") {
     CHECK(total.load() == 16);
   }
 }
+
+// A token count whose buffers could not fit in memory is refused before anything runs: a
+// count so large that the size wraps is a usage_error, one that is merely too large a
+// resource_error, never a bare std::bad_alloc or a short buffer written past its end.
+TEST_CASE("token counts too large to allocate") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  int calls = 0;
+  auto make = [&calls](std::size_t tokens) {
+    return lumen::pipeline(tokens)
+        .source([&calls](lumen::flow_control& fc) {
+          ++calls;
+          fc.stop();
+          return 0;
+        })
+        .sink(lumen::stage_mode::serial_in_order, [](int) {});
+  };
+  CHECK_THROWS_AS(make(SIZE_MAX).run(), lumen::usage_error);
+  CHECK_THROWS_AS(make(SIZE_MAX / 64 + 1).run(), lumen::usage_error);
+  CHECK_THROWS_AS(make(std::size_t{1} << 42).run(), lumen::resource_error);
+  CHECK(calls == 0);
+  make(1000).run();  // and a sane count still runs
+  CHECK(calls == 1);
+}

@@ -6,6 +6,9 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -16,9 +19,17 @@
 #include <thread>
 #include <vector>
 
+#include "gate.h"
+
 using namespace std::chrono_literals;
 
 namespace {
+
+#if defined(LUMEN_TEST_SANITIZED)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
 
 std::chrono::nanoseconds process_cpu_time() {
   timespec ts{};
@@ -337,4 +348,166 @@ TEST_CASE("the runtime in scope") {
   lumen::wait(std::vector<lumen::ObjectRef<void>>{r}, 1);
   eventually([&] { return outer.stats().tasks_run >= 1; });
   CHECK(outer.stats().tasks_run == 1);
+}
+
+// Runtimes destroyed in any order: the one in scope is always the newest that is still alive,
+// and a call after all of them are gone starts the default runtime, never a freed one.
+TEST_CASE("runtimes destroyed in any order") {
+  auto* a = new lumen::Runtime{lumen::Config{.workers = 1}};
+  auto* b = new lumen::Runtime{lumen::Config{.workers = 2}};
+  auto* c = new lumen::Runtime{lumen::Config{.workers = 3}};
+  auto workers_in_scope = [] { return lumen::get(lumen::submit([] { return lumen::detail::worker_scheduler(); })); };
+  CHECK(workers_in_scope() == &c->scheduler());
+  delete b;  // not the newest: c stays in scope
+  CHECK(workers_in_scope() == &c->scheduler());
+  delete c;  // a is the newest alive again
+  CHECK(workers_in_scope() == &a->scheduler());
+  auto* d = new lumen::Runtime{lumen::Config{.workers = 1}};
+  delete a;
+  CHECK(workers_in_scope() == &d->scheduler());
+  delete d;
+  CHECK(lumen::get(lumen::submit([] { return 7; })) == 7);  // the default runtime
+}
+
+// Every field of Config is checked when the Runtime is made.
+TEST_CASE("Config fields out of range are refused with usage_error") {
+  using lumen::Config;
+  CHECK_THROWS_AS(lumen::Runtime(Config{.workers = 100000}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.fiber_stack_size = SIZE_MAX}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.fiber_stack_size = 0}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.fiber_stack_size = 4096}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.max_blocking_threads = 0}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.max_blocking_threads = SIZE_MAX}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.idle_spin = std::chrono::microseconds(-1)}), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::Runtime(Config{.idle_spin = std::chrono::hours(1)}), lumen::usage_error);
+  for (double bad : {1e30, 1e300, -1.0, 0.5, std::numeric_limits<double>::infinity(), std::nan("")}) {
+    INFO(bad);
+    CHECK_THROWS_AS(lumen::Runtime(Config{.workers = 1, .resources = {{"gpu", bad}}}), lumen::usage_error);
+  }
+  CHECK_THROWS_AS(lumen::Runtime(Config{.workers = 1, .resources = {{"", 1}}}), lumen::usage_error);
+  try {
+    lumen::Runtime rt{Config{.fiber_stack_size = SIZE_MAX}};
+  } catch (const lumen::usage_error& e) {
+    CHECK(std::string(e.what()).find("fiber_stack_size") != std::string::npos);
+  }
+  // The limits themselves are accepted.
+  lumen::Runtime small{Config{.workers = 1, .fiber_stack_size = 16 * 1024, .max_blocking_threads = 1,
+                              .resources = {{"big", 4294967295.0}}, .idle_spin = std::chrono::microseconds(0)}};
+  CHECK(lumen::get(lumen::task([] { return 1; }).resources({{"big", 4294967295.0}}).submit()) == 1);
+}
+
+// A task's claim on a resource is checked the same way.
+TEST_CASE("resource claims out of range are refused with usage_error") {
+  lumen::Runtime rt{lumen::Config{.workers = 1, .resources = {{"gpu", 2}}}};
+  for (double bad : {1e30, 1e300, 3.0, 0.0, -1.0, 1.5, std::nan("")}) {
+    INFO(bad);
+    CHECK_THROWS_AS(lumen::task([] {}).resources({{"gpu", bad}}).submit(), lumen::usage_error);
+  }
+  try {
+    lumen::task([] {}).resources({{"gpu", 1e30}}).submit();
+  } catch (const lumen::usage_error& e) {
+    CHECK(std::string(e.what()).find("1e+30") != std::string::npos);  // the number as given, not 0
+  }
+}
+
+// While a Runtime's destructor waits for its tasks, a thread that submits to it gets
+// shutdown_error; it never silently starts another runtime meanwhile.
+TEST_CASE("submits from other threads during shutdown get shutdown_error") {
+  auto* rt = new lumen::Runtime{lumen::Config{.workers = 1}};
+  Gate gate;
+  auto held = lumen::submit([&gate] { return lumen::get(gate.ref); });  // keeps rt draining
+  std::thread destroyer([rt] { delete rt; });
+  int refused = 0;
+  // Wait until the destructor has started (it refuses from then on), then try a few times.
+  for (int i = 0; i < 200000 && refused < 5; ++i) {
+    try {
+      auto r = lumen::submit([] { return 1; });
+      CHECK(lumen::detail::worker_scheduler() == nullptr);
+      std::this_thread::yield();
+    } catch (const lumen::shutdown_error&) {
+      ++refused;
+    }
+  }
+  CHECK(refused == 5);
+  gate.open(3);
+  destroyer.join();
+  CHECK(lumen::get(held) == 3);
+}
+
+// Threads submitting while another thread destroys the runtime: each submit succeeds (the
+// task runs) or gets shutdown_error; none reads a runtime that is being freed (ThreadSanitizer
+// and AddressSanitizer check that).
+TEST_CASE("submitting while a runtime is destroyed on another thread") {
+  for (int round = 0; round < (sanitized ? 10 : 40); ++round) {
+    auto* rt = new lumen::Runtime{lumen::Config{.workers = 2}};
+    std::atomic<bool> stop{false};
+    std::atomic<int> ran{0}, accepted{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < 3; ++t) {
+      submitters.emplace_back([&] {
+        while (!stop.load()) {
+          try {
+            lumen::submit([&ran] { ran.fetch_add(1); });
+            accepted.fetch_add(1);
+          } catch (const lumen::shutdown_error&) {
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(1ms);
+    delete rt;
+    stop.store(true);
+    for (auto& t : submitters) t.join();
+    // Accepted tasks all ran: on rt, or on the default runtime once rt was gone.
+    eventually([&] { return ran.load() == accepted.load(); });
+    CHECK(ran.load() == accepted.load());
+  }
+}
+
+// A Runtime destroyed by one of its own tasks does not wait for that task (which would never
+// end): it stops taking outside work and finishes its shutdown after the task returns.
+TEST_CASE("a runtime destroyed by its own task") {
+  auto* rt = new lumen::Runtime{lumen::Config{.workers = 2}};
+  std::atomic<bool> after{false};
+  auto r = lumen::submit([rt, &after] {
+    delete rt;
+    after.store(true);
+    return 5;
+  });
+  CHECK(lumen::get(r) == 5);
+  CHECK(after.load());
+}
+
+// A thread that submits to two runtimes in turn keeps one queue in each; a thread that exits
+// hands its queue to the next thread that submits.
+TEST_CASE("threads that submit keep one queue per runtime, and pass it on when they exit") {
+  lumen::Runtime a{lumen::Config{.workers = 1}};
+  lumen::Runtime b{lumen::Config{.workers = 1}};
+  std::thread alternating([&] {
+    for (int i = 0; i < 200; ++i) {
+      auto on_a = lumen::detail::submit_with(a.scheduler(), nullptr, [] { return 1; });
+      auto on_b = lumen::detail::submit_with(b.scheduler(), nullptr, [] { return 2; });
+      CHECK(lumen::get(on_a) + lumen::get(on_b) == 3);
+    }
+  });
+  alternating.join();
+  CHECK(a.stats().outside_queues == 1);
+  CHECK(b.stats().outside_queues == 1);
+  for (int i = 0; i < 100; ++i) {
+    std::thread once([&] { CHECK(lumen::get(lumen::detail::submit_with(a.scheduler(), nullptr, [] { return 1; })) == 1); });
+    once.join();
+  }
+  CHECK(a.stats().outside_queues == 1);
+}
+
+// Priority tasks submitted while every worker sleeps always wake one (the sleeper's last look
+// at the priority queue is ordered with the push).
+TEST_CASE("a priority task wakes a sleeping runtime") {
+  lumen::Runtime rt{lumen::Config{.workers = 2, .idle_spin = std::chrono::microseconds(0)}};
+  for (int i = 0; i < (sanitized ? 50 : 300); ++i) {
+    eventually([&] { return rt.stats().tasks_pending == 0; });
+    auto r = lumen::task([i] { return i; }).priority(1 + i % 3).submit();
+    // The timeout only keeps a lost wake-up from hanging the suite.
+    CHECK(lumen::get(r, 10s) == i);
+  }
 }

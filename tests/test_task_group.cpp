@@ -297,3 +297,30 @@ TEST_CASE("destructor waits for children") {
     }());
   }
 }
+
+// A task_group owned by a thread that is not a worker counts as its runtime's work: the
+// Runtime's destructor, on another thread, waits for its children (and for wait()); run()
+// after the runtime is gone throws shutdown_error instead of touching it.
+TEST_CASE("a task_group outside the workers holds its runtime until wait()") {
+  auto* rt = new lumen::Runtime{lumen::Config{.workers = 2}};
+  std::atomic<bool> child_done{false};
+  std::atomic<bool> destroyed{false};
+  {
+    lumen::task_group g;
+    g.run([&] {
+      std::this_thread::sleep_for(20ms);
+      child_done.store(true);
+    });
+    std::thread destroyer([&] {
+      delete rt;
+      destroyed.store(true);
+    });
+    std::this_thread::sleep_for(5ms);
+    CHECK_FALSE(destroyed.load());  // still waiting for the group
+    g.wait();
+    CHECK(child_done.load());
+    destroyer.join();
+    CHECK(destroyed.load());
+    CHECK_THROWS_AS(g.run([] {}), lumen::shutdown_error);
+  }
+}

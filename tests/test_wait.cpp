@@ -154,3 +154,57 @@ TEST_CASE("many external threads blocked in get wake together") {
   for (auto& t : threads) t.join();
   for (int v : seen) CHECK(v == 42);
 }
+
+// Timeouts too long to add to now() mean "no deadline": get and wait block until the object
+// is ready (they used to overflow and time out at once). Negative ones poll.
+TEST_CASE("timeouts of any length") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  auto later = [] {
+    return lumen::submit([] { return lumen::blocking([] {
+                                std::this_thread::sleep_for(20ms);
+                                return 1;
+                              }); });
+  };
+  CHECK(lumen::get(later(), std::chrono::hours::max()) == 1);
+  CHECK(lumen::get(later(), std::chrono::seconds::max()) == 1);
+  CHECK(lumen::get(later(), std::chrono::nanoseconds::max()) == 1);
+  CHECK(lumen::get(later(), std::chrono::duration<int, std::milli>::max()) == 1);
+  CHECK(lumen::get(later(), std::chrono::duration<double>(1e300)) == 1);
+  CHECK(lumen::get(later(), std::chrono::duration<unsigned long long, std::nano>::max()) == 1);
+  auto r = later();
+  CHECK(lumen::wait(Refs{r}, 1, std::chrono::hours::max()).ready.size() == 1);
+  // Inside a task too (the deadline goes to the runtime's timer).
+  CHECK(lumen::get(lumen::submit([later] { return lumen::get(later(), std::chrono::hours::max()); })) == 1);
+  // Negative and zero: look once.
+  Gate gate;
+  CHECK_THROWS_AS(lumen::get(gate.ref, std::chrono::seconds(-5)), lumen::timeout_error);
+  CHECK_THROWS_AS(lumen::get(gate.ref, std::chrono::hours::min()), lumen::timeout_error);
+  CHECK(lumen::wait(Refs{gate.ref}, 1, std::chrono::milliseconds(0)).ready.empty());
+}
+
+// A wait that times out takes its waiter back off the object and cancels its timer: a loop
+// polling a pending object leaves nothing behind (the object's waiter list stays empty).
+TEST_CASE("timed-out waits leave no waiter behind") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  Gate gate;
+  auto waiters = [&gate] { return gate.ref.slot()->waiters.load(); };
+  for (int i = 0; i < 2000; ++i) {
+    CHECK_THROWS_AS(lumen::get(gate.ref, 1us), lumen::timeout_error);
+    CHECK(lumen::wait(Refs{gate.ref}, 1, 1us).ready.empty());
+  }
+  CHECK(waiters() == 0);
+  // The same from inside a task, whose waits park and use the runtime's timer, with deadlines
+  // far away (their timers would otherwise pile up).
+  auto poller = lumen::submit([g = gate.ref] {
+    int timeouts = 0;
+    for (int i = 0; i < 500; ++i) {
+      auto r = lumen::wait(Refs{g}, 1, 1us);
+      timeouts += r.ready.empty() ? 1 : 0;
+    }
+    return timeouts;
+  });
+  CHECK(lumen::get(poller) == 500);
+  CHECK(waiters() == 0);
+  gate.open(1);
+  CHECK(lumen::get(gate.ref) == 1);
+}

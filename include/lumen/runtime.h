@@ -75,8 +75,12 @@ struct Stats {
   std::uint64_t fibers_pooled = 0;   // idle fibers kept for reuse now
   std::uint64_t objects_live = 0;    // objects in the table (all runtimes share it)
   std::uint64_t object_bytes = 0;    // bytes of their values
+  std::uint64_t object_table_bytes = 0;  // memory of the table's entries, live and free (given-back
+                                         // free memory not counted)
   std::vector<std::size_t> queue_lengths;  // tasks queued on each worker
   bool injection_queued = false;           // tasks from other threads not yet taken
+  std::size_t outside_queues = 0;          // queues of threads that are not workers (one per thread
+                                           // that submits; a thread's queue passes on when it exits)
   std::size_t blocking_threads = 0;        // threads started for lumen::blocking
   std::uint64_t actors_alive = 0;          // actors not ended (restarting ones count)
   std::uint64_t actor_calls_queued = 0;    // calls queued or running

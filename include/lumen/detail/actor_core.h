@@ -175,9 +175,13 @@ class ActorCore : public Task {
   void end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result = nullptr,
                     bool constructor_failed = false) noexcept;
   void destroy() noexcept;
+  // The drain task's own copy follows s; what callers see never leaves `dead` (a kill for
+  // good marks it from the caller's thread while the drain task may be restarting).
   void set_state(State s) noexcept {
     drain_state_ = s;
-    state_.store(s, std::memory_order_release);
+    State seen = state_.load(std::memory_order_relaxed);
+    while (seen != State::dead && !state_.compare_exchange_weak(seen, s, std::memory_order_acq_rel)) {
+    }
   }
 
   // What callers touch.

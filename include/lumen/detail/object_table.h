@@ -1,13 +1,16 @@
 // The object table: every task result and every put() lives in one slot of it.
 //
-// A slot is a fixed 64-byte entry in a segmented array that never moves or shrinks, so a
-// pointer to a slot stays valid for the life of the process and lookups need no locks:
+// A slot is a fixed 64-byte entry in a segmented array that never moves, so a pointer to a
+// slot stays valid for the life of the process and lookups need no locks:
 //  - an id is (generation << 32 | index); the generation changes each time a slot is reused,
 //    so a stale id never finds a newer object;
 //  - the reference count and the generation share one 64-bit word, so "look up by id and take
 //    a reference" is a single compare-and-swap that fails once the count has reached zero;
-//  - free slots sit in a small per-thread cache, or in a Treiber stack whose head carries an
-//    ABA tag;
+//  - free slots sit in a small per-thread cache, or in their segment's free list; slots are
+//    taken from the lowest segment that has free ones, so that high segments empty out;
+//  - a segment whose slots are all free can be given back to the system (trim()): its pages
+//    are dropped and read as zeros, generation 0, which no id names. When slots run short it
+//    comes back, its generations carrying on above every one it had before.
 //  - waiters form a lock-free stack in the slot; resolving the object swaps in kResolved and
 //    wakes everything that was pushed before. A waiter that gives up (a timed-out wait) takes
 //    its node out under a lock bit in the same word, which pushes and the resolve wait out.
@@ -128,23 +131,37 @@ class ObjectTable {
   };
   Usage usage() const noexcept;  // scans the table: for stats, not for hot paths
 
-  // Returns free slots to the shared free list (a thread's cache of them, when it exits).
+  // Returns free slots to their segments' free lists (a thread's cache of them).
   void give_back(const std::uint32_t* indexes, std::uint32_t n) noexcept;
+
+  // Gives back to the system the memory of every large segment whose slots are all free, and
+  // asks threads to return the free slots they cache, so that a later trim finds more. Returns
+  // the bytes given back. Runs at the end of each Runtime and now and then on an idle worker;
+  // cheap when there is nothing to give back.
+  std::size_t trim() noexcept;
+  // Pages of the table that hold slots (given-back segments not counted).
+  std::size_t committed_bytes() const noexcept;
 
  private:
   static constexpr unsigned kBaseShift = 10;  // segment k holds 1024 << k slots
   static constexpr unsigned kSegments = 22;
+  // Segments from 64 Ki slots (4 MiB) up are given back when free; smaller ones stay.
+  static constexpr unsigned kFirstTrimmedSegment = 6;
 
-  ObjectTable() = default;
+  struct SegmentState;
+
+  ObjectTable();
   ObjectSlot* slot_at(std::uint32_t index) const noexcept;
-  void ensure_segment(std::uint32_t index);
   ObjectSlot* take_slot();
+  std::uint32_t refill(std::uint32_t* out, std::uint32_t max);
   void free_slot(ObjectSlot* s) noexcept;
+  bool trim_segment(unsigned k) noexcept;
 
   std::atomic<ObjectSlot*> segments_[kSegments]{};
-  alignas(64) std::atomic<std::uint64_t> free_head_{0};  // tag << 32 | (index + 1)
-  alignas(64) std::atomic<std::uint32_t> fresh_reserved_{0};  // slots ever handed out
-  std::atomic<std::uint32_t> fresh_{0};  // every slot below has its segment: lookups stay below
+  SegmentState* state_;  // kSegments of them
+  alignas(64) std::atomic<std::uint32_t> nonempty_{0};  // bit k: segment k's free list may hold slots
+  alignas(64) std::atomic<std::uint64_t> cache_epoch_{0};  // bumped to ask threads for their cached slots
+  std::atomic<std::uint32_t> fresh_{0};  // no slot at or above it was ever handed out: lookups stay below
 };
 
 // Typed access to a slot's value.

@@ -1,0 +1,66 @@
+// Allocation failures on paths that cannot throw: a worker's deque that cannot grow, a
+// thread's queue that cannot grow. This program replaces operator new so that large
+// allocations fail while `refuse_large` is set; the task must still run, through the
+// runtime's queues that need no memory.
+#include <doctest/doctest.h>
+#include <lumen/lumen.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace {
+std::atomic<bool> refuse_large{false};
+std::atomic<int> refused{0};
+constexpr std::size_t kLarge = 16 * 1024;
+
+void* checked_allocation(std::size_t n) {
+  if (n >= kLarge && refuse_large.load(std::memory_order_relaxed)) {
+    refused.fetch_add(1, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return checked_allocation(n); }
+void* operator new[](std::size_t n) { return checked_allocation(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+// A task that spawns more children than its deque holds while the deque cannot grow: the
+// overflow goes to the shared queue and every child runs.
+TEST_CASE("a deque that cannot grow sends its overflow to the shared queue") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  std::atomic<int> ran{0};
+  auto r = lumen::submit([&ran] {
+    refuse_large.store(true);
+    lumen::task_group g;
+    for (int i = 0; i < 20'000; ++i) g.run([&ran] { ran.fetch_add(1); });
+    g.wait();
+    refuse_large.store(false);
+    return 1;
+  });
+  CHECK(lumen::get(r) == 1);
+  CHECK(ran.load() == 20'000);
+  CHECK(refused.load() > 0);
+}
+
+// A thread outside the workers submits more than its queue holds while it cannot grow.
+TEST_CASE("a thread's queue that cannot grow sends its overflow to the shared queue") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  refused.store(0);
+  std::vector<lumen::ObjectRef<int>> refs;
+  refs.reserve(20'000);
+  refuse_large.store(true);
+  for (int i = 0; i < 20'000; ++i) refs.push_back(lumen::submit([i] { return i; }));
+  refuse_large.store(false);
+  long sum = 0;
+  for (auto& r : refs) sum += lumen::get(r);
+  CHECK(sum == 20'000L * 19'999 / 2);
+  CHECK(refused.load() > 0);
+}
