@@ -56,14 +56,15 @@ namespace {
 Failure g_out_of_memory{std::make_exception_ptr(std::bad_alloc()), "", "out of memory while recording a task's failure", {1}};
 }  // namespace
 
-Failure* make_failure(std::exception_ptr error, std::string_view task_name) noexcept {
+Failure* make_failure(std::exception_ptr&& error, std::string_view task_name) noexcept {
   try {
     auto f = std::make_unique<Failure>();
-    f->error = error;
     f->task_name = task_name;
     f->description = describe(error, task_name);
+    f->error = std::move(error);
     return f.release();
   } catch (...) {
+    error = nullptr;
     retain(&g_out_of_memory);
     return &g_out_of_memory;
   }

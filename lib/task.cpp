@@ -49,7 +49,8 @@ bool SubmitTaskBase::retry_after_error() noexcept {
 
 void SubmitTaskBase::fail(std::exception_ptr e) noexcept {
   static const std::string unnamed;
-  ObjectTable::instance().fail(result, make_failure(std::move(e), settings != nullptr ? settings->name : unnamed), true);
+  Failure* f = make_failure(std::move(e), settings != nullptr ? settings->name : unnamed);
+  ObjectTable::instance().fail(result, f, true);
 }
 
 void SubmitTaskBase::finish() noexcept {

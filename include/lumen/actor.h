@@ -126,7 +126,8 @@ struct ForwardResult : Waiter {
         error = std::current_exception();
       }
       if (error != nullptr) {
-        ObjectTable::instance().fail(out, make_failure(std::move(error), "actor method result"), true);
+        Failure* f = make_failure(std::move(error), "actor method result");
+        ObjectTable::instance().fail(out, f, true);
         return;
       }
     }
@@ -176,7 +177,8 @@ struct ActorCallFrame final : ActorCall {
     try {
       unmet = self->await_arguments();
     } catch (...) {  // the wait itself failed (no fiber left to park on)
-      unmet = make_failure(std::current_exception(), current_actor_context()->actor->settings().name);
+      std::exception_ptr why = std::current_exception();
+      unmet = make_failure(std::move(why), current_actor_context()->actor->settings().name);
     }
     if (unmet != nullptr) {
       ObjectTable::instance().fail(out, unmet, true);
@@ -210,7 +212,8 @@ struct ActorCallFrame final : ActorCall {
       ctx->exit_result = out;
     } else if (out != nullptr) {
       if (error != nullptr) {
-        ObjectTable::instance().fail(out, make_failure(std::move(error), ctx->actor->settings().name), true);
+        Failure* f = make_failure(std::move(error), ctx->actor->settings().name);
+        ObjectTable::instance().fail(out, f, true);
       } else {
         ObjectTable::instance().resolve(out, ObjectState::ready, true);
       }

@@ -179,7 +179,8 @@ auto blocking(F&& f) -> std::decay_t<std::invoke_result_t<F&>> {
       if (error == nullptr) {
         detail::ObjectTable::instance().resolve(slot, detail::ObjectState::ready);
       } else {
-        detail::ObjectTable::instance().fail(slot, detail::make_failure(std::move(error), "blocking"));
+        detail::Failure* f = detail::make_failure(std::move(error), "blocking");
+        detail::ObjectTable::instance().fail(slot, f);
       }
     }
   };

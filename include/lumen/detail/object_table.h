@@ -50,7 +50,11 @@ struct Failure {
 };
 
 // Never fails: without memory for a new one it returns a shared failure carrying std::bad_alloc.
-Failure* make_failure(std::exception_ptr error, std::string_view task_name) noexcept;
+// Takes the caller's reference to the exception (the caller's pointer is left empty), so that
+// no copy of it outlives the publication of the failure on the caller's thread: the
+// exception must be freed by whoever lets go of the failure last, not by a temporary that a
+// waiter never synchronized with.
+Failure* make_failure(std::exception_ptr&& error, std::string_view task_name) noexcept;
 // "<exception type>: <what()>".
 std::string describe_exception(std::exception_ptr error);
 inline void retain(Failure* f) noexcept { f->refs.fetch_add(1, std::memory_order_relaxed); }
