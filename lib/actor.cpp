@@ -96,8 +96,7 @@ Failure* ActorCore::death() const noexcept {
 Failure* ActorCore::death_notice(std::string_view why) const noexcept {
   std::exception_ptr error;
   try {
-    std::string who = settings_.name.empty() ? "actor #" + std::to_string(id_) : "actor '" + settings_.name + "'";
-    error = std::make_exception_ptr(actor_died("lumen: " + who + " died: " + std::string(why)));
+    error = std::make_exception_ptr(actor_died(id_, settings_.name, std::string(why)));
   } catch (...) {
     error = std::current_exception();  // std::bad_alloc: the call still fails, with that
   }

@@ -163,23 +163,15 @@ void replace_first(std::string& text, std::string_view from, std::string_view to
   if (at != npos) text.replace(at, from.size(), to);
 }
 
-// lumen: "actor 'Q' died: WHY" or "actor #ID died: WHY", ID in decimal and WHY in lumen's
-// calls. Ray: "The actor 'NAME' died: WHY", or the actor's ID() for an anonymous one.
-std::string actor_death_in_ray_terms(std::string_view text) {
-  std::string out = in_ray_terms(text, false);
-  replace_first(out, "Actor ", "The actor ");
-  replace_first(out, "exit_actor() was called", "ray::ExitActor() was called");
-  replace_first(out, "its runtime shut down", "ray::Shutdown() stopped it");
-  replace_first(out, "its constructor threw", "its factory threw");
-  constexpr std::string_view numbered = "The actor #";
-  if (out.substr(0, numbered.size()) == numbered) {
-    std::string_view digits(out);
-    digits = digits.substr(numbered.size(), digits.find_first_not_of("0123456789", numbered.size()) - numbered.size());
-    std::uint64_t id = 0;
-    if (std::from_chars(digits.data(), digits.data() + digits.size(), id).ec == std::errc())
-      out.replace(numbered.size() - 1, digits.size() + 1, object_id_text(id));
-  }
-  return out;
+// Ray: "The actor 'NAME' died: WHY", or the actor's ID() for an anonymous one, WHY in Ray's calls.
+std::string actor_death_in_ray_terms(const lumen::actor_died& e) {
+  std::string who = e.actor_name().empty() ? object_id_text(e.actor_id())
+                                           : with_ray_actor_names("'" + e.actor_name() + "'", false);
+  std::string why = with_ray_actor_names(e.reason(), false);
+  replace_first(why, "exit_actor() was called", "ray::ExitActor() was called");
+  replace_first(why, "its runtime shut down", "ray::Shutdown() stopped it");
+  replace_first(why, "its constructor threw", "its factory threw");
+  return "The actor " + who + " died: " + why;
 }
 
 }  // namespace
@@ -209,7 +201,7 @@ std::string actor_death_in_ray_terms(std::string_view text) {
   } catch (const lumen::timeout_error&) {
     throw RayTimeoutException("Get timed out: some object(s) not ready.");
   } catch (const lumen::actor_died& e) {
-    throw RayActorException(actor_death_in_ray_terms(e.what()));
+    throw RayActorException(actor_death_in_ray_terms(e));
   } catch (const lumen::shutdown_error&) {
     throw RayException(kShuttingDown);
   } catch (const lumen::error& e) {

@@ -16,7 +16,12 @@ else
   opts=(--buildtype=debugoptimized "-Db_sanitize=$sanitize" -Db_lundef=false -Dbench=false)
 fi
 [ -d "$dir" ] || meson setup "$dir" "${opts[@]}" >/dev/null
-ninja -C "$dir" >/dev/null
+# Quiet while it builds; the compiler's words when it fails.
+if ! ninja -C "$dir" >"$dir/build-output.txt" 2>&1; then
+  grep -E -B2 -A12 "error|FAILED" "$dir/build-output.txt" | head -200
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 # allocator_may_return_null: an allocation too large to serve fails as it would without the
 # sanitizer (std::bad_alloc), which tests of huge requests rely on.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 allocator_may_return_null=1 ${TSAN_OPTIONS:-}"

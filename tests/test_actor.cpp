@@ -587,3 +587,31 @@ TEST_CASE("calls racing the end of the actor's runtime") {
     CHECK_THROWS_AS(lumen::get(a.call(&Counter::add, 1)), lumen::actor_died);
   }
 }
+
+// actor_died says which actor ended and why, in parts as well as in what().
+TEST_CASE("actor_died names the actor and the reason") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  struct Plain {
+    int one() { return 1; }
+  };
+  auto named = lumen::actor<Plain>(lumen::ActorOptions{.name = "ledger"});
+  auto anonymous = lumen::actor<Plain>();
+  named.kill();
+  anonymous.kill();
+  try {
+    lumen::get(named.call(&Plain::one));
+    FAIL("the call should have failed");
+  } catch (const lumen::actor_died& e) {
+    CHECK(e.actor_name() == "ledger");
+    CHECK(e.actor_id() == named.id());
+    CHECK(e.reason() == "it was killed");
+    CHECK(std::string(e.what()) == "lumen: actor 'ledger' died: it was killed");
+  }
+  try {
+    lumen::get(anonymous.call(&Plain::one));
+    FAIL("the call should have failed");
+  } catch (const lumen::actor_died& e) {
+    CHECK(e.actor_name().empty());
+    CHECK(std::string(e.what()) == "lumen: actor #" + std::to_string(anonymous.id()) + " died: it was killed");
+  }
+}

@@ -5,9 +5,11 @@
 // lumen::error_of(ref) as a task_error.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace lumen {
 
@@ -45,10 +47,27 @@ class resource_error : public error {
 };
 
 // A call to an actor that has ended: killed, stopped by exit_actor(), failed in its
-// constructor, or gone with its runtime. what() says which actor and why.
+// constructor, or gone with its runtime. what() says which actor and why; the parts are there
+// to read on their own as well.
 class actor_died : public error {
  public:
-  using error::error;
+  actor_died(std::uint64_t actor_id, std::string actor_name, std::string reason)
+      : error("lumen: " + (actor_name.empty() ? "actor #" + std::to_string(actor_id) : "actor '" + actor_name + "'") +
+              " died: " + reason),
+        actor_id_(actor_id),
+        actor_name_(std::move(actor_name)),
+        reason_(std::move(reason)) {}
+  // The id of ActorHandle::id().
+  std::uint64_t actor_id() const noexcept { return actor_id_; }
+  // ActorOptions::name, or empty for an anonymous actor.
+  const std::string& actor_name() const noexcept { return actor_name_; }
+  // Why it ended, e.g. "it was killed", "its constructor threw std::runtime_error: ...".
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::uint64_t actor_id_;
+  std::string actor_name_;
+  std::string reason_;
 };
 
 // Describes a failed task: its name, and the exception it threw (or that a dependency threw).
