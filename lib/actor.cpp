@@ -131,7 +131,17 @@ void ActorCore::schedule() noexcept {
 void ActorCore::kill(bool no_restart) {
   Caller caller(*this);
   if (!caller.alive()) return;
-  begin_task(*sched_);
+  const int restarts = restarts_used_.load(std::memory_order_relaxed);
+  const bool final = no_restart || (settings_.max_restarts >= 0 && restarts >= settings_.max_restarts);
+  try {
+    begin_task(*sched_);
+  } catch (const shutdown_error&) {
+    // The runtime is shutting down, which restarts nothing: the kill is final. Marked dead,
+    // the actor fails what is queued (its drain task sees the mark) and its instance ends with
+    // the runtime; no marker, which the runtime would no longer take from this thread.
+    mark_dead(death_notice("it was killed"));
+    return;
+  }
   ActorCall* marker = nullptr;
   try {
     marker = create<ActorCall>();
@@ -139,11 +149,10 @@ void ActorCore::kill(bool no_restart) {
     end_task(*sched_);
     throw;
   }
-  const int restarts = restarts_used_.load(std::memory_order_relaxed);
-  marker->no_restart = no_restart || (settings_.max_restarts >= 0 && restarts >= settings_.max_restarts);
+  marker->no_restart = final;
   // An end for good shows at once: later calls fail, dead() is true and the name is free.
   // The drain task fails the calls that were pending and destroys the instance.
-  if (marker->no_restart) mark_dead(death_notice("it was killed"));
+  if (final) mark_dead(death_notice("it was killed"));
   mailbox_.push(marker);
   kills_requested_.fetch_add(1, std::memory_order_seq_cst);
   schedule();
@@ -259,6 +268,14 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
       ObjectTable::instance().fail(out, exit_reason, true);
     }
     if (exit_reason != nullptr) detail::release(exit_reason);
+    return Step::progress;
+  }
+  // Dead for callers, but no marker taken yet: a kill for good whose marker is on its way, or a
+  // kill that pushed none (its runtime was shutting down). What is queued now was pending at
+  // the kill: it fails, and the instance ends (a marker that comes later finds nothing to do).
+  if (state_.load(std::memory_order_acquire) == State::dead) {
+    if (running_.load(std::memory_order_seq_cst) != 0) return Step::idle;
+    end_instance(death(), true, Pending::all_visible);
     return Step::progress;
   }
   if (state == State::starting) {
@@ -560,21 +577,37 @@ ActorCore* ActorDirectory::find(const Scheduler& s, const std::string& name, con
 void ActorDirectory::end_runtime(const Scheduler& s) noexcept {
   std::vector<ActorCore*> ending;
   std::vector<ActorCore*> named;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (ActorCore* a : live_) {
-      if (a->sched_ != &s) continue;
-      a->add_ref();
-      ending.push_back(a);
-      if (a->named_) {
-        a->named_ = false;
-        named.push_back(a);
+  // A core whose last reference is going (another thread is destroying it) cannot be taken:
+  // wait until it has left the list, so that none of s's actors outlives it unmarked.
+  for (;;) {
+    bool dying = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (ActorCore* a : live_) {
+        if (a->sched_ != &s) continue;
+        if (a->try_add_ref()) {
+          ending.push_back(a);
+        } else {
+          dying = true;
+        }
+      }
+      if (!dying) {
+        for (ActorCore* a : ending) {
+          if (a->named_) {
+            a->named_ = false;
+            named.push_back(a);
+          }
+        }
+        for (auto it = names_.begin(); it != names_.end();) {
+          it = it->first.first == &s ? names_.erase(it) : std::next(it);
+        }
+        retired_calls_.erase(&s);
+        break;
       }
     }
-    for (auto it = names_.begin(); it != names_.end();) {
-      it = it->first.first == &s ? names_.erase(it) : std::next(it);
-    }
-    retired_calls_.erase(&s);
+    for (ActorCore* a : ending) a->release();  // outside the lock: a release may destroy the core
+    ending.clear();
+    std::this_thread::yield();
   }
   // Destructors run outside the lock: they may let go of handles to other actors.
   for (ActorCore* a : ending) a->end_with_runtime();

@@ -11,6 +11,7 @@
 #include "lumen/error.h"
 
 #if defined(LUMEN_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(LUMEN_TSAN)
@@ -30,7 +31,18 @@ StackPool::~StackPool() {
   for (auto& s : free_) unmap(s);
 }
 
+namespace {
+// AddressSanitizer keeps what it marked on a stack (frames that ended while their fiber was
+// switched away, say) across unmapping and mapping at the same address: a stack starts clean.
+void clean_for_asan([[maybe_unused]] const boost::context::stack_context& s) noexcept {
+#if defined(LUMEN_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(s.sp) - s.size, s.size);
+#endif
+}
+}  // namespace
+
 void StackPool::unmap(const boost::context::stack_context& s) const noexcept {
+  clean_for_asan(s);
   ::munmap(static_cast<char*>(s.sp) - s.size - guard_, s.size + guard_);
 }
 
@@ -41,6 +53,7 @@ boost::context::stack_context StackPool::take(bool reserved) {
     if (!free_.empty()) {
       boost::context::stack_context s = free_.back();
       free_.pop_back();
+      clean_for_asan(s);
       return s;
     }
     if (!reserved && max_ != 0 && live_ >= max_ + reserved_)
@@ -71,6 +84,7 @@ boost::context::stack_context StackPool::take(bool reserved) {
   boost::context::stack_context s;
   s.size = size_;
   s.sp = static_cast<char*>(base) + guard_ + size_;
+  clean_for_asan(s);
   return s;
 }
 

@@ -326,7 +326,9 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
         continue;
       }
     }
-    if (room_to_run_inline()) {
+    // Past half the stack, other workers get a while to take the work first; then this one
+    // runs it anyway (the rest of the stack beats waiting on work nobody else will take).
+    if (room_to_run_inline() || idle_rounds >= 1024) {
       if (Task* t = find_task()) {
         ++depth_;  // not the loop's own run: completions are not deferred
         run_detached_from_caller([t] { t->run(t); });
@@ -341,6 +343,7 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
     } else {
       std::this_thread::yield();
     }
+    idle_rounds = std::min(idle_rounds, 1u << 20);
   }
 }
 

@@ -24,7 +24,7 @@ if ! ninja -C "$dir" >"$dir/build-output.txt" 2>&1; then
 fi
 # allocator_may_return_null: an allocation too large to serve fails as it would without the
 # sanitizer (std::bad_alloc), which tests of huge requests rely on.
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 allocator_may_return_null=1 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 allocator_may_return_null=1 suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}"
 export ASAN_OPTIONS="detect_leaks=1 allocator_may_return_null=1 ${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 ${UBSAN_OPTIONS:-}"
 set +e

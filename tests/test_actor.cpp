@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -614,4 +615,52 @@ TEST_CASE("actor_died names the actor and the reason") {
     CHECK(e.actor_name().empty());
     CHECK(std::string(e.what()) == "lumen: actor #" + std::to_string(anonymous.id()) + " died: it was killed");
   }
+}
+
+// The runtime ends while another thread drops the last handles of its actors: every actor is
+// either ended by the runtime or destroyed by its last handle, never both (a core whose count
+// reached zero is not revived), and nothing hangs.
+TEST_CASE("the runtime ends while the last handles go on another thread") {
+  for (int round = 0; round < (kSanitized ? 100 : 1000); ++round) {
+    auto rt = std::make_unique<lumen::Runtime>(lumen::Config{.workers = 1});
+    std::vector<lumen::ActorHandle<Counter>> handles;
+    for (int i = 0; i < 16; ++i) handles.push_back(lumen::actor<Counter>(i));
+    std::atomic<bool> go{false};
+    std::thread dropper([&] {
+      while (!go.load()) {
+      }
+      for (auto& h : handles) h = {};
+    });
+    go.store(true);
+    rt.reset();
+    dropper.join();
+  }
+}
+
+// kill() from another thread while the actor's runtime drains is final and does not throw:
+// the actor is dead at once and its queued calls fail.
+TEST_CASE("kill while the actor's runtime shuts down") {
+  lumen::ActorHandle<Counter> a;
+  lumen::ObjectRef<int> queued;
+  std::atomic<bool> killed{false};
+  std::thread killer;
+  std::optional<Gate> gate_holder;  // outlives the runtime: the destructor must wait on it
+  {
+    lumen::Runtime rt{lumen::Config{.workers = 1}};
+    Gate& gate = gate_holder.emplace();
+    a = lumen::actor<Counter>(lumen::ActorOptions{.max_restarts = -1}, 0);
+    auto busy = a.call([](Counter&, const lumen::ObjectRef<int>& g) { return lumen::get(g); }, gate.ref);
+    queued = a.call(&Counter::add, 1);
+    killer = std::thread([&] {
+      // The runtime's destructor is waiting for `busy` by now (it waits for the gate).
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      a.kill(false);
+      killed.store(true);
+      gate.open(2);
+    });
+  }
+  killer.join();
+  CHECK(killed.load());
+  CHECK(a.dead());
+  CHECK_THROWS_AS(lumen::get(queued), lumen::actor_died);
 }

@@ -381,7 +381,8 @@ class ActorHandle {
   // no_restart = false and restarts left, run on the rebuilt actor as max_task_retries
   // allows); a call already running finishes first, and the instance is destroyed after it.
   // An end for good (no restarts left) shows when kill() returns: dead() is true, get_actor
-  // no longer finds the actor, its name may be reused, and later calls fail at once.
+  // no longer finds the actor, its name may be reused, and later calls fail at once. While the
+  // actor's runtime shuts down a kill is always for good (nothing restarts then).
   void kill(bool no_restart = true) const { checked().kill(no_restart); }
 
   bool valid() const noexcept { return core_ != nullptr; }

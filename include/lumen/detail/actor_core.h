@@ -97,6 +97,14 @@ class ActorCore : public Task {
   void start();
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // A reference unless the last one is already gone (the core is being destroyed).
+  bool try_add_ref() noexcept {
+    std::int64_t n = refs_.load(std::memory_order_relaxed);
+    while (n != 0) {
+      if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
