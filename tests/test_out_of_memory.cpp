@@ -35,7 +35,7 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 // A task that spawns more children than its deque holds while the deque cannot grow: the
 // overflow goes to the shared queue and every child runs.
 TEST_CASE("a deque that cannot grow sends its overflow to the shared queue") {
-  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  lumen::Runtime rt{lumen::Config{.workers = 1}};  // nobody steals: the deque must hold them all
   std::atomic<int> ran{0};
   auto r = lumen::submit([&ran] {
     refuse_large.store(true);

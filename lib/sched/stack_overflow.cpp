@@ -12,7 +12,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "fiber.h"
+#include "sched/fiber.h"
 #include "lumen/detail/actor_core.h"
 #include "lumen/detail/submit_task.h"
 

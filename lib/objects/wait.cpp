@@ -7,7 +7,7 @@
 
 #include "lumen/detail/submit_task.h"
 #include "lumen/error.h"
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 

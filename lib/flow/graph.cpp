@@ -19,7 +19,7 @@
 
 #include "lumen/detail/completion.h"
 #include "lumen/error.h"
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 

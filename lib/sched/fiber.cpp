@@ -1,4 +1,4 @@
-#include "fiber.h"
+#include "sched/fiber.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

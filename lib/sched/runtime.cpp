@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "lumen/error.h"
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 

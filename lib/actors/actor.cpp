@@ -2,10 +2,10 @@
 #include <thread>
 #include <vector>
 
-#include "actor_directory.h"
+#include "actors/actor_directory.h"
 #include "lumen/actor.h"
 #include "lumen/error.h"
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace lumen {
 

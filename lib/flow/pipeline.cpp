@@ -30,7 +30,7 @@
 #include "lumen/detail/alloc.h"
 #include "lumen/detail/completion.h"
 #include "lumen/pipeline.h"
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "external_queue.h"
-#include "fiber.h"
+#include "sched/external_queue.h"
+#include "sched/fiber.h"
 #include "lumen/detail/chase_lev_deque.h"
 #include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/mpsc_queue.h"

@@ -1,11 +1,11 @@
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
-#include "actor_directory.h"
+#include "actors/actor_directory.h"
 #include "lumen/error.h"
 
 namespace lumen::detail {

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 
