@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -50,17 +51,27 @@ TEST_CASE("a deque that cannot grow sends its overflow to the shared queue") {
   CHECK(refused.load() > 0);
 }
 
-// A thread outside the workers submits more than its queue holds while it cannot grow.
+// A thread outside the workers submits more than its queue holds while it cannot grow. The
+// only worker spins (without parking, so it runs nothing else) until all are submitted, so
+// the thread's queue must fill whatever the timing.
 TEST_CASE("a thread's queue that cannot grow sends its overflow to the shared queue") {
   lumen::Runtime rt{lumen::Config{.workers = 1}};
   refused.store(0);
   std::vector<lumen::ObjectRef<int>> refs;
-  refs.reserve(20'000);
+  refs.reserve(20'001);
+  std::atomic<bool> worker_busy{false}, submitted{false};
+  refs.push_back(lumen::submit([&] {
+    worker_busy.store(true);
+    while (!submitted.load()) std::this_thread::yield();
+    return 0;
+  }));
+  while (!worker_busy.load()) std::this_thread::yield();
   refuse_large.store(true);
-  for (int i = 0; i < 20'000; ++i) refs.push_back(lumen::submit([i] { return i; }));
+  for (int i = 1; i <= 20'000; ++i) refs.push_back(lumen::submit([i] { return i; }));
   refuse_large.store(false);
+  submitted.store(true);
   long sum = 0;
   for (auto& r : refs) sum += lumen::get(r);
-  CHECK(sum == 20'000L * 19'999 / 2);
+  CHECK(sum == 20'000L * 20'001 / 2);
   CHECK(refused.load() > 0);
 }

@@ -36,7 +36,7 @@ namespace lumen {
 
 class task_group {
  public:
-  task_group() : owner_(detail::current_context()) {
+  task_group() : owner_(&detail::task_context()), room_to_run_inline_(detail::room_to_run_inline(*owner_)) {
     sched_ = detail::worker_scheduler();
     if (sched_ != nullptr) {
       worker_ = detail::worker_of(*sched_);
@@ -75,18 +75,20 @@ class task_group {
   }
 
   void wait() {
-    if (spawned_ != inline_done_ && detail::room_to_run_inline()) {
-      detail::run_detached_from_caller([this] {
-        // Each pop costs a fence; stop once every child the owner spawned has run here.
-        while (spawned_ != inline_done_) {
-          detail::Task* t =
-              worker_ != nullptr ? detail::pop_own_if(*worker_, this) : detail::pop_group_child(*sched_, this);
-          if (t == nullptr) break;
-          auto* c = static_cast<ChildBase*>(t);
-          c->execute(c);
-          ++inline_done_;
-        }
-      });
+    if (spawned_ != inline_done_) {
+      if (room_to_run_inline_) {
+        detail::run_without_actor(*owner_, [this] {
+          // Each pop costs a fence; stop once every child the owner spawned has run here.
+          while (spawned_ != inline_done_) {
+            detail::Task* t =
+                worker_ != nullptr ? detail::pop_own_if(*worker_, this) : detail::pop_group_child(*sched_, this);
+            if (t == nullptr) break;
+            auto* c = static_cast<ChildBase*>(t);
+            c->execute(c);
+            ++inline_done_;
+          }
+        });
+      }
     }
     std::int64_t need = static_cast<std::int64_t>(spawned_ - inline_done_);
     if (need != 0 || remote_.load(std::memory_order_acquire) != 0) {
@@ -187,7 +189,10 @@ class task_group {
     cancelled_.store(true, std::memory_order_relaxed);
   }
 
-  const void* owner_;
+  detail::TaskContext* const owner_;  // the owning fiber's (or thread's) context; wait() is the owner's
+  // Whether children may run inline in wait(), judged where the group was made (where the
+  // owner waits, as a rule): only while less than half of the stack is used.
+  const bool room_to_run_inline_;
   detail::Scheduler* sched_ = nullptr;
   detail::Worker* worker_ = nullptr;  // the owner's worker, or null when the owner is another thread
   std::uint64_t runtime_id_ = 0;      // with no worker: identifies sched_ while it may be gone

@@ -561,7 +561,11 @@ void ActorDirectory::unbind(ActorCore* a) noexcept {
 void ActorDirectory::remove(ActorCore* a) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   live_.erase(a);
-  if (a->sched_ != nullptr) retired_calls_[a->sched_] += a->executed_.load(std::memory_order_relaxed);
+  if (a->sched_ == nullptr) return;
+  try {
+    retired_calls_[a->sched_] += a->executed_.load(std::memory_order_relaxed);
+  } catch (...) {  // no memory for the entry: the runtime's count of calls run comes out low
+  }
 }
 
 ActorCore* ActorDirectory::find(const Scheduler& s, const std::string& name, const std::type_info& type) {

@@ -213,7 +213,7 @@ void wait_resolved(ObjectSlot* s) {
   // run it here instead of parking, while the stack has room for it.
   if (room_to_run_inline()) {
     if (Task* t = w->pop_own_if(s)) {
-      run_detached_from_caller([t] { t->run(t); });
+      t->run(t);  // a submitted task: it sets its own context
       w->tasks_run.add();
       if (s->resolved()) return;
     }

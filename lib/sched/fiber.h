@@ -94,7 +94,7 @@ struct PooledStack {
 };
 
 // The fiber running on this thread (a worker), for the overflow report; null elsewhere.
-extern __attribute__((tls_model("initial-exec"))) thread_local const Fiber* tls_running_fiber;
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local const Fiber* tls_running_fiber;
 
 // Sanitizer hooks around one switch. before_switch() runs on the fiber being left, just before
 // the jump; after_switch() runs first thing on the fiber arrived at.

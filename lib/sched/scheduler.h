@@ -46,7 +46,7 @@ class Worker {
 
   // Called on this worker's thread. When the deque cannot grow (out of memory) the task goes
   // to the shared injection queue instead, which needs no memory: a spawn never fails.
-  void push(Task* t) noexcept;
+  inline void push(Task* t) noexcept;
   // Throws resource_error (before commit runs) when no fiber can be had to go on with.
   void park(void (*commit)(void*, Wakeup), void* arg);
   // Runs this worker's other work on the calling stack until done(arg): for a wait that
@@ -275,13 +275,21 @@ class Scheduler {
   bool blocking_stop_ = false;
 };
 
+inline void Worker::push(Task* t) noexcept {
+  try {
+    deque_.push(t);
+  } catch (...) {
+    sched_.inject(t);
+  }
+}
+
 // On a thread that runs lumen::blocking calls: the scheduler it works for, else null.
 extern thread_local Scheduler* tls_blocking_scheduler;
 
 // The worker running on this thread, or null. initial-exec: a plain %fs-relative load rather
 // than a call to __tls_get_addr on every spawn and wait (the library is linked at startup,
 // not dlopen()ed late).
-extern __attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker;
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local Worker* tls_worker;
 inline Worker* this_worker() noexcept { return tls_worker; }
 
 }  // namespace lumen::detail

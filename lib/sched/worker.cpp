@@ -13,10 +13,10 @@
 
 namespace lumen::detail {
 
-__attribute__((tls_model("initial-exec"))) thread_local Worker* tls_worker = nullptr;
-__attribute__((tls_model("initial-exec"))) thread_local TaskContext* tls_context = nullptr;
-__attribute__((tls_model("initial-exec"))) thread_local TaskContext tls_thread_context;
-__attribute__((tls_model("initial-exec"))) thread_local const Fiber* tls_running_fiber = nullptr;
+__attribute__((tls_model("initial-exec"))) constinit thread_local Worker* tls_worker = nullptr;
+__attribute__((tls_model("initial-exec"))) constinit thread_local TaskContext* tls_context = nullptr;
+__attribute__((tls_model("initial-exec"))) constinit thread_local TaskContext tls_thread_context;
+__attribute__((tls_model("initial-exec"))) constinit thread_local const Fiber* tls_running_fiber = nullptr;
 
 Worker::Worker(Scheduler& s, unsigned index)
     : sched_(s), index_(index), rng_(0x9E3779B97F4A7C15ull * (index + 1)) {
@@ -57,14 +57,6 @@ void Worker::thread_main() {
 }
 
 bool Worker::has_visible_work() const noexcept { return resumed_.nonempty_hint() || !deque_.empty_hint(); }
-
-void Worker::push(Task* t) noexcept {
-  try {
-    deque_.push(t);
-  } catch (...) {
-    sched_.inject(t);
-  }
-}
 
 void Worker::loop() {
   Fiber* self = current_;
@@ -331,7 +323,7 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
     if (room_to_run_inline() || idle_rounds >= 1024) {
       if (Task* t = find_task()) {
         ++depth_;  // not the loop's own run: completions are not deferred
-        run_detached_from_caller([t] { t->run(t); });
+        run_without_actor(task_context(), [t] { t->run(t); });
         --depth_;
         tasks_run.add();
         idle_rounds = 0;

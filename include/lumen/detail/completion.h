@@ -16,8 +16,9 @@ class Completion {
   // is left to park on: then it helps with other work until finish(), since the work's tasks
   // point into the caller's stack. Reusable once it returns.
   void wait(Scheduler& s, const void* group) {
-    if (room_to_run_inline()) {
-      run_detached_from_caller([&] {
+    TaskContext& context = task_context();
+    if (room_to_run_inline(context)) {
+      run_without_actor(context, [&] {
         while (state_.load(std::memory_order_acquire) != kDone) {
           Task* t = pop_group_child(s, group);
           if (t == nullptr) break;

@@ -142,36 +142,37 @@ struct TaskContext {
 };
 // The running fiber's context on a worker thread; null on other threads. Fibers never change
 // thread, so reading it through a cached thread-local address stays right after a switch.
-extern __attribute__((tls_model("initial-exec"))) thread_local TaskContext* tls_context;
-extern __attribute__((tls_model("initial-exec"))) thread_local TaskContext tls_thread_context;
+// constinit: no dynamic initialization, so reads need no thread-local init check.
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local TaskContext* tls_context;
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local TaskContext tls_thread_context;
 inline TaskContext& task_context() noexcept {
   TaskContext* c = tls_context;
   return c != nullptr ? *c : tls_thread_context;
 }
 // Identifies the running fiber, or the thread when it is not a worker.
 inline const void* current_context() noexcept { return &task_context(); }
-// False when the stack is too deep to run another task inline on it.
-inline bool room_to_run_inline() noexcept {
-  const char* floor = task_context().inline_floor;
-  return floor == nullptr || static_cast<const char*>(__builtin_frame_address(0)) > floor;
+// False when the stack is too deep to run another task inline on it. (A local's address
+// stands for the stack pointer: __builtin_frame_address would make every caller keep a frame
+// pointer, and these checks sit in the fork/join fast path.)
+inline bool room_to_run_inline(const TaskContext& c) noexcept {
+  const char here = 0;
+  return c.inline_floor == nullptr ||
+         reinterpret_cast<std::uintptr_t>(&here) > reinterpret_cast<std::uintptr_t>(c.inline_floor);
 }
-// Runs run(arg) on this stack with an empty task context, as the worker loop would: a child run
-// inline by a waiting task never sees that task's actor or identity.
+inline bool room_to_run_inline() noexcept { return room_to_run_inline(task_context()); }
+// Runs run() on this stack outside the caller's actor, as the worker loop would: a child run
+// inline by an actor's method is not that method (exit_actor() there is a usage_error), just
+// as it is not when another worker runs it. (A submitted task sets its own context when it
+// runs; it keeps the caller's `task`, whose result it is part of.)
 template <class F>
-void run_detached_from_caller(F&& run) {
-  TaskContext& c = task_context();
-  if (c.actor == nullptr && c.task == nullptr) return run();
+void run_without_actor(TaskContext& c, F&& run) {
+  if (c.actor == nullptr) return run();
   struct Restore {
     TaskContext& c;
     void* actor;
-    const void* task;
-    ~Restore() {
-      c.actor = actor;
-      c.task = task;
-    }
-  } restore{c, c.actor, c.task};
+    ~Restore() { c.actor = actor; }
+  } restore{c, c.actor};
   c.actor = nullptr;
-  c.task = nullptr;
   run();
 }
 // Counts one finished task_group child run by the worker loop. The worker adds up

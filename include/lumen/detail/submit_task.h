@@ -50,18 +50,25 @@ struct SubmitTaskBase : Task {
 
 // Marks `task` as the one running on this stack (task_context().task) while it lives: what a
 // wait looks at to refuse waiting on the task's own result, and what an overflow report names.
+// A task is no actor's method, even when an actor's method runs it inline (get on it).
 class RunningTask {
  public:
-  explicit RunningTask(const SubmitTaskBase* task) noexcept : context_(task_context()), saved_(context_.task) {
+  explicit RunningTask(const SubmitTaskBase* task) noexcept
+      : context_(task_context()), saved_task_(context_.task), saved_actor_(context_.actor) {
     context_.task = task;
+    context_.actor = nullptr;
   }
-  ~RunningTask() { context_.task = saved_; }
+  ~RunningTask() {
+    context_.task = saved_task_;
+    context_.actor = saved_actor_;
+  }
   RunningTask(const RunningTask&) = delete;
   RunningTask& operator=(const RunningTask&) = delete;
 
  private:
   TaskContext& context_;  // the fiber's own: still the right one after the task parks
-  const void* saved_;
+  const void* saved_task_;
+  void* saved_actor_;
 };
 
 struct Dependency : Waiter {
