@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -361,6 +362,79 @@ TEST_CASE("a checkpoint survives a restart") {
   lumen::get(s.call(&Saver::add, 4));
   CHECK_FALSE(died_message(s.call(&Saver::crash)).empty());
   CHECK(lumen::get(s.call(&Saver::add, 0)) == 7);
+}
+
+// Only calls that returned count toward checkpoint_interval: a call that threw changed
+// nothing worth saving (it used to count, and trigger a save of the state before it).
+TEST_CASE("calls that throw do not count toward a checkpoint") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Saver {
+    int n = 0;
+    int add(int k) { return n += k; }
+    int boom() { throw std::runtime_error("boom"); }
+    void crash() { lumen::exit_actor(); }
+    int checkpoint() const { return n; }
+    void restore(int saved) { n = saved; }
+  };
+  auto s = lumen::actor<Saver>(lumen::ActorOptions{.max_restarts = 1, .checkpoint_interval = 2});
+  lumen::get(s.call(&Saver::add, 1));
+  CHECK_THROWS_AS(lumen::get(s.call(&Saver::boom)), std::runtime_error);
+  CHECK_FALSE(died_message(s.call(&Saver::crash)).empty());
+  CHECK(lumen::get(s.call(&Saver::add, 0)) == 0);  // one success: nothing was saved
+}
+
+// A concurrent actor's call may wait on a sibling that calls exit_actor(): the exiting call's
+// result fails as soon as it returns, not when the instance ends (which waits for the
+// sibling: they used to wait on each other forever).
+TEST_CASE("a concurrent call can wait on a sibling that ends the actor") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Box {
+    lumen::ObjectRef<int> ref;
+    std::atomic<bool> set{false};
+  };
+  struct Quitter {
+    int quit() { lumen::exit_actor(); }
+    int watch(const std::shared_ptr<Box>& box) {
+      while (!box->set.load()) std::this_thread::yield();
+      try {
+        return lumen::get(box->ref);
+      } catch (const lumen::actor_died&) {
+        return -1;
+      }
+    }
+  };
+  auto q = lumen::actor<Quitter>(lumen::ActorOptions{.max_concurrency = 2});
+  auto box = std::make_shared<Box>();
+  auto watcher = q.call(&Quitter::watch, box);
+  box->ref = q.call(&Quitter::quit);
+  box->set.store(true);
+  CHECK(lumen::get(watcher) == -1);
+  CHECK(died_message(box->ref).find("exit_actor") != std::string::npos);
+  CHECK(!died_message(q.call(&Quitter::quit)).empty());
+}
+
+// A concurrent actor that exits and restarts: a caller who sees the exiting call fail and
+// calls again reaches the new instance, as with a serial actor.
+TEST_CASE("a concurrent actor's caller who saw the exit reaches the restarted instance") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Phoenix {
+    int quit() { lumen::exit_actor(); }
+    bool restarted() const { return lumen::actor_restarted(); }
+  };
+  auto p = lumen::actor<Phoenix>(lumen::ActorOptions{.max_concurrency = 3, .max_restarts = -1});
+  for (int i = 0; i < 200; ++i) {
+    CHECK(died_message(p.call(&Phoenix::quit)).find("exit_actor") != std::string::npos);
+    CHECK(lumen::get(p.call(&Phoenix::restarted)));
+  }
+}
+
+// max_concurrency has no upper bound to trip over: nothing is sized by it.
+TEST_CASE("max_concurrency at INT_MAX") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  auto c = lumen::actor<Counter>(lumen::ActorOptions{.max_concurrency = std::numeric_limits<int>::max()}, 0);
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 100; ++i) refs.push_back(c.call(&Counter::get));
+  for (auto& r : refs) CHECK(lumen::get(r) == 0);
 }
 
 TEST_CASE("handles travel into tasks and other actors") {

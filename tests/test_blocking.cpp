@@ -341,6 +341,35 @@ TEST_CASE("no fiber left to park on") {
   CHECK(lumen::get(actor.call(&Echo::echo, 1)) == 1);
 }
 
+// A task_group wait with no fiber to park on runs queued work on its own stack. A child of
+// the group run that way is not the group's owner though it shares the owner's context: what
+// it spawns into the group counts as spawned by a child, and the wait waits for it too (it
+// once returned first, and the grandchild ran against a group that was gone).
+TEST_CASE("a wait that runs the group's children on its stack waits for what they spawn") {
+  lumen::Runtime rt{lumen::Config{.workers = 1, .max_fibers = 4}};
+  Gate gate;
+  std::vector<lumen::ObjectRef<int>> parked;
+  for (int i = 0; i < 3; ++i) parked.push_back(lumen::submit([g = gate.ref] { return lumen::get(g); }));
+  eventually([&] { return rt.stats().parks >= 4; });
+  auto group = lumen::submit([] {
+    std::atomic<int> ran{0};
+    {
+      lumen::task_group g;
+      g.run([&] {
+        ran.fetch_add(1);
+        g.run([&ran] { ran.fetch_add(1); });
+      });
+      auto on_top = lumen::submit([] { return 0; });  // keeps wait() from popping the child itself
+      g.wait();
+      lumen::get(on_top);
+    }
+    return ran.load();
+  });
+  CHECK(lumen::get(group) == 2);
+  gate.open(1);
+  for (auto& r : parked) CHECK(lumen::get(r) == 1);
+}
+
 // Blocking calls that wait on tasks which make blocking calls of their own: a call that is
 // waiting does not hold one of the max_blocking_threads, so the chain never runs out of them.
 TEST_CASE("blocking calls waiting on each other do not use up the blocking threads") {

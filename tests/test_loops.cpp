@@ -260,6 +260,38 @@ TEST_CASE("parallel_reduce propagates the first exception") {
   });
 }
 
+// A deterministic reduction over a huge range with a tiny grain has billions of tree nodes:
+// after the first exception the rest of the tree is abandoned, not walked leaf by leaf.
+TEST_CASE("deterministic parallel_reduce stops splitting after an exception") {
+  everywhere([] {
+    std::atomic<std::uint64_t> calls{0};
+    auto map = [&calls](std::uint64_t i) -> std::uint64_t {
+      calls.fetch_add(1);
+      if (i == 0) throw Boom(0);
+      return 1;
+    };
+    CHECK_THROWS_AS(lumen::parallel_reduce(std::uint64_t{0}, std::uint64_t{1} << 40, std::uint64_t{0}, map,
+                                           std::plus<>{}, lumen::deterministic{.grain = 1}),
+                    Boom);
+    CHECK(calls.load() < 1'000'000);
+  });
+}
+
+// The default leaf size is computed without overflow for ranges near 2^64 (it once wrapped to
+// zero and recursed on one-element ranges until the stack overflowed).
+TEST_CASE("deterministic parallel_reduce over a range near 2^64") {
+  everywhere([] {
+    std::atomic<std::uint64_t> calls{0};
+    auto map = [&calls](std::uint64_t i) -> std::uint64_t {
+      if (calls.fetch_add(1) >= 100) throw Boom(i);
+      return 1;
+    };
+    CHECK_THROWS_AS(lumen::parallel_reduce(std::uint64_t{0}, UINT64_MAX, std::uint64_t{0}, map, std::plus<>{},
+                                           lumen::deterministic{}),
+                    Boom);
+  });
+}
+
 TEST_CASE("parallel_scan and parallel_exclusive_scan equal the serial scans") {
   everywhere([] {
     for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{16'383},

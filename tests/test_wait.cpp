@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <limits>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -180,6 +181,13 @@ TEST_CASE("timeouts of any length") {
   CHECK_THROWS_AS(lumen::get(gate.ref, std::chrono::seconds(-5)), lumen::timeout_error);
   CHECK_THROWS_AS(lumen::get(gate.ref, std::chrono::hours::min()), lumen::timeout_error);
   CHECK(lumen::wait(Refs{gate.ref}, 1, std::chrono::milliseconds(0)).ready.empty());
+  // NaN is neither: a clear error, not undefined behaviour in the deadline's arithmetic.
+  const std::chrono::duration<double> nan_seconds(std::numeric_limits<double>::quiet_NaN());
+  CHECK_THROWS_AS(lumen::get(gate.ref, nan_seconds), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::get(lumen::put(1), nan_seconds), lumen::usage_error);  // ready or not
+  CHECK_THROWS_AS(lumen::wait(Refs{gate.ref}, 1, nan_seconds), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::get(lumen::submit([&gate, nan_seconds] { return lumen::get(gate.ref, nan_seconds); })),
+                  lumen::usage_error);
 }
 
 // A wait that times out takes its waiter back off the object and cancels its timer: a loop

@@ -67,7 +67,10 @@ struct ActorOptions {
 
 // Ends the actor whose method calls it, once the method unwinds (it throws a value that is not
 // a std::exception; do not swallow it). The call resolves to actor_died; max_restarts decides
-// whether the actor is rebuilt. Outside an actor's method it throws usage_error.
+// whether the actor is rebuilt. A caller that sees that call fail and calls again reaches the
+// rebuilt instance. With max_concurrency > 1 the instance ends once the calls running beside
+// the exiting one have finished; they may wait on its result, which fails as soon as it
+// returns. Outside an actor's method it throws usage_error.
 [[noreturn]] void exit_actor();
 
 // True inside a method of an actor instance that was rebuilt after a failure.
@@ -203,10 +206,12 @@ struct ActorCallFrame final : ActorCall {
       error = std::current_exception();
     }
     // Published after the handler has ended (see SubmitTask::execute). The result of a call
-    // that ends the actor is failed by the actor once it has decided on the calls behind it,
-    // so that a caller who sees it fail and calls again reaches the restarted instance.
+    // that ends the actor is failed by the actor once it has decided on the calls behind it
+    // (a serial actor) or has marked where they begin (a concurrent one), so that a caller
+    // who sees it fail and calls again reaches the restarted instance.
     ActorContext* ctx = current_actor_context();
     exit = exit || ctx->exit_requested;
+    const End end = exit ? End::actor_exit : error != nullptr ? End::failed : End::served;
     ctx->actor->count_executed();
     if (exit) {
       ctx->exit_result = out;
@@ -219,7 +224,7 @@ struct ActorCallFrame final : ActorCall {
       }
     }
     destroy(self);
-    return exit ? End::actor_exit : End::served;
+    return end;
   }
 
   static void fail_unrun(ActorCall* c, Failure* f) noexcept {

@@ -114,6 +114,7 @@ inline void await(ObjectSlot* s) {
 
 template <class Rep, class Period>
 void await_for(ObjectSlot* s, std::chrono::duration<Rep, Period> timeout) {
+  check_timeout(timeout);  // also when the object is ready: a bad argument is an error either way
   if (!s->resolved() && !wait_resolved_until(s, deadline_after(timeout)))
     throw timeout_error("lumen: get timed out before the object was ready");
   if (s->state.load(std::memory_order_acquire) == ObjectState::failed) rethrow_failure(s);
@@ -201,7 +202,8 @@ T get(ObjectRef<T>&& ref) {
 // Waits for a task that returns nothing; rethrows its exception.
 inline void get(const ObjectRef<void>& ref) { detail::await(detail::checked_slot(ref.slot())); }
 
-// As get(ref), but throws lumen::timeout_error when the object is not ready in time.
+// As get(ref), but throws lumen::timeout_error when the object is not ready in time. A zero or
+// negative timeout polls; one too long to represent waits forever; NaN throws usage_error.
 template <class T, class Rep, class Period>
   requires(!std::is_void_v<T>)
 const T& get(const ObjectRef<T>& ref, std::chrono::duration<Rep, Period> timeout) {
@@ -282,7 +284,8 @@ WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready 
   return detail::wait_impl(refs, num_ready, nullptr);
 }
 
-// As above, but returns when the timeout passes even if fewer are ready.
+// As above, but returns when the timeout passes even if fewer are ready (timeouts read as
+// for get).
 template <class T, class Rep, class Period>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready,
                    std::chrono::duration<Rep, Period> timeout) {

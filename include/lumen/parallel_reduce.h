@@ -118,8 +118,20 @@ struct ReduceTree {
     return acc;
   }
 
+  // After an exception the rest of the tree is abandoned, not walked: with a small grain
+  // it can have billions of nodes.
   T node(std::size_t lo, std::size_t hi) {
+    if (stop.load(std::memory_order_relaxed)) return identity;
     if (hi - lo <= grain) return leaf(lo, hi);
+    try {
+      return split(lo, hi);
+    } catch (...) {
+      stop.store(true, std::memory_order_relaxed);
+      throw;
+    }
+  }
+
+  T split(std::size_t lo, std::size_t hi) {
     std::size_t mid = lo + (hi - lo) / 2;
     if (!own_queue_empty(*worker_of(sched))) {
       T left = node(lo, mid);
@@ -134,11 +146,14 @@ struct ReduceTree {
   }
 };
 
+// About 2048 leaves, computed without overflow for ranges near 2^64.
+inline std::size_t default_tree_grain(std::size_t size) { return size / 2048 + (size % 2048 != 0 ? 1 : 0); }
+
 template <class I, class T, class Map, class Combine>
 T reduce_tree(I first, I last, const T& identity, Map& map, Combine& combine, std::size_t grain) {
   IndexRange<I> range(first, last);
   if (range.size == 0) return identity;
-  if (grain == 0) grain = (range.size + 2047) / 2048;
+  if (grain == 0) grain = default_tree_grain(range.size);
   return on_worker([&]() -> T {
     ReduceTree<I, T, Map, Combine> tree{range, identity, map, combine, grain, *worker_scheduler()};
     return tree.node(0, range.size);

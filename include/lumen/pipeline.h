@@ -41,7 +41,9 @@
 // Cost: per item, one spawn to let another worker call the source, one compare-and-swap on
 // the token count, and a short lock per serial stage; nothing is allocated per item (the
 // `tokens` item buffers are allocated once per run). A closed pipeline can run many times, one
-// run at a time.
+// run at a time. A token count whose buffers do not fit in memory makes run() throw
+// usage_error (their size overflows) or resource_error (they cannot be allocated) before any
+// stage runs.
 #pragma once
 
 #include <algorithm>

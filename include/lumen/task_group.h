@@ -36,7 +36,10 @@ namespace lumen {
 
 class task_group {
  public:
-  task_group() : owner_(&detail::task_context()), room_to_run_inline_(detail::room_to_run_inline(*owner_)) {
+  task_group()
+      : owner_(&detail::task_context()),
+        owner_depth_(owner_->helped_depth),
+        room_to_run_inline_(detail::room_to_run_inline(*owner_)) {
     sched_ = detail::worker_scheduler();
     if (sched_ != nullptr) {
       worker_ = detail::worker_of(*sched_);
@@ -58,7 +61,7 @@ class task_group {
 
   template <class F>
   void run(F&& f) {
-    const bool by_owner = detail::current_context() == owner_;
+    const bool by_owner = detail::current_context() == owner_ && owner_->helped_depth == owner_depth_;
     if (by_owner && worker_ == nullptr && !holds_runtime_) {
       detail::begin_outside_work(sched_, runtime_id_);
       holds_runtime_ = true;
@@ -190,6 +193,9 @@ class task_group {
   }
 
   detail::TaskContext* const owner_;  // the owning fiber's (or thread's) context; wait() is the owner's
+  // The owner's level among tasks that waits run on that context: a task that a parked-less
+  // wait of the owner runs there is not the owner, though it shares the context.
+  const std::uint32_t owner_depth_;
   // Whether children may run inline in wait(), judged where the group was made (where the
   // owner waits, as a rule): only while less than half of the stack is used.
   const bool room_to_run_inline_;

@@ -71,9 +71,6 @@ ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::ty
 ActorCore::ActorCore(Scheduler& s, const ActorSpec& spec, ActorSettings settings)
     : sched_(&s), spec_(&spec), settings_(std::move(settings)), id_(next_actor_id.fetch_add(1)) {
   run = &run_drain;
-  // Calls that end the actor while running as tasks record their results here; at most
-  // max_concurrency run at once, so pushing never allocates on the noexcept path.
-  if (settings_.max_concurrency > 1) exit_results_.reserve(static_cast<std::size_t>(settings_.max_concurrency));
 }
 
 void ActorCore::start() {
@@ -251,23 +248,11 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
   if (kill_pending || end_requested_.load(std::memory_order_acquire)) {
     if (running_.load(std::memory_order_seq_cst) != 0) return Step::idle;  // the last call to finish reschedules
     end_requested_.store(false, std::memory_order_relaxed);  // a kill covers an exit
-    std::vector<ObjectSlot*> exits;
-    {
-      std::lock_guard<std::mutex> lock(exit_results_mutex_);
-      exits.swap(exit_results_);
-    }
-    Failure* exit_reason = exits.empty() && kill_pending ? nullptr : death_notice("exit_actor() was called");
     if (kill_pending) {
       end_instance(death_notice("it was killed"), false, Pending::until_marker);
     } else {
-      retain(exit_reason);
-      end_instance(exit_reason, false, Pending::all_visible);
+      end_instance(death_notice("exit_actor() was called"), false, Pending::all_visible);
     }
-    for (ObjectSlot* out : exits) {
-      retain(exit_reason);
-      ObjectTable::instance().fail(out, exit_reason, true);
-    }
-    if (exit_reason != nullptr) detail::release(exit_reason);
     return Step::progress;
   }
   // Dead for callers, but no marker taken yet: a kill for good whose marker is on its way, or a
@@ -288,12 +273,20 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
   ActorCall* c = next_call();
   if (c == nullptr) return Step::idle;
   --budget;
-  if (c->invoke == nullptr) {  // a kill marker taken before its request was counted
+  if (c->invoke == nullptr) {  // a kill or exit marker taken before its request was counted
+    if (running_.load(std::memory_order_seq_cst) != 0) {
+      // Calls still run on the instance: back to the front, for when the last one is done
+      // (by then the request is counted and the ending path waits for them).
+      c->next.store(nullptr, std::memory_order_relaxed);
+      push_replay_front(c, c);
+      return Step::idle;
+    }
     kills_handled_.fetch_add(1, std::memory_order_relaxed);
     bool no_restart = c->no_restart;
+    bool exit = c->exit_marker;
     detail::destroy(c);
     end_task(*sched_);
-    end_instance(death_notice("it was killed"), no_restart, Pending::none);
+    end_instance(death_notice(exit ? "exit_actor() was called" : "it was killed"), no_restart, Pending::none);
   } else if (settings_.max_concurrency == 1) {
     serve(c);
   } else {
@@ -366,7 +359,7 @@ void ActorCore::serve(ActorCall* c) noexcept {
   }
   if (end == ActorCall::End::actor_exit) {
     end_instance(death_notice("exit_actor() was called"), false, Pending::all_visible, ctx.exit_result);
-  } else {
+  } else if (end == ActorCall::End::served) {
     after_success();
   }
   end_task(*sched_);
@@ -400,18 +393,35 @@ void ActorCore::run_call(Task* t) noexcept {
     ContextScope scope(&ctx);
     end = c->invoke(c, a->instance_);
   }
-  if (end == ActorCall::End::actor_exit) {
-    {
-      std::lock_guard<std::mutex> lock(a->exit_results_mutex_);
-      a->exit_results_.push_back(ctx.exit_result);
-    }
-    a->end_requested_.store(true, std::memory_order_seq_cst);
-  }
+  if (end == ActorCall::End::actor_exit) a->request_exit(ctx.exit_result);
   a->running_.fetch_sub(1, std::memory_order_seq_cst);
   if (a->can_progress()) a->schedule();
   Scheduler& s = *a->sched_;
   a->release();
   end_task(s);  // the call's count, held until the drain task is rescheduled
+}
+
+// exit_actor() in a call that ran as a task, while other calls may still be running. Those may
+// be waiting on this call's result, and the instance ends only after they finish, so the
+// result fails now; a marker in the mailbox, as kill(false) pushes, splits the calls that were
+// pending at the exit (replayed or failed) from those made after its caller saw it fail (they
+// reach the restarted instance). Without memory for the marker, every call queued when the
+// instance ends counts as pending.
+void ActorCore::request_exit(ObjectSlot* exit_result) noexcept {
+  ActorCall* marker = nullptr;
+  try {
+    marker = create<ActorCall>();
+  } catch (...) {
+  }
+  if (marker != nullptr) {
+    marker->exit_marker = true;
+    begin_nested_task(*sched_);  // the marker's count, as a kill's
+    mailbox_.push(marker);
+    kills_requested_.fetch_add(1, std::memory_order_seq_cst);
+  } else {
+    end_requested_.store(true, std::memory_order_seq_cst);
+  }
+  if (exit_result != nullptr) ObjectTable::instance().fail(exit_result, death_notice("exit_actor() was called"), true);
 }
 
 // Ends the current instance (if any) and decides between a restart and death. The calls that
@@ -453,6 +463,10 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
         if (pending == Pending::until_marker) {
           kills_handled_.fetch_add(1, std::memory_order_relaxed);
           no_restart = no_restart || c->no_restart;
+          if (c->exit_marker) {  // the pending calls fail with the exit's reason
+            detail::release(reason);
+            reason = death_notice("exit_actor() was called");
+          }
           detail::destroy(c);
           end_task(*sched_);
           break;

@@ -66,7 +66,7 @@ Scheduler::Scheduler(const Config& config)
   config_.workers = n;
   resources_.push_back(Resource{"CPU", n});
   for (const auto& [name, amount] : config_.resources) {
-    auto it = std::find_if(resources_.begin(), resources_.end(), [&](const Resource& r) { return r.name == name; });
+    auto it = std::find_if(resources_.begin(), resources_.end(), [&wanted = name](const Resource& r) { return r.name == wanted; });
     if (it != resources_.end()) {
       it->capacity = static_cast<std::uint64_t>(amount);
     } else {

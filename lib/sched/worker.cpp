@@ -323,7 +323,10 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
     if (room_to_run_inline() || idle_rounds >= 1024) {
       if (Task* t = find_task()) {
         ++depth_;  // not the loop's own run: completions are not deferred
-        run_without_actor(task_context(), [t] { t->run(t); });
+        TaskContext& context = task_context();
+        ++context.helped_depth;
+        run_without_actor(context, [t] { t->run(t); });
+        --context.helped_depth;
         --depth_;
         tasks_run.add();
         idle_rounds = 0;

@@ -25,7 +25,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -42,11 +41,12 @@ class ActorCore;
 // One method call waiting in a mailbox. Allocated by the caller; freed by whoever resolves
 // its result. An entry with no result is a kill marker.
 struct ActorCall : Task {
-  enum class End { served, actor_exit };
+  enum class End { served, failed, actor_exit };  // failed: the method threw
 
   ObjectSlot* result = nullptr;  // held through the writer bit until the call resolves it
   int replays_left = 0;          // times it may run again on a restarted instance (-1: always)
   bool no_restart = false;       // for a kill marker: kill(no_restart)
+  bool exit_marker = false;      // a marker for exit_actor() in a call that ran as a task
   ActorCore* actor = nullptr;    // set when the call runs as a task of its own
   // Runs the method on `instance`, resolves the result and frees the call. Reports whether
   // the method asked the actor to end (exit_actor()).
@@ -176,6 +176,7 @@ class ActorCore : public Task {
   void construct() noexcept;
   void serve(ActorCall* c) noexcept;
   void dispatch(ActorCall* c) noexcept;
+  void request_exit(ObjectSlot* exit_result) noexcept;
   void after_success() noexcept;
   ActorCall* next_call() noexcept;
   void push_replay_front(MpscNode* first, MpscNode* last) noexcept;
@@ -206,9 +207,7 @@ class ActorCore : public Task {
   std::atomic<std::uint64_t> kills_requested_{0};  // markers pushed
   std::atomic<std::uint64_t> kills_handled_{0};    // markers taken off the mailbox
   std::atomic<bool> end_requested_{false};        // exit_actor() in a call that ran as a task
-  std::mutex exit_results_mutex_;
-  std::vector<ObjectSlot*> exit_results_;         // their results, failed once the actor has ended;
-                                                  // room for max_concurrency reserved up front
+                                                  // and found no memory for an exit marker
   bool constructed_once_ = false;
   std::atomic<std::uint64_t> executed_{0};
   std::atomic<std::uint64_t> failed_unrun_{0};

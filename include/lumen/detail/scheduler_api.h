@@ -5,8 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "lumen/detail/mpsc_queue.h"
+#include "lumen/error.h"
 #include "lumen/detail/object_table.h"
 
 namespace lumen::detail {
@@ -23,9 +25,17 @@ struct Task : MpscNode {
 using Clock = std::chrono::steady_clock;
 
 // The deadline `timeout` from now. Saturates: a timeout too long to add to now() (hours::max())
-// gives Clock::time_point::max(), which means "no deadline"; a negative one gives now().
+// gives Clock::time_point::max(), which means "no deadline"; a negative one gives now(). A
+// NaN timeout (a floating-point duration) means neither and throws usage_error.
 template <class Rep, class Period>
-Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+void check_timeout(std::chrono::duration<Rep, Period> timeout) {
+  if constexpr (std::is_floating_point_v<Rep>) {
+    if (timeout.count() != timeout.count()) throw usage_error("lumen: the timeout is NaN");
+  }
+}
+template <class Rep, class Period>
+Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+  check_timeout(timeout);
   const Clock::time_point now = Clock::now();
   if (timeout <= timeout.zero()) return now;
   // Compared as floating-point seconds, which neither side can overflow whatever the timeout's
@@ -139,6 +149,9 @@ struct TaskContext {
   // above this address; below it they are left for a fresh fiber. Null: no bound (a thread's
   // own stack).
   const char* inline_floor = nullptr;
+  // Tasks that a wait with no fiber to park on runs on this stack, nested: each of them acts
+  // for itself, not for the frames below it (a task_group there is not theirs).
+  std::uint32_t helped_depth = 0;
 };
 // The running fiber's context on a worker thread; null on other threads. Fibers never change
 // thread, so reading it through a cached thread-local address stays right after a switch.
@@ -153,11 +166,24 @@ inline TaskContext& task_context() noexcept {
 inline const void* current_context() noexcept { return &task_context(); }
 // False when the stack is too deep to run another task inline on it. (A local's address
 // stands for the stack pointer: __builtin_frame_address would make every caller keep a frame
-// pointer, and these checks sit in the fork/join fast path.)
+// pointer, and these checks sit in the fork/join fast path. Under AddressSanitizer a local
+// may live on its fake stack, elsewhere in memory, so the frame's address is used there.)
+#if defined(__SANITIZE_ADDRESS__)
+#define LUMEN_DETAIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LUMEN_DETAIL_ASAN 1
+#endif
+#endif
 inline bool room_to_run_inline(const TaskContext& c) noexcept {
-  const char here = 0;
+#if defined(LUMEN_DETAIL_ASAN)
+  const void* here = __builtin_frame_address(0);
+#else
+  const char local = 0;
+  const void* here = &local;
+#endif
   return c.inline_floor == nullptr ||
-         reinterpret_cast<std::uintptr_t>(&here) > reinterpret_cast<std::uintptr_t>(c.inline_floor);
+         reinterpret_cast<std::uintptr_t>(here) > reinterpret_cast<std::uintptr_t>(c.inline_floor);
 }
 inline bool room_to_run_inline() noexcept { return room_to_run_inline(task_context()); }
 // Runs run() on this stack outside the caller's actor, as the worker loop would: a child run
