@@ -1395,6 +1395,25 @@ void submit_until_stopped(Soak& soak, int thread) {
   activity.set(Step::done, false);
 }
 
+// Checks and lets go of retired turnstiles that no thread uses any more, so that the soak's
+// own records do not grow its memory over hours (the end checks the rest). Holds
+// soak.turnstile_mutex.
+void check_retired_turnstiles(Soak& soak) {
+  auto& all = soak.turnstiles;
+  for (auto it = all.begin(); it != all.end();) {
+    TurnstileRecord& record = **it;
+    bool unused = it->use_count() == 1 && it->get() != soak.turnstile.get();
+    if (unused) {
+      std::lock_guard<std::mutex> lock(record.m);  // orders the last user's updates before the check
+      unused = !record.handle;
+      if (unused) {
+        if (std::string m = record.tickets.mismatch(record.most); !m.empty()) soak.report_wrong("turnstile: " + m);
+      }
+    }
+    it = unused ? all.erase(it) : std::next(it);
+  }
+}
+
 // Kills the shared actors under their callers (they restart) and replaces the turnstile
 // (killed for good) on whatever runtime is in scope.
 void make_chaos(Soak& soak) {
@@ -1416,6 +1435,7 @@ void make_chaos(Soak& soak) {
       {
         std::lock_guard<std::mutex> lock(soak.turnstile_mutex);
         old = std::exchange(soak.turnstile, next);
+        check_retired_turnstiles(soak);
         soak.turnstiles.push_back(next);
       }
       if (old) {
