@@ -4,6 +4,7 @@
 #include <lumen/lumen.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -247,6 +248,113 @@ TEST_CASE("retries") {
       CHECK(runs.load() == 3);
     }
   }
+}
+
+// retry_on<E...>(): only those exceptions (and ones derived from them) are retried.
+TEST_CASE("retry_on retries the listed exceptions only") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  std::atomic<int> runs{0};
+  auto r = lumen::task([&runs] {
+             if (runs.fetch_add(1) < 2) throw std::range_error("derives from runtime_error");
+             return 7;
+           })
+               .retries(5)
+               .retry_on<std::runtime_error>()
+               .submit();
+  CHECK(lumen::get(r) == 7);
+  CHECK(runs.load() == 3);
+
+  runs = 0;
+  auto other = lumen::task([&runs]() -> int {
+                 runs.fetch_add(1);
+                 throw std::logic_error("not listed");
+               })
+                   .retries(5)
+                   .retry_on<std::runtime_error, std::bad_alloc>()
+                   .submit();
+  CHECK_THROWS_AS(lumen::get(other), std::logic_error);
+  CHECK(runs.load() == 1);
+  CHECK(lumen::error_of(other)->attempts() == 1);
+}
+
+// Every attempt counts: in the error (attempts(), and its text) and in the runtime's stats.
+TEST_CASE("a task that fails after retries says how many attempts it made") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  const std::uint64_t before = rt.stats().task_retries;
+  auto r = lumen::task([]() -> int { throw std::runtime_error("always"); }).name("stubborn").retries(3).submit();
+  CHECK_THROWS_AS(lumen::get(r), std::runtime_error);
+  auto e = lumen::error_of(r);
+  REQUIRE(e.has_value());
+  CHECK(e->attempts() == 4);
+  CHECK(std::string(e->what()).find("after 4 attempts") != std::string::npos);
+  CHECK(std::string(e->what()).find("stubborn") != std::string::npos);
+  CHECK(rt.stats().task_retries - before == 3);
+}
+
+// retry_backoff: each retry waits at least its share of the growing delay (without jitter
+// the waits are exactly 2, 4, 8, 8 ms: doubled, then capped). The task holds no worker while
+// it waits: the one worker runs other tasks meanwhile.
+TEST_CASE("retries back off exponentially up to the cap") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  using Clock = std::chrono::steady_clock;
+  std::vector<Clock::time_point> starts;
+  auto r = lumen::task([&starts] {
+             starts.push_back(Clock::now());
+             if (starts.size() < 5) throw std::runtime_error("not yet");
+             return static_cast<int>(starts.size());
+           })
+               .retries(4)
+               .retry_backoff(std::chrono::milliseconds(2), std::chrono::milliseconds(8), 2.0, 0.0)
+               .submit();
+  std::atomic<int> others{0};
+  std::vector<lumen::ObjectRef<void>> meanwhile;
+  for (int i = 0; i < 20; ++i) meanwhile.push_back(lumen::submit([&others] { others.fetch_add(1); }));
+  CHECK(lumen::get(r) == 5);
+  for (auto& m : meanwhile) lumen::get(m);
+  CHECK(others.load() == 20);
+  const std::chrono::milliseconds planned[] = {std::chrono::milliseconds(2), std::chrono::milliseconds(4),
+                                               std::chrono::milliseconds(8), std::chrono::milliseconds(8)};
+  REQUIRE(starts.size() == 5);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(starts[i + 1] - starts[i] >= planned[i]);
+  }
+}
+
+// A runtime that ends does not wait out a retry's delay: the retry runs at once and its
+// result resolves.
+TEST_CASE("a retry waiting for its delay runs when the runtime ends") {
+  std::atomic<int> runs{0};
+  lumen::ObjectRef<int> r;
+  {
+    lumen::Runtime rt{lumen::Config{.workers = 1}};
+    r = lumen::task([&runs] {
+          if (runs.fetch_add(1) == 0) throw std::runtime_error("first");
+          return 3;
+        })
+            .retries(1)
+            .retry_backoff(std::chrono::hours(1), std::chrono::hours(1))
+            .submit();
+    while (runs.load() == 0) std::this_thread::yield();
+  }
+  CHECK(lumen::get(r) == 3);
+  CHECK(runs.load() == 2);
+}
+
+TEST_CASE("retry options out of range are usage errors") {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  auto f = [] { return 1; };
+  using std::chrono::milliseconds;
+  CHECK_THROWS_AS(lumen::task(f).retries(1).retry_backoff(milliseconds(-1)).submit(), lumen::usage_error);
+  CHECK_THROWS_AS(lumen::task(f).retries(1).retry_backoff(milliseconds(1), milliseconds(10), 0.5).submit(),
+                  lumen::usage_error);
+  CHECK_THROWS_AS(lumen::task(f).retries(1).retry_backoff(milliseconds(1), milliseconds(10), std::nan("")).submit(),
+                  lumen::usage_error);
+  CHECK_THROWS_AS(lumen::task(f).retries(1).retry_backoff(milliseconds(1), milliseconds(10), 2.0, 1.5).submit(),
+                  lumen::usage_error);
+  CHECK_THROWS_AS(lumen::task(f).retries(1).retry_backoff(milliseconds(10), milliseconds(1)).submit(),
+                  lumen::usage_error);
+  CHECK(lumen::get(lumen::task(f).retries(1).retry_backoff(milliseconds(1), milliseconds::max()).submit()) == 1);
 }
 
 // Misuse is reported at submit with usage_error.

@@ -73,16 +73,19 @@ class actor_died : public error {
 // Describes a failed task: its name, and the exception it threw (or that a dependency threw).
 class task_error : public error {
  public:
-  task_error(const std::string& description, std::string task_name, std::exception_ptr cause)
-      : error(description), task_name_(std::move(task_name)), cause_(std::move(cause)) {}
+  task_error(const std::string& description, std::string task_name, std::exception_ptr cause, int attempts = 1)
+      : error(description), task_name_(std::move(task_name)), cause_(std::move(cause)), attempts_(attempts) {}
   // The name given with task(f).name(...), or empty.
   const std::string& task_name() const noexcept { return task_name_; }
+  // How many times the task ran (1 + its retries); what() says so when more than once.
+  int attempts() const noexcept { return attempts_; }
   // The original exception; std::rethrow_exception(cause()) throws it with its own type.
   const std::exception_ptr& cause() const noexcept { return cause_; }
 
  private:
   std::string task_name_;
   std::exception_ptr cause_;
+  int attempts_ = 1;
 };
 
 }  // namespace lumen

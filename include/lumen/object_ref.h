@@ -246,7 +246,7 @@ std::optional<task_error> error_of(const ObjectRef<T>& ref) {
   detail::ObjectSlot* s = ref.slot();
   if (s == nullptr || s->state.load(std::memory_order_acquire) != detail::ObjectState::failed) return std::nullopt;
   const detail::Failure* f = s->failure();
-  return task_error(f->description, f->task_name, f->error);
+  return task_error(f->description, f->task_name, f->error, f->attempts);
 }
 
 template <class T>

@@ -69,6 +69,7 @@ struct Stats {
   std::uint64_t tasks_run = 0;       // tasks workers took from a queue (children a task_group
                                      // wait runs inline are not counted)
   std::uint64_t tasks_pending = 0;   // submitted tasks not finished yet
+  std::uint64_t task_retries = 0;    // runs of tasks after an exception (TaskOptions::retries)
   std::uint64_t steals = 0;
   std::uint64_t parks = 0;           // times a task blocked and its fiber was parked
   std::uint64_t fibers_created = 0;

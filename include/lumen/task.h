@@ -14,7 +14,11 @@
 // Ordering: none between independent tasks. Tasks may submit tasks from inside.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <exception>
 #include <initializer_list>
+#include <ratio>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -32,9 +36,49 @@ struct TaskOptions {
   int retries = 0;       // runs again after an exception, up to this many times
   std::vector<std::pair<std::string, double>> resources;  // units it holds while it runs
   int priority = 0;      // queued tasks with higher priority run first (0: the plain queues)
+  // The wait before each retry: retry_delay before the first, then retry_backoff times the
+  // previous wait, at most max_retry_delay; each wait is shortened by a random part of up to
+  // retry_jitter of itself, so that tasks that failed together do not retry together. The
+  // task holds no worker and no resources while it waits. retry_delay 0: retry at once.
+  std::chrono::nanoseconds retry_delay{0};
+  double retry_backoff = 2.0;  // at least 1
+  std::chrono::nanoseconds max_retry_delay = std::chrono::seconds(60);
+  double retry_jitter = 0.5;  // from 0 to 1
+  // The exceptions that are retried: null retries every one; otherwise an exception it
+  // returns false for fails the task at once (see TaskBuilder::retry_on).
+  bool (*retry_if)(const std::exception_ptr&) = nullptr;
 };
 
 namespace detail {
+
+void check_retry_options(const TaskOptions& o);
+
+// d in nanoseconds, clamped to what nanoseconds can hold; NaN is a usage_error.
+template <class Rep, class Period>
+std::chrono::nanoseconds saturated_nanoseconds(std::chrono::duration<Rep, Period> d) {
+  using Seconds = std::chrono::duration<double>;
+  check_timeout(d);
+  const double s = Seconds(d).count();
+  if (s >= Seconds(std::chrono::nanoseconds::max()).count()) return std::chrono::nanoseconds::max();
+  if (s <= Seconds(std::chrono::nanoseconds::min()).count()) return std::chrono::nanoseconds::min();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+}
+
+// True when e is one of E... (or derives from one).
+template <class First, class... Rest>
+bool exception_is_one_of(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const First&) {
+    return true;
+  } catch (...) {
+  }
+  if constexpr (sizeof...(Rest) > 0) {
+    return exception_is_one_of<Rest...>(e);
+  } else {
+    return false;
+  }
+}
 
 template <class F, class... Args>
 auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args)
@@ -57,10 +101,20 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
         throw usage_error("lumen: a task with retries needs arguments it can pass again (copyable)");
     }
     retries = options->retries;
-    if (!options->name.empty() || options->priority != 0 || !options->resources.empty()) {
+    check_retry_options(*options);
+    const bool backoff = retries > 0 && options->retry_delay.count() > 0;
+    const bool filtered = retries > 0 && options->retry_if != nullptr;
+    if (!options->name.empty() || options->priority != 0 || !options->resources.empty() || backoff || filtered) {
       auto owned = std::make_unique<TaskSettings>();
       owned->name = options->name;
       owned->priority = options->priority;
+      if (backoff) {
+        owned->next_retry_delay = options->retry_delay;
+        owned->retry_backoff = options->retry_backoff;
+        owned->max_retry_delay = options->max_retry_delay;
+        owned->retry_jitter = options->retry_jitter;
+      }
+      if (filtered) owned->retry_if = options->retry_if;
       for (const auto& [name, count] : options->resources) owned->demands.push_back(resource_demand(s, name, count));
       settings = owned.release();
     }
@@ -117,6 +171,37 @@ class TaskBuilder {
     return *this;
   }
   TaskBuilder&& retries(int n) && { return std::move(retries(n)); }
+  // Waits between retries, growing exponentially with jitter (see TaskOptions::retry_delay).
+  // Durations of any type; ones too long for nanoseconds (hours::max()) saturate.
+  template <class R1, class P1, class R2 = std::int64_t, class P2 = std::ratio<1>>
+  TaskBuilder& retry_backoff(std::chrono::duration<R1, P1> first,
+                             std::chrono::duration<R2, P2> max = std::chrono::duration<R2, P2>(60),
+                             double multiplier = 2.0, double jitter = 0.5) & {
+    options_.retry_delay = detail::saturated_nanoseconds(first);
+    options_.max_retry_delay = detail::saturated_nanoseconds(max);
+    options_.retry_backoff = multiplier;
+    options_.retry_jitter = jitter;
+    return *this;
+  }
+  template <class R1, class P1, class R2 = std::int64_t, class P2 = std::ratio<1>>
+  TaskBuilder&& retry_backoff(std::chrono::duration<R1, P1> first,
+                              std::chrono::duration<R2, P2> max = std::chrono::duration<R2, P2>(60),
+                              double multiplier = 2.0, double jitter = 0.5) && {
+    return std::move(retry_backoff(first, max, multiplier, jitter));
+  }
+  // Retries only exceptions of these types (or types derived from them), as Ray's
+  // retry_exceptions list: any other exception fails the task at its first throw.
+  template <class... E>
+    requires(sizeof...(E) > 0)
+  TaskBuilder& retry_on() & {
+    options_.retry_if = &detail::exception_is_one_of<E...>;
+    return *this;
+  }
+  template <class... E>
+    requires(sizeof...(E) > 0)
+  TaskBuilder&& retry_on() && {
+    return std::move(retry_on<E...>());
+  }
   TaskBuilder& resources(std::vector<std::pair<std::string, double>> r) & {
     options_.resources = std::move(r);
     return *this;

@@ -70,6 +70,15 @@ Failure* make_failure(std::exception_ptr&& error, std::string_view task_name) no
   }
 }
 
+void note_attempts(Failure* f, int attempts) noexcept {
+  if (f == &g_out_of_memory) return;  // shared: it stays as it is
+  f->attempts = attempts;
+  try {
+    f->description += " (after " + std::to_string(attempts) + " attempts)";
+  } catch (...) {  // no memory: the count is still in `attempts`
+  }
+}
+
 void release(Failure* f) noexcept {
   if (f->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete f;
 }

@@ -1,5 +1,11 @@
 // The parts of a submitted task that do not depend on its types.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
 #include "lumen/detail/submit_task.h"
+#include "lumen/task.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 
@@ -36,12 +42,52 @@ SubmitTaskBase::Readiness SubmitTaskBase::prepare() noexcept {
   return Readiness::run;
 }
 
-bool SubmitTaskBase::retry_after_error() noexcept {
+void check_retry_options(const TaskOptions& o) {
+  if (o.retry_delay.count() < 0) throw usage_error("lumen: retry_delay must not be negative");
+  if (!(o.retry_backoff >= 1.0) || o.retry_backoff > 1e6)
+    throw usage_error("lumen: retry_backoff must be from 1 to 1e6");
+  if (!(o.retry_jitter >= 0.0 && o.retry_jitter <= 1.0)) throw usage_error("lumen: retry_jitter must be from 0 to 1");
+  if (o.retry_delay.count() > 0 && o.max_retry_delay < o.retry_delay)
+    throw usage_error("lumen: max_retry_delay must not be shorter than retry_delay");
+}
+
+namespace {
+
+// A fraction in [0, 1) for the jitter: per thread, no locks, not for anything but spreading.
+double jitter_fraction() noexcept {
+  thread_local std::uint64_t state = 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(&state);
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return static_cast<double>(state >> 11) * 0x1.0p-53;
+}
+
+void retry_when_due(void* task) noexcept { static_cast<SubmitTaskBase*>(task)->schedule(); }
+
+}  // namespace
+
+bool SubmitTaskBase::retry_after_error(const std::exception_ptr& error) noexcept {
   if (attempts_left <= 0) return false;
+  if (settings != nullptr && settings->retry_if != nullptr && !settings->retry_if(error)) return false;
   --attempts_left;
+  ++attempts;
+  sched->count_retry();
   if (resources_held) {
     release_resources(*sched, settings->demands.data(), settings->demands.size());
     resources_held = false;
+  }
+  if (settings != nullptr && settings->next_retry_delay.count() > 0) {
+    using Seconds = std::chrono::duration<double>;
+    const double planned = Seconds(settings->next_retry_delay).count();
+    const double wait = planned * (1.0 - settings->retry_jitter * jitter_fraction());
+    const double next = std::min(planned * settings->retry_backoff, Seconds(settings->max_retry_delay).count());
+    settings->next_retry_delay = saturated_nanoseconds(Seconds(next));
+    try {
+      // Early at shutdown: a runtime that is ending runs the retry now rather than wait.
+      sched->add_timer(deadline_after(Seconds(wait)), &retry_when_due, this, true);
+      return true;
+    } catch (...) {  // no memory for a timer: retry at once rather than lose the task
+    }
   }
   schedule();
   return true;
@@ -50,6 +96,7 @@ bool SubmitTaskBase::retry_after_error() noexcept {
 void SubmitTaskBase::fail(std::exception_ptr e) noexcept {
   static const std::string unnamed;
   Failure* f = make_failure(std::move(e), settings != nullptr ? settings->name : unnamed);
+  if (attempts > 1) note_attempts(f, attempts);
   ObjectTable::instance().fail(result, f, true);
 }
 

@@ -633,6 +633,7 @@ Stats Scheduler::stats() const {
     finished += w->finished.read();
   }
   s.tasks_pending = created > finished ? created - finished : 0;
+  s.task_retries = task_retries_.load(std::memory_order_relaxed);
   s.injection_queued = injection_.nonempty_hint() || external_nonempty();
   auto usage = ObjectTable::instance().usage();
   s.objects_live = usage.live;

@@ -179,6 +179,7 @@ class Scheduler {
     std::uint64_t seq;
   };
   TimerId add_timer(Clock::time_point when, void (*fire)(void*) noexcept, void* arg, bool early_at_shutdown = false);
+  void count_retry() noexcept { task_retries_.fetch_add(1, std::memory_order_relaxed); }
   // True when the timer had not fired yet and never will; false when it fired or is firing.
   bool cancel_timer(TimerId id) noexcept;
   // Threads for blocking calls. At most Config::max_blocking_threads calls run at once, not
@@ -233,6 +234,7 @@ class Scheduler {
   std::atomic<bool> exiting_{false};
   bool drained_ = false;
 
+  std::atomic<std::uint64_t> task_retries_{0};
   alignas(64) std::atomic<std::uint64_t> external_created_{0};
   alignas(64) std::atomic<std::uint64_t> external_finished_{0};
 

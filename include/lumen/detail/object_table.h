@@ -46,6 +46,7 @@ struct Failure {
   std::exception_ptr error;
   std::string task_name;
   std::string description;  // "task 'name' failed: <exception type>: <what()>"
+  int attempts = 1;          // runs of the task, retries included
   std::atomic<int> refs{1};
 };
 
@@ -55,6 +56,9 @@ struct Failure {
 // exception must be freed by whoever lets go of the failure last, not by a temporary that a
 // waiter never synchronized with.
 Failure* make_failure(std::exception_ptr&& error, std::string_view task_name) noexcept;
+// Records that the task ran `attempts` times, in the failure and its description ("... after
+// 3 attempts"). Before the failure is published.
+void note_attempts(Failure* f, int attempts) noexcept;
 // "<exception type>: <what()>".
 std::string describe_exception(std::exception_ptr error);
 inline void retain(Failure* f) noexcept { f->refs.fetch_add(1, std::memory_order_relaxed); }

@@ -4,6 +4,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <exception>
 #include <functional>
 #include <string>
 #include <tuple>
@@ -24,6 +26,11 @@ struct TaskSettings {
   std::string name;
   int priority = 0;
   std::vector<ResourceDemand> demands;
+  std::chrono::nanoseconds next_retry_delay{0};  // 0: retries run at once
+  double retry_backoff = 2.0;
+  std::chrono::nanoseconds max_retry_delay{0};
+  double retry_jitter = 0.0;
+  bool (*retry_if)(const std::exception_ptr&) = nullptr;  // null: every exception is retried
 };
 
 struct SubmitTaskBase : Task {
@@ -32,6 +39,7 @@ struct SubmitTaskBase : Task {
   TaskSettings* settings = nullptr;  // null: default options
   std::atomic<int> pending{1};       // dependencies not resolved yet, plus one for submit itself
   int attempts_left = 0;             // retries still allowed
+  int attempts = 1;                  // runs begun, this one included
   bool resources_held = false;
   std::atomic<Failure*> dep_failure{nullptr};
 
@@ -40,8 +48,8 @@ struct SubmitTaskBase : Task {
   // Before running: `failed` when a dependency failed (the result carries its error);
   // `deferred` when the task waits for resources and will be spawned again once it has them.
   Readiness prepare() noexcept;
-  // After an exception: true when the task was queued to run again.
-  bool retry_after_error() noexcept;
+  // After an exception: true when the task was queued (or timed) to run again.
+  bool retry_after_error(const std::exception_ptr& error) noexcept;
   // Publishes e as the result's failure (and lets go of the result).
   void fail(std::exception_ptr e) noexcept;
   // Releases resources and the runtime's count of this task.
@@ -178,7 +186,7 @@ struct SubmitTask final : SubmitTaskBase {
     if (error == nullptr) {
       ObjectTable::instance().resolve(self->result, ObjectState::ready, true);
     } else {
-      if (self->retry_after_error()) return;
+      if (self->retry_after_error(error)) return;
       self->fail(std::move(error));
     }
     self->finish();
