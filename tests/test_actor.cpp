@@ -321,6 +321,22 @@ TEST_CASE("kill(no_restart = false) restarts; kill() does not") {
   CHECK(died_message(c.call(&Counter::get)).find("killed") != std::string::npos);
 }
 
+// Kills that restart use up max_restarts in order even before the actor has taken them: the
+// kill that leaves none is final when it returns (it used to count only restarts already
+// done, so the actor looked alive until the drain caught up).
+TEST_CASE("a kill that uses the last restart is final when it returns, however fast they come") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  for (int round = 0; round < 200; ++round) {
+    auto c = lumen::actor<Counter>(lumen::ActorOptions{.max_restarts = 2}, 1);
+    c.kill(false);
+    c.kill(false);
+    CHECK_FALSE(c.dead());
+    c.kill(false);  // the third: no restart left behind the two queued ones
+    CHECK(c.dead());
+    CHECK(died_message(c.call(&Counter::get)).find("killed") != std::string::npos);
+  }
+}
+
 TEST_CASE("pending calls are replayed or failed as max_task_retries says") {
   for (int retries : {0, 1}) {
     lumen::Runtime rt(lumen::Config{.workers = 2});

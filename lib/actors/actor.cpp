@@ -128,7 +128,12 @@ void ActorCore::schedule() noexcept {
 void ActorCore::kill(bool no_restart) {
   Caller caller(*this);
   if (!caller.alive()) return;
-  const int restarts = restarts_used_.load(std::memory_order_relaxed);
+  // Kills and exits still queued each use up a restart when the drain task takes them: one
+  // that finds none left after them is final now, and shows as such when it returns.
+  const std::uint64_t requested = kills_requested_.load(std::memory_order_acquire);
+  const std::uint64_t handled = kills_handled_.load(std::memory_order_acquire);  // may run ahead for a moment
+  const std::uint64_t queued_ends = requested > handled ? requested - handled : 0;
+  const std::int64_t restarts = restarts_used_.load(std::memory_order_relaxed) + static_cast<std::int64_t>(queued_ends);
   const bool final = no_restart || (settings_.max_restarts >= 0 && restarts >= settings_.max_restarts);
   try {
     begin_task(*sched_);
