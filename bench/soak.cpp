@@ -1200,6 +1200,15 @@ void run_phoenix_session(Soak& soak, Activity& activity, int thread, u64 seed, u
         break;
     }
   }
+  // A named actor lives until it is killed or its runtime ends, as in Ray: the session is
+  // done with it, so it goes (else the long-lived runtime would collect them by the thousand).
+  if (!options.name.empty() && !killed) {
+    try {
+      actor.kill();
+    } catch (const lumen::shutdown_error&) {
+      soak.refused.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   soak.sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -1550,12 +1559,16 @@ void watch(Soak& soak) {
     if (soak.rss_warm.load() == 0 && t >= warm_up_at) soak.rss_warm.store(rss_mib());
     if (t >= next_report) {
       next_report += soak.opt.report_seconds;
-      char line[256];
+      // The object table is shared by all runtimes: the base runtime's view covers them all.
+      const lumen::Stats base = soak.base != nullptr ? soak.base->stats() : lumen::Stats{};
+      char line[320];
       std::snprintf(line, sizeof line,
                     "lumen-soak: %5.0f s  dags %" PRIu64 "  nodes %" PRIu64 "  actor calls %" PRIu64 "  wrong %" PRIu64
-                    "  lost %" PRIu64 "  refused %" PRIu64 "  runtimes %" PRIu64 "  RSS %.1f MiB",
+                    "  lost %" PRIu64 "  refused %" PRIu64 "  runtimes %" PRIu64 "  objects %" PRIu64
+                    " (table %.1f MiB)  actors %" PRIu64 "  RSS %.1f MiB",
                     t, soak.dags.load(), soak.nodes.load(), soak.actor_calls.load(), soak.wrong.load(),
-                    soak.lost.load(), soak.refused.load(), soak.runtimes.load(), rss_mib());
+                    soak.lost.load(), soak.refused.load(), soak.runtimes.load(), base.objects_live,
+                    static_cast<double>(base.object_table_bytes) / (1024.0 * 1024.0), base.actors_alive, rss_mib());
       soak.print_line(line);
     }
   }

@@ -642,6 +642,31 @@ TEST_CASE("an actor whose constructor always throws does not pin a worker or sto
   CHECK(made >= 1);
 }
 
+// The same actor with no handle left and no call waiting ends at its next restart instead of
+// being rebuilt forever (it used to stay alive, on the runtime's timer, until the runtime ended).
+// A named one stays: get_actor() can still find it.
+TEST_CASE("an actor whose constructor keeps failing ends once no handle is left") {
+  struct Hopeless {
+    Hopeless() { throw std::runtime_error("never"); }
+    int one() { return 1; }
+  };
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  for (int i = 0; i < 10; ++i) (void)lumen::actor<Hopeless>(lumen::ActorOptions{.max_restarts = -1});
+  {
+    auto dropped = lumen::actor<Hopeless>(lumen::ActorOptions{.max_restarts = -1});
+    auto named = lumen::actor<Hopeless>(lumen::ActorOptions{.name = "still wanted", .max_restarts = -1});
+  }
+  // Polled for a bounded time: restarts back off, so the last attempt may be a while away.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (rt.stats().actors_alive > 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  CHECK(rt.stats().actors_alive == 1);  // the named one
+  auto found = lumen::get_actor<Hopeless>("still wanted");
+  REQUIRE(found.has_value());
+  found->kill();
+  CHECK(rt.stats().actors_alive == 0);
+}
+
 // Threads calling an actor while its runtime is destroyed on another thread: each call gives a
 // ref (a value, or actor_died once the runtime is gone) or throws shutdown_error while it
 // drains; none touches the runtime after it is freed (ThreadSanitizer and AddressSanitizer

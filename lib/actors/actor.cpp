@@ -199,6 +199,13 @@ void ActorCore::run_drain(Task* t) noexcept {
 // With nothing to do, the drain task looks again for a few microseconds before it lets go,
 // unless other work waits: a caller that waits for each result calls again well within that,
 // and finds the actor still running instead of paying to schedule it again.
+// True when no handle to the actor is left and none can appear: the drain task holds the only
+// reference, no call waits, and no name lets get_actor() find it.
+bool ActorCore::abandoned() const noexcept {
+  return settings_.name.empty() && refs_.load(std::memory_order_acquire) == 1 && !mailbox_.nonempty_hint() &&
+         !has_replays_.load(std::memory_order_relaxed);
+}
+
 // Only a serial actor lingers: a concurrent one may have nothing to do because its calls
 // are running, and those may be queued on this very worker.
 bool ActorCore::linger() const noexcept {
@@ -269,6 +276,12 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
     return Step::progress;
   }
   if (state == State::starting) {
+    if (constructor_failures_ > 0 && abandoned()) {
+      // Nobody can call it again: rebuilding it forever would keep it, and its runtime's
+      // timer, busy for nothing.
+      end_instance(death_notice("its constructor failed and no handle to it is left"), true, Pending::all_visible);
+      return Step::progress;
+    }
     if (constructor_failures_ > 0 && !sched_->stopping() && Clock::now() < restart_at_) return Step::backoff;
     construct();
     return Step::progress;

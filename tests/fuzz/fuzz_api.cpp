@@ -382,6 +382,9 @@ struct ActorModel {
   // An end (exit, kill, failed construction) that no peek has seen through yet: calls made
   // since may have been pending at it, or made after it.
   bool ending_unsynced = false;
+  // The first construction fails and no peek has seen it yet: the restart it uses may not be
+  // used when a kill comes, so whether kill(false) is final cannot be told in advance.
+  bool construction_unsynced = false;
   lumen::ObjectRef<u64> last_call;
   std::vector<u64> calls;  // entry ids of its calls not known to have finished
 
@@ -988,6 +991,7 @@ void op_actor_create(Program& p) {
     a.forget();
   }
   a.ending_unsynced = a.plan.failures != 0;
+  a.construction_unsynced = a.plan.failures != 0;
   p.actors.push_back(std::move(a));
 }
 
@@ -1165,9 +1169,11 @@ void op_actor_sync(Program& p) {
     a.state = lumen::get(ref);
     a.state_known = true;
     a.ending_unsynced = false;
+    a.construction_unsynced = false;
   } else if (o == Outcome::failed && a.dead) {
     a.name_released = true;
     a.ending_unsynced = false;
+    a.construction_unsynced = false;
   }
 }
 
@@ -1178,7 +1184,7 @@ void op_actor_kill(Program& p) {
   // Calls that may still be queued run before the kill, or fail, or run again after it.
   bool settled = a.serial() && (!a.last_call.valid() || a.last_call.ready());
   trace("  kill(%d) actor %llu", no_restart, ull(a.with([](auto& h) { return h.id(); })));
-  bool for_good = no_restart || (a.alive && !a.restarts_left());
+  bool for_good = no_restart || (a.alive && !a.restarts_left() && !a.construction_unsynced);
   a.with([&](auto& h) {
     h.kill(no_restart);
     if (for_good) {

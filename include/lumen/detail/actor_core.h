@@ -177,6 +177,7 @@ class ActorCore : public Task {
   void serve(ActorCall* c) noexcept;
   void dispatch(ActorCall* c) noexcept;
   void request_exit(ObjectSlot* exit_result) noexcept;
+  bool abandoned() const noexcept;
   void after_success() noexcept;
   ActorCall* next_call() noexcept;
   void push_replay_front(MpscNode* first, MpscNode* last) noexcept;
