@@ -69,7 +69,7 @@ ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::ty
 // ---- the core -----------------------------------------------------------------------------
 
 ActorCore::ActorCore(Scheduler& s, const ActorSpec& spec, ActorSettings settings)
-    : sched_(&s), spec_(&spec), settings_(std::move(settings)), id_(next_actor_id.fetch_add(1)) {
+    : sched_(&s), home_id_(scheduler_id(s)), spec_(&spec), settings_(std::move(settings)), id_(next_actor_id.fetch_add(1)) {
   run = &run_drain;
 }
 
@@ -620,7 +620,7 @@ void ActorDirectory::end_runtime(const Scheduler& s) noexcept {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (ActorCore* a : live_) {
-        if (a->sched_ != &s) continue;
+        if (a->home_id_ != scheduler_id(s)) continue;
         if (a->try_add_ref()) {
           ending.push_back(a);
         } else {
@@ -656,7 +656,7 @@ void ActorDirectory::add_stats(const Scheduler& s, Stats& out) {
   auto it = retired_calls_.find(&s);
   out.actor_calls_executed = it != retired_calls_.end() ? it->second : 0;
   for (ActorCore* a : live_) {
-    if (a->sched_ != &s) continue;
+    if (a->home_id_ != scheduler_id(s)) continue;
     if (!a->dead()) ++out.actors_alive;
     out.actor_calls_queued += a->calls_queued();
     out.actor_calls_executed += a->calls_executed();

@@ -222,6 +222,10 @@ class ActorCore : public Task {
   std::atomic<Failure*> death_{nullptr};
 
   Scheduler* sched_;
+  // scheduler_id() of the runtime it was made on, for the directory's bookkeeping: never
+  // changes, so the directory may compare it while the runtime's end clears sched_, and a
+  // later runtime at the same address is not taken for it.
+  const std::uint64_t home_id_;
   const ActorSpec* spec_;
   ActorSettings settings_;
   std::uint64_t id_;
