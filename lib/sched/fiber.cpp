@@ -10,11 +10,11 @@
 
 #include "lumen/error.h"
 
-#if defined(LUMEN_ASAN)
+#if defined(LUMEN_DETAIL_ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
-#if defined(LUMEN_TSAN)
+#if defined(LUMEN_DETAIL_TSAN)
 #include <sanitizer/tsan_interface.h>
 #endif
 
@@ -35,7 +35,7 @@ namespace {
 // AddressSanitizer keeps what it marked on a stack (frames that ended while their fiber was
 // switched away, say) across unmapping and mapping at the same address: a stack starts clean.
 void clean_for_asan([[maybe_unused]] const boost::context::stack_context& s) noexcept {
-#if defined(LUMEN_ASAN)
+#if defined(LUMEN_DETAIL_ASAN)
   ASAN_UNPOISON_MEMORY_REGION(static_cast<char*>(s.sp) - s.size, s.size);
 #endif
 }
@@ -105,16 +105,16 @@ void StackPool::give_back(boost::context::stack_context s) noexcept {
 
 void before_switch([[maybe_unused]] Fiber* from, [[maybe_unused]] Fiber* to,
                    [[maybe_unused]] bool from_is_exiting) noexcept {
-#if defined(LUMEN_ASAN)
+#if defined(LUMEN_DETAIL_ASAN)
   __sanitizer_start_switch_fiber(from_is_exiting ? nullptr : &from->asan_fake_stack, to->stack_bottom, to->stack_size);
 #endif
-#if defined(LUMEN_TSAN)
+#if defined(LUMEN_DETAIL_TSAN)
   __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
 }
 
 void after_switch([[maybe_unused]] Fiber* arrived, [[maybe_unused]] Fiber* from) noexcept {
-#if defined(LUMEN_ASAN)
+#if defined(LUMEN_DETAIL_ASAN)
   const void* bottom = nullptr;
   std::size_t size = 0;
   __sanitizer_finish_switch_fiber(arrived->asan_fake_stack, &bottom, &size);
@@ -126,7 +126,7 @@ void after_switch([[maybe_unused]] Fiber* arrived, [[maybe_unused]] Fiber* from)
 }
 
 void* current_tsan_fiber() noexcept {
-#if defined(LUMEN_TSAN)
+#if defined(LUMEN_DETAIL_TSAN)
   return __tsan_get_current_fiber();
 #else
   return nullptr;
@@ -134,7 +134,7 @@ void* current_tsan_fiber() noexcept {
 }
 
 void* create_tsan_fiber() noexcept {
-#if defined(LUMEN_TSAN)
+#if defined(LUMEN_DETAIL_TSAN)
   return __tsan_create_fiber(0);
 #else
   return nullptr;
@@ -142,7 +142,7 @@ void* create_tsan_fiber() noexcept {
 }
 
 void destroy_tsan_fiber([[maybe_unused]] void* f) noexcept {
-#if defined(LUMEN_TSAN)
+#if defined(LUMEN_DETAIL_TSAN)
   if (f != nullptr) __tsan_destroy_fiber(f);
 #endif
 }

@@ -17,22 +17,6 @@
 #include "lumen/detail/mpsc_queue.h"
 #include "lumen/detail/scheduler_api.h"
 
-// GCC names the sanitizers with macros, Clang with __has_feature.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LUMEN_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define LUMEN_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(LUMEN_ASAN)
-#define LUMEN_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(LUMEN_TSAN)
-#define LUMEN_TSAN 1
-#endif
-
 namespace lumen::detail {
 
 struct Fiber : MpscNode {  // MpscNode: a parked fiber made runnable waits in its worker's resume queue

@@ -11,6 +11,23 @@
 #include "lumen/error.h"
 #include "lumen/detail/object_table.h"
 
+// Which sanitizer this code is built with: GCC names them with macros, Clang with
+// __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define LUMEN_DETAIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LUMEN_DETAIL_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define LUMEN_DETAIL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LUMEN_DETAIL_TSAN 1
+#endif
+#endif
+
 namespace lumen::detail {
 
 class Scheduler;
@@ -168,13 +185,6 @@ inline const void* current_context() noexcept { return &task_context(); }
 // stands for the stack pointer: __builtin_frame_address would make every caller keep a frame
 // pointer, and these checks sit in the fork/join fast path. Under AddressSanitizer a local
 // may live on its fake stack, elsewhere in memory, so the frame's address is used there.)
-#if defined(__SANITIZE_ADDRESS__)
-#define LUMEN_DETAIL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LUMEN_DETAIL_ASAN 1
-#endif
-#endif
 inline bool room_to_run_inline(const TaskContext& c) noexcept {
 #if defined(LUMEN_DETAIL_ASAN)
   const void* here = __builtin_frame_address(0);
