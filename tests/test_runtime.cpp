@@ -478,6 +478,28 @@ TEST_CASE("a runtime destroyed by its own task") {
   CHECK(after.load());
 }
 
+// A worker of runtime A resolves the object a parked fiber of runtime B waits for; B's task
+// finishes at once and B is destroyed while A's worker may still be waking B's worker. B's end
+// waits for that wake-up to be over (ThreadSanitizer reported the freed Worker otherwise).
+TEST_CASE("a runtime ends only after a thread of another runtime has finished waking it") {
+  lumen::Runtime a{lumen::Config{.workers = 2}};
+  for (int round = 0; round < 200; ++round) {
+    auto parked = std::make_shared<std::atomic<bool>>(false);
+    auto from_a = lumen::submit([parked, round] {
+      while (!parked->load()) std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(round % 4 * 100));  // B's worker parks, then sleeps
+      return 1;
+    });
+    auto b = std::make_unique<lumen::Runtime>(lumen::Config{.workers = 1});
+    auto from_b = lumen::submit([parked, from_a] {
+      parked->store(true);
+      return lumen::get(from_a) + 1;  // parks this fiber of B until A's worker resolves it
+    });
+    CHECK(lumen::get(from_b) == 2);
+    b.reset();
+  }
+}
+
 // A thread that submits to two runtimes in turn keeps one queue in each; a thread that exits
 // hands its queue to the next thread that submits.
 TEST_CASE("threads that submit keep one queue per runtime, and pass it on when they exit") {

@@ -176,6 +176,11 @@ struct ActorCallFrame final : ActorCall {
   static End run_on(ActorCall* c, void* instance) noexcept {
     auto* self = static_cast<ActorCallFrame*>(c);
     ObjectSlot* out = self->result;
+    if (!self->claim_result()) {
+      current_actor_context()->actor->count_cancelled();
+      destroy(self);
+      return End::cancelled;
+    }
     Failure* unmet = nullptr;
     try {
       unmet = self->await_arguments();
@@ -229,7 +234,11 @@ struct ActorCallFrame final : ActorCall {
 
   static void fail_unrun(ActorCall* c, Failure* f) noexcept {
     auto* self = static_cast<ActorCallFrame*>(c);
-    ObjectTable::instance().fail(self->result, f, true);
+    if (self->claim_result()) {
+      ObjectTable::instance().fail(self->result, f, true);
+    } else {
+      detail::release(f);
+    }
     destroy(self);
   }
 
@@ -377,6 +386,8 @@ class ActorHandle {
       throw;
     }
     frame->result = s;
+    frame->callee = &a;
+    detail::ObjectTable::set_producer(s, frame);
     auto ref = ObjectRef<Value>::adopt(s);
     a.enqueue(frame);
     return ref;

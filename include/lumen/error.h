@@ -19,8 +19,16 @@ class error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// get() or wait() with a timeout that passed before the object was ready.
+// get() or wait() with a timeout that passed before the object was ready; also the failure
+// of a task whose TaskOptions::timeout passed before it finished.
 class timeout_error : public error {
+ public:
+  using error::error;
+};
+
+// The failure of a task or actor call that lumen::cancel() stopped (see lumen/cancel.h).
+// what() names the task.
+class cancelled_error : public error {
  public:
   using error::error;
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "lumen/actor.h"
+#include "lumen/cancel.h"
 #include "lumen/error.h"
 #include "lumen/graph.h"
 #include "lumen/object_ref.h"

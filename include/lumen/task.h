@@ -47,6 +47,10 @@ struct TaskOptions {
   // The exceptions that are retried: null retries every one; otherwise an exception it
   // returns false for fails the task at once (see TaskBuilder::retry_on).
   bool (*retry_if)(const std::exception_ptr&) = nullptr;
+  // From submit: once it passes, the result fails with timeout_error, the task's stop request
+  // is set and the tasks it submitted stop too, as with cancel(ref, {.recursive = true}) (see
+  // lumen/cancel.h). A task that has not started by then never runs. max: no timeout.
+  std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
 };
 
 namespace detail {
@@ -102,6 +106,7 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
     }
     retries = options->retries;
     check_retry_options(*options);
+    if (options->timeout.count() <= 0) throw usage_error("lumen: a task's timeout must be positive");
     const bool backoff = retries > 0 && options->retry_delay.count() > 0;
     const bool filtered = retries > 0 && options->retry_if != nullptr;
     if (!options->name.empty() || options->priority != 0 || !options->resources.empty() || backoff || filtered) {
@@ -130,17 +135,26 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
   try {
     slot = ObjectTable::instance().allocate(1, true);  // the caller's ref, and the task's hold
     frame = create<Frame>(std::forward<F>(f), std::forward<Args>(args)...);
+    frame->sched = &s;
+    frame->result = slot;
+    frame->group = slot;  // lets get(ref) on this worker run the task inline
+    frame->settings = settings;
+    frame->attempts_left = retries;
+    ObjectTable::set_producer(slot, frame);  // before the timer: a timeout may cancel at once
+    if (options != nullptr && options->timeout != std::chrono::nanoseconds::max())
+      add_timeout(s, slot, deadline_after(options->timeout));
   } catch (...) {
+    if (frame != nullptr) detail::destroy(frame);
     if (slot != nullptr) ObjectTable::instance().discard(slot);
     delete settings;
     end_task(s);
     throw;
   }
-  frame->sched = &s;
-  frame->result = slot;
-  frame->group = slot;  // lets get(ref) on this worker run the task inline
-  frame->settings = settings;
-  frame->attempts_left = retries;
+  if (const void* submitter = task_context().task) {
+    const ObjectSlot* parent = static_cast<const SubmitTaskBase*>(submitter)->result;
+    frame->parent = parent;
+    frame->parent_generation = static_cast<std::uint32_t>(parent->refgen.load(std::memory_order_relaxed) >> 32);
+  }
   auto ref = ObjectRef<R>::adopt(slot);
   frame->start();
   return ref;
@@ -171,6 +185,17 @@ class TaskBuilder {
     return *this;
   }
   TaskBuilder&& retries(int n) && { return std::move(retries(n)); }
+  // Fails the task with timeout_error once d has passed since submit (see TaskOptions::timeout).
+  // Any duration type; one too long for nanoseconds saturates to no timeout.
+  template <class Rep, class Period>
+  TaskBuilder& timeout(std::chrono::duration<Rep, Period> d) & {
+    options_.timeout = detail::saturated_nanoseconds(d);
+    return *this;
+  }
+  template <class Rep, class Period>
+  TaskBuilder&& timeout(std::chrono::duration<Rep, Period> d) && {
+    return std::move(timeout(d));
+  }
   // Waits between retries, growing exponentially with jitter (see TaskOptions::retry_delay).
   // Durations of any type; ones too long for nanoseconds (hours::max()) saturate.
   template <class R1, class P1, class R2 = std::int64_t, class P2 = std::ratio<1>>

@@ -134,7 +134,8 @@ class task_group {
     }
   }
 
-  // Children that have not started are skipped; running ones finish.
+  // Children that have not started are skipped; running ones finish, and lumen::stop_requested()
+  // is true inside them from here on (lumen/cancel.h).
   void cancel() noexcept { cancelled_.store(true, std::memory_order_relaxed); }
   bool is_canceling() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
 
@@ -161,6 +162,7 @@ class task_group {
       auto* self = static_cast<Child*>(b);
       task_group* g = self->owner;
       if (!g->cancelled_.load(std::memory_order_relaxed)) {
+        detail::GroupStopScope stop(&g->cancelled_);
         try {
           self->f();
         } catch (...) {

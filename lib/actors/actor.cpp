@@ -84,6 +84,12 @@ void ActorCore::start() {
   schedule();
 }
 
+// The actor outlives a cancellable call: the call is in its mailbox, and an actor that ends
+// takes each call out (abandon) before it goes, waiting in claim() for a canceller.
+std::string_view callee_name(const Cancellable* c) noexcept {
+  return static_cast<const ActorCall*>(c)->callee->settings().name;
+}
+
 Failure* ActorCore::death() const noexcept {
   Failure* f = death_.load(std::memory_order_acquire);
   retain(f);

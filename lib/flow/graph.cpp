@@ -164,6 +164,7 @@ struct GraphBody {
   GraphNode* execute(GraphNode* n) noexcept {
     int choice = -1;
     if (!failed.load(std::memory_order_relaxed)) {
+      GroupStopScope stop(&failed);
       try {
         switch (n->kind) {
           case NodeKind::plain:

@@ -217,6 +217,7 @@ class PipelineRun {
           st.discard(value(it, k));
           it->dead = true;
         } else {
+          GroupStopScope stop(&failed_);
           try {
             st.invoke(st.fn, value(it, k), value(it, k + 1));
           } catch (...) {
@@ -254,6 +255,7 @@ class PipelineRun {
     if (it == nullptr) it = pop_free();
     bool produced = false;
     if (!failed_.load(std::memory_order_relaxed)) {
+      GroupStopScope stop(&failed_);
       try {
         produced = shape_.produce(shape_.source, value(it, 0));
       } catch (...) {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
 #include "lumen/detail/cpu_relax.h"
 
@@ -227,6 +228,7 @@ ObjectSlot* ObjectTable::allocate(std::uint32_t refs, bool writer) {
   std::uint64_t gen = s->refgen.load(std::memory_order_relaxed) & ~std::uint64_t{0xffffffff};
   s->waiters.store(0, std::memory_order_relaxed);
   s->producer_waits_on.store(nullptr, std::memory_order_relaxed);
+  s->flags.store(0, std::memory_order_relaxed);
   s->bytes.store(0, std::memory_order_relaxed);
   s->destroy_value = nullptr;
   s->state.store(ObjectState::pending, std::memory_order_relaxed);
@@ -331,21 +333,39 @@ namespace {
 // The waiter list, once no waiter is being taken out of it.
 std::uintptr_t unlocked_waiters(ObjectSlot* s) noexcept {
   std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
-  while ((head & ObjectSlot::kWaitersLocked) != 0) {
-    cpu_relax();
+  // The holder does not park, but its thread may be descheduled (a canceller on the timer
+  // thread): spin briefly, then yield.
+  for (unsigned spins = 0; (head & ObjectSlot::kWaitersLocked) != 0; ++spins) {
+    if (spins < 128) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
     head = s->waiters.load(std::memory_order_acquire);
   }
   return head;
 }
 }  // namespace
 
-void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept {
-  s->state.store(outcome, std::memory_order_release);
-  std::uintptr_t list = unlocked_waiters(s);
-  while (!s->waiters.compare_exchange_weak(list, ObjectSlot::kResolved, std::memory_order_acq_rel,
-                                           std::memory_order_acquire)) {
-    if ((list & ObjectSlot::kWaitersLocked) != 0) list = unlocked_waiters(s);
+bool ObjectTable::claim_contended(ObjectSlot* s) noexcept {
+  std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
+  for (;;) {
+    if (head == ObjectSlot::kResolved) return false;
+    if ((head & ObjectSlot::kWaitersLocked) != 0) {
+      head = unlocked_waiters(s);
+      continue;
+    }
+    if (s->waiters.compare_exchange_weak(head, head | ObjectSlot::kWaitersLocked, std::memory_order_acquire,
+                                         std::memory_order_acquire))
+      return true;
   }
+}
+
+void ObjectTable::publish(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept {
+  // Locked by claim(): no push, no removal and no other publication changes the list.
+  const std::uintptr_t list = s->waiters.load(std::memory_order_relaxed) & ~ObjectSlot::kWaitersLocked;
+  s->state.store(outcome, std::memory_order_release);
+  s->waiters.store(ObjectSlot::kResolved, std::memory_order_release);
   if (detach_writer) {
     std::uint64_t old = s->refgen.fetch_sub(ObjectSlot::kWriter, std::memory_order_acq_rel);
     // No references left: no one can be waiting (waiters hold references), so the list holds
@@ -360,9 +380,20 @@ void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer
   }
 }
 
-void ObjectTable::fail(ObjectSlot* s, Failure* f, bool detach_writer) noexcept {
+void ObjectTable::publish_failure(ObjectSlot* s, Failure* f, bool detach_writer) noexcept {
   std::memcpy(s->storage, &f, sizeof f);
-  resolve(s, ObjectState::failed, detach_writer);
+  if (f->stops_children) s->flags.fetch_or(ObjectSlot::kStopsChildren, std::memory_order_relaxed);
+  publish(s, ObjectState::failed, detach_writer);
+}
+
+void ObjectTable::resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept {
+  claim(s);
+  publish(s, outcome, detach_writer);
+}
+
+void ObjectTable::fail(ObjectSlot* s, Failure* f, bool detach_writer) noexcept {
+  claim(s);
+  publish_failure(s, f, detach_writer);
 }
 
 bool ObjectTable::add_waiter(ObjectSlot* s, Waiter* w) noexcept {
@@ -381,17 +412,8 @@ bool ObjectTable::add_waiter(ObjectSlot* s, Waiter* w) noexcept {
 }
 
 bool ObjectTable::remove_waiter(ObjectSlot* s, Waiter* w) noexcept {
-  std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
-  for (;;) {
-    if (head == ObjectSlot::kResolved) return false;
-    if ((head & ObjectSlot::kWaitersLocked) != 0) {
-      head = unlocked_waiters(s);
-      continue;
-    }
-    if (s->waiters.compare_exchange_weak(head, head | ObjectSlot::kWaitersLocked, std::memory_order_acquire,
-                                         std::memory_order_acquire))
-      break;
-  }
+  if (!claim_contended(s)) return false;  // the same lock as a claim's, held only for the walk
+  const std::uintptr_t head = s->waiters.load(std::memory_order_relaxed) & ~ObjectSlot::kWaitersLocked;
   // Locked: no push, no resolve and no other removal touches the list until the store below.
   auto* first = reinterpret_cast<Waiter*>(head);
   bool found = false;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/submit_task.h"
 #include "lumen/task.h"
 #include "sched/scheduler.h"
@@ -22,8 +23,20 @@ void SubmitTaskBase::schedule() noexcept {
 }
 
 SubmitTaskBase::Readiness SubmitTaskBase::prepare() noexcept {
+  if (result->state.load(std::memory_order_acquire) != ObjectState::cancellable) {
+    // A cancel() claimed the result while the task was queued, waiting for its arguments,
+    // for resources or for a retry. It does not park before it has published.
+    while (!result->resolved()) cpu_relax();
+    if (Failure* f = dep_failure.exchange(nullptr, std::memory_order_acquire)) detail::release(f);
+    drop_result();
+    return Readiness::cancelled;
+  }
   if (Failure* f = dep_failure.exchange(nullptr, std::memory_order_acquire)) {
-    ObjectTable::instance().fail(result, f, true);  // the reference dependency_resolved took moves to the result
+    publish_failure(f);  // the reference dependency_resolved took moves to the result
+    return Readiness::failed;
+  }
+  if (parent != nullptr && parent_stops_children()) {
+    fail_with_parent();
     return Readiness::failed;
   }
   if (settings != nullptr && !settings->demands.empty() && !resources_held) {
@@ -67,7 +80,7 @@ void retry_when_due(void* task) noexcept { static_cast<SubmitTaskBase*>(task)->s
 }  // namespace
 
 bool SubmitTaskBase::retry_after_error(const std::exception_ptr& error) noexcept {
-  if (attempts_left <= 0) return false;
+  if (attempts_left <= 0 || stop_requested()) return false;
   if (settings != nullptr && settings->retry_if != nullptr && !settings->retry_if(error)) return false;
   --attempts_left;
   ++attempts;
@@ -94,10 +107,27 @@ bool SubmitTaskBase::retry_after_error(const std::exception_ptr& error) noexcept
 }
 
 void SubmitTaskBase::fail(std::exception_ptr e) noexcept {
-  static const std::string unnamed;
-  Failure* f = make_failure(std::move(e), settings != nullptr ? settings->name : unnamed);
+  // Described before the claim: describing calls the exception's what(), which should not run
+  // while waits on the result spin on the claim.
+  Failure* f = make_failure(std::move(e), task_name_of(this));
   if (attempts > 1) note_attempts(f, attempts);
-  ObjectTable::instance().fail(result, f, true);
+  publish_failure(f);
+}
+
+void SubmitTaskBase::publish_failure(Failure* f) noexcept {
+  if (!result_claimed) {
+    if (!ObjectTable::claim(result)) {
+      detail::release(f);
+      drop_result();
+      return;
+    }
+    result_claimed = true;
+  }
+  ObjectTable::instance().publish_failure(result, f, true);
+}
+
+void SubmitTaskBase::fail_with_parent() noexcept {
+  publish_failure(cancellation_failure(*this, StopReason::parent_cancelled));
 }
 
 void SubmitTaskBase::finish() noexcept {

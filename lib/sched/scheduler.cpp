@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "actors/actor_directory.h"
 #include "lumen/error.h"
@@ -98,6 +100,8 @@ Scheduler::Scheduler(const Config& config)
 
 Scheduler::~Scheduler() {
   if (!drained_) drain();
+  // A thread that queued the last work may still be waking a worker for it.
+  while (foreign_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   // Actors that are still referenced end with their runtime: their instances are destroyed
   // here, on this thread, and later calls through their handles fail with actor_died.
   ActorDirectory::instance().end_runtime(*this);
@@ -249,6 +253,7 @@ ExternalQueue* Scheduler::queue_of_this_thread() {
 }
 
 void Scheduler::submit_external(Task* t) noexcept {
+  ForeignWake foreign(*this);
   ExternalQueue* q = nullptr;
   try {
     q = queue_of_this_thread();
@@ -312,6 +317,8 @@ Task* Scheduler::take_injected(Worker& w) noexcept {
 }
 
 void Scheduler::push_priority(Task* t, int priority) {
+  std::optional<ForeignWake> foreign;
+  if (worker_of(*this) == nullptr) foreign.emplace(*this);
   {
     std::lock_guard<std::mutex> lock(priority_mutex_);
     priority_queue_.push(Prioritized{priority, priority_seq_++, t});

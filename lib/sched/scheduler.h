@@ -147,6 +147,21 @@ class Scheduler {
   // Idle workers.
   void wake_for_work() noexcept;  // a new task is queued where any worker can take it
   void wake_worker(Worker& w) noexcept;  // w has a resumed fiber
+  // Held by a thread that is not one of this runtime's workers while it queues work for the
+  // runtime (a task, a fiber to resume) and wakes a worker for it: once queued, the work may
+  // run and finish, and the runtime end, before the thread is done waking. The runtime's end
+  // waits until no ForeignWake is held. (The count is taken before the work is queued, so
+  // an end that saw the work finish sees the count.)
+  class ForeignWake {
+   public:
+    explicit ForeignWake(Scheduler& s) noexcept : s_(s) { s_.foreign_wakers_.fetch_add(1, std::memory_order_relaxed); }
+    ~ForeignWake() { s_.foreign_wakers_.fetch_sub(1, std::memory_order_release); }
+    ForeignWake(const ForeignWake&) = delete;
+    ForeignWake& operator=(const ForeignWake&) = delete;
+
+   private:
+    Scheduler& s_;
+  };
   bool try_begin_spinning() noexcept;
   void end_spinning(bool found_work) noexcept;
   enum class SleepEnd { woken, work_seen };
@@ -237,6 +252,9 @@ class Scheduler {
   std::atomic<std::uint64_t> task_retries_{0};
   alignas(64) std::atomic<std::uint64_t> external_created_{0};
   alignas(64) std::atomic<std::uint64_t> external_finished_{0};
+  // Threads that are not this runtime's workers, between queueing work for it and the end of
+  // their wake-up of a worker (see ForeignWake).
+  alignas(64) std::atomic<std::int64_t> foreign_wakers_{0};
 
   struct Resource {
     std::string name;

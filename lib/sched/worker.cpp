@@ -343,6 +343,12 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
 }
 
 void Worker::resume(Fiber* f) noexcept {
+  if (worker_of(sched_) != nullptr) {
+    resumed_.push(f);
+    sched_.wake_worker(*this);
+    return;
+  }
+  Scheduler::ForeignWake foreign(sched_);
   resumed_.push(f);
   sched_.wake_worker(*this);
 }

@@ -30,6 +30,7 @@
 #include <typeinfo>
 #include <vector>
 
+#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/mpsc_queue.h"
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/scheduler_api.h"
@@ -38,16 +39,39 @@ namespace lumen::detail {
 
 class ActorCore;
 
+// The name of the actor a call (an ActorCall) is for.
+std::string_view callee_name(const Cancellable* c) noexcept;
+
 // One method call waiting in a mailbox. Allocated by the caller; freed by whoever resolves
 // its result. An entry with no result is a kill marker.
-struct ActorCall : Task {
-  enum class End { served, failed, actor_exit };  // failed: the method threw
+struct ActorCall : Task, Cancellable {
+  // failed: the method threw; cancelled: a cancel() published its result before it started
+  enum class End { served, failed, actor_exit, cancelled };
+
+  ActorCall() noexcept {
+    is_actor_call = true;
+    name_of = &callee_name;
+  }
+  // Before the call starts (or fails unrun): true when it may publish its result, which no
+  // cancel() can take from it any more; false when a cancel() did (the call must not run; its
+  // writer hold is given up here). A replay on a restarted instance finds it claimed already.
+  bool claim_result() noexcept {
+    ObjectState seen = ObjectState::cancellable;
+    if (result->state.compare_exchange_strong(seen, ObjectState::pending, std::memory_order_acquire,
+                                              std::memory_order_acquire) ||
+        seen == ObjectState::pending)
+      return true;
+    while (!result->resolved()) cpu_relax();  // the canceller does not park before it publishes
+    ObjectTable::instance().release_writer(result);
+    return false;
+  }
 
   ObjectSlot* result = nullptr;  // held through the writer bit until the call resolves it
   int replays_left = 0;          // times it may run again on a restarted instance (-1: always)
   bool no_restart = false;       // for a kill marker: kill(no_restart)
   bool exit_marker = false;      // a marker for exit_actor() in a call that ran as a task
   ActorCore* actor = nullptr;    // set when the call runs as a task of its own
+  const ActorCore* callee = nullptr;  // the actor called, for the wording of a cancellation
   // Runs the method on `instance`, resolves the result and frees the call. Reports whether
   // the method asked the actor to end (exit_actor()).
   End (*invoke)(ActorCall*, void* instance) noexcept = nullptr;
@@ -151,6 +175,8 @@ class ActorCore : public Task {
   std::uint64_t calls_executed() const noexcept { return executed_.load(std::memory_order_relaxed); }
   // Before a call publishes its result, so that whoever sees the result sees it counted.
   void count_executed() noexcept { executed_.fetch_add(1, std::memory_order_relaxed); }
+  // A call that a cancel() took out before it started.
+  void count_cancelled() noexcept { failed_unrun_.fetch_add(1, std::memory_order_relaxed); }
   // Marks the actor dead because its runtime ends, and destroys the instance. The runtime
   // has no running task then.
   void end_with_runtime() noexcept;

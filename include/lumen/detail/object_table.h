@@ -31,7 +31,10 @@
 
 namespace lumen::detail {
 
-enum class ObjectState : std::uint32_t { free = 0, pending = 1, ready = 2, failed = 3 };
+// pending: its producer cannot be cancelled (a blocking call, a value being put, an actor call
+// that has started). cancellable: its producer (a Cancellable, whose address the slot's
+// storage holds meanwhile) can be. claimed: a cancel() is publishing the object's failure.
+enum class ObjectState : std::uint16_t { free = 0, pending = 1, cancellable = 2, claimed = 3, ready = 4, failed = 5 };
 
 // A node in an object's waiter list. notify() runs once, on the thread that resolves the
 // object; the list no longer touches the node once notify() has been called.
@@ -47,7 +50,19 @@ struct Failure {
   std::string task_name;
   std::string description;  // "task 'name' failed: <exception type>: <what()>"
   int attempts = 1;          // runs of the task, retries included
+  // A recursive cancel (or a timeout): the tasks its task submitted stop too (see cancel.h).
+  bool stops_children = false;
   std::atomic<int> refs{1};
+};
+
+// What cancel() reaches through a cancellable object: the producing task or actor call.
+// The producer lives until it has claimed the object (ObjectTable::claim) or seen that a
+// cancel() published it first, so a canceller that holds the claim may read it.
+struct Cancellable {
+  std::atomic<bool> stop{false};  // set by cancel() and by a timeout: what stop_requested() polls
+  bool is_actor_call = false;     // for the wording of its failure
+  // The name its cancelled_error gives ("" for an unnamed task).
+  std::string_view (*name_of)(const Cancellable*) noexcept = nullptr;
 };
 
 // Never fails: without memory for a new one it returns a shared failure carrying std::bad_alloc.
@@ -64,9 +79,22 @@ std::string describe_exception(std::exception_ptr error);
 inline void retain(Failure* f) noexcept { f->refs.fetch_add(1, std::memory_order_relaxed); }
 void release(Failure* f) noexcept;
 
+// Why a producer is being stopped.
+enum class StopReason {
+  cancelled,              // cancel(ref)
+  cancelled_recursively,  // cancel(ref, {.recursive = true}): what it submitted stops too
+  timed_out,              // TaskOptions::timeout passed: what it submitted stops too
+  parent_cancelled,       // the task that submitted it was cancelled recursively
+};
+// The failure of a producer stopped for `why`: cancelled_error (timeout_error when timed out)
+// naming it. Never fails (see make_failure).
+Failure* cancellation_failure(const Cancellable& c, StopReason why) noexcept;
+
 struct alignas(64) ObjectSlot {
   static constexpr std::uintptr_t kResolved = 1;
-  static constexpr std::uintptr_t kWaitersLocked = 2;  // a waiter is being taken out
+  // A waiter is being taken out, or the object's outcome is being published (claim()).
+  static constexpr std::uintptr_t kWaitersLocked = 2;
+  static constexpr std::uint16_t kStopsChildren = 1;  // flags: failed by a recursive cancel
   static constexpr std::size_t kInlineBytes = 16;
   static constexpr std::uint64_t kWriter = 0x80000000u;
   static constexpr std::uint64_t kRefMask = 0x7fffffffu;
@@ -77,6 +105,7 @@ struct alignas(64) ObjectSlot {
   std::atomic<std::uint64_t> refgen{std::uint64_t{1} << 32};
   std::atomic<std::uintptr_t> waiters{0}; // Waiter* stack, kResolved, or (free) next free index + 1
   std::atomic<ObjectState> state{ObjectState::free};
+  std::atomic<std::uint16_t> flags{0};    // kStopsChildren
   std::uint32_t index = 0;
   std::atomic<std::size_t> bytes{0};      // size of the value, for stats and memory accounting
   void (*destroy_value)(ObjectSlot*) noexcept = nullptr;
@@ -86,6 +115,12 @@ struct alignas(64) ObjectSlot {
   alignas(16) unsigned char storage[kInlineBytes];  // the value, a pointer to it, or a Failure*
 
   bool resolved() const noexcept { return state.load(std::memory_order_acquire) >= ObjectState::ready; }
+  // The producer of a cancellable object; read only by whoever claimed it from `cancellable`.
+  Cancellable* producer() const noexcept {
+    Cancellable* c;
+    std::memcpy(&c, storage, sizeof c);
+    return c;
+  }
   Failure* failure() const noexcept {
     Failure* f;
     std::memcpy(&f, storage, sizeof f);
@@ -116,11 +151,41 @@ class ObjectTable {
     if ((s->refgen.fetch_sub(1, std::memory_order_acq_rel) & 0xffffffffu) == 1) free_slot(s);
   }
 
-  // Publishes the outcome written into the slot and wakes its waiters. With detach_writer the
-  // producing task lets go of the slot before the waiters run, so a waiter that holds the
-  // last reference sees itself as the only owner.
+  // Makes a slot that allocate() just returned cancellable through its producer `c`: before
+  // anyone else sees the slot.
+  static void set_producer(ObjectSlot* s, Cancellable* c) noexcept {
+    std::memcpy(s->storage, &c, sizeof c);
+    s->state.store(ObjectState::cancellable, std::memory_order_release);
+  }
+
+  // Publishing an outcome is claim(), then writing the value or failure into the slot, then
+  // publish(). The claim locks the waiter list (waits and new waiters spin meanwhile, so keep
+  // it short), and makes the claimer the only one to write the slot's storage: a producer
+  // claims before it writes its value, so that a cancel() that came first owns the storage.
+  // False when the object is resolved already: a cancel() published it.
+  static bool claim(ObjectSlot* s) noexcept {
+    std::uintptr_t head = s->waiters.load(std::memory_order_acquire);
+    if ((head & (ObjectSlot::kResolved | ObjectSlot::kWaitersLocked)) == 0 &&
+        s->waiters.compare_exchange_weak(head, head | ObjectSlot::kWaitersLocked, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+      return true;
+    return claim_contended(s);
+  }
+  // After claim(): publishes the outcome written into the slot and wakes its waiters. With
+  // detach_writer the producing task lets go of the slot before the waiters run, so a waiter
+  // that holds the last reference sees itself as the only owner.
+  void publish(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept;
+  // After claim(): publishes f (taking one reference of it) as the object's failure.
+  void publish_failure(ObjectSlot* s, Failure* f, bool detach_writer) noexcept;
+  // claim() and publish(), for a producer that no cancel() can get ahead of (its object is not
+  // cancellable, or it made it pending).
   void resolve(ObjectSlot* s, ObjectState outcome, bool detach_writer = false) noexcept;
   void fail(ObjectSlot* s, Failure* f, bool detach_writer = false) noexcept;  // takes one reference of f
+  // Claims a cancellable object from its producer, sets the producer's stop request and fails
+  // the object for `why`. False when there was nothing to cancel: the object is ready or
+  // failed, its producer has published or started (an actor call), or it has no producer that
+  // can be cancelled.
+  bool cancel(ObjectSlot* s, StopReason why) noexcept;
   // Lets go of the writer's hold on a resolved object; frees it if no reference is left.
   void release_writer(ObjectSlot* s) noexcept {
     if ((s->refgen.fetch_sub(ObjectSlot::kWriter, std::memory_order_acq_rel) & 0xffffffffu) == ObjectSlot::kWriter)
@@ -160,6 +225,7 @@ class ObjectTable {
 
   ObjectTable();
   ObjectSlot* slot_at(std::uint32_t index) const noexcept;
+  static bool claim_contended(ObjectSlot* s) noexcept;
   ObjectSlot* take_slot();
   std::uint32_t refill(std::uint32_t* out, std::uint32_t max);
   void free_slot(ObjectSlot* s) noexcept;

@@ -1,6 +1,7 @@
 // What the header-only parts of lumen (submit, get, task_group) call in the compiled library.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -169,6 +170,9 @@ struct TaskContext {
   // Tasks that a wait with no fiber to park on runs on this stack, nested: each of them acts
   // for itself, not for the frames below it (a task_group there is not theirs).
   std::uint32_t helped_depth = 0;
+  // The stop request of the task_group, pipeline or graph run whose body runs here, or null:
+  // what stop_requested() reads besides the running task's own.
+  const std::atomic<bool>* group_stop = nullptr;
 };
 // The running fiber's context on a worker thread; null on other threads. Fibers never change
 // thread, so reading it through a cached thread-local address stays right after a switch.
@@ -179,6 +183,21 @@ inline TaskContext& task_context() noexcept {
   TaskContext* c = tls_context;
   return c != nullptr ? *c : tls_thread_context;
 }
+// Makes `stop` the stop request that stop_requested() reads in the bodies run in its scope (a
+// task_group child, a pipeline stage, a graph node); restores the one before on exit.
+class GroupStopScope {
+ public:
+  explicit GroupStopScope(const std::atomic<bool>* stop) noexcept : context_(task_context()), saved_(context_.group_stop) {
+    context_.group_stop = stop;
+  }
+  ~GroupStopScope() { context_.group_stop = saved_; }
+  GroupStopScope(const GroupStopScope&) = delete;
+  GroupStopScope& operator=(const GroupStopScope&) = delete;
+
+ private:
+  TaskContext& context_;  // the fiber's own: still the right one after a body parks
+  const std::atomic<bool>* saved_;
+};
 // Identifies the running fiber, or the thread when it is not a worker.
 inline const void* current_context() noexcept { return &task_context(); }
 // False when the stack is too deep to run another task inline on it. (A local's address
@@ -220,6 +239,10 @@ bool defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) 
 // to (Scheduler::submit_external), so a thread waiting for its task_group runs the group's
 // children instead of idling, as oneTBB's external threads do.
 Task* pop_group_child(Scheduler& s, const void* group) noexcept;
+
+// At `deadline`, fails the object with timeout_error if its producer has not published by then
+// (ObjectTable::cancel). Holds no reference: an object that is gone by then is left alone.
+void add_timeout(Scheduler& s, const ObjectSlot* slot, Clock::time_point deadline);
 
 // Waits for objects to resolve, parking a fiber or blocking a thread.
 void wait_resolved(ObjectSlot* s);

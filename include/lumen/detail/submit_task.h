@@ -8,6 +8,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -33,42 +34,89 @@ struct TaskSettings {
   bool (*retry_if)(const std::exception_ptr&) = nullptr;  // null: every exception is retried
 };
 
-struct SubmitTaskBase : Task {
+struct SubmitTaskBase : Task, Cancellable {
   Scheduler* sched = nullptr;
   ObjectSlot* result = nullptr;      // held through the writer bit until the task publishes it
   TaskSettings* settings = nullptr;  // null: default options
+  // The result of the task that submitted this one, or null: a recursive cancel of that task
+  // shows there (ObjectSlot::kStopsChildren) for as long as that object lives. Not held (a
+  // reference would cost two atomic operations per nested submit): looked at only while its
+  // generation is still parent_generation.
+  const ObjectSlot* parent = nullptr;
+  std::uint32_t parent_generation = 0;
   std::atomic<int> pending{1};       // dependencies not resolved yet, plus one for submit itself
   int attempts_left = 0;             // retries still allowed
   int attempts = 1;                  // runs begun, this one included
   bool resources_held = false;
+  bool result_claimed = false;       // this task holds the claim on its result (ObjectTable::claim)
   std::atomic<Failure*> dep_failure{nullptr};
 
+  SubmitTaskBase() noexcept { name_of = &task_name_of; }
+
   void schedule() noexcept;
-  enum class Readiness { run, deferred, failed };
+  enum class Readiness { run, deferred, failed, cancelled };
   // Before running: `failed` when a dependency failed (the result carries its error);
+  // `cancelled` when a cancel() published the result first (the task must not run);
   // `deferred` when the task waits for resources and will be spawned again once it has them.
   Readiness prepare() noexcept;
   // After an exception: true when the task was queued (or timed) to run again.
   bool retry_after_error(const std::exception_ptr& error) noexcept;
-  // Publishes e as the result's failure (and lets go of the result).
+  // At the end of a run that returned: whether to publish the value.
+  enum class Outcome { publish, lost, stopped_by_parent };
+  Outcome end_of_run() noexcept {
+    if (parent != nullptr && parent_stops_children()) return Outcome::stopped_by_parent;
+    if (!ObjectTable::claim(result)) return Outcome::lost;
+    result_claimed = true;
+    return Outcome::publish;
+  }
+  // Publishes e as the result's failure (and lets go of the result), unless a cancel() did first.
   void fail(std::exception_ptr e) noexcept;
+  // Publishes the value emplaced after end_of_run() said `publish`.
+  void publish_value() noexcept { ObjectTable::instance().publish(result, ObjectState::ready, true); }
+  // Fails the result with cancelled_error because a recursive cancel stopped the parent.
+  void fail_with_parent() noexcept;
+  void publish_failure(Failure* f) noexcept;  // takes one reference of f
+  // Lets go of a result that a cancel() published.
+  void drop_result() noexcept { ObjectTable::instance().release_writer(result); }
   // Releases resources and the runtime's count of this task.
   void finish() noexcept;
+  // cancel() or the timeout stopped this task, or a recursive cancel stopped its parent.
+  bool stop_requested() const noexcept {
+    return stop.load(std::memory_order_relaxed) || (parent != nullptr && parent_stops_children());
+  }
+  // Slots are never unmapped, so reading one that was freed is safe. Flags are set only on
+  // the parent's generation or a later one; the generation read after them tells which.
+  bool parent_stops_children() const noexcept {
+    if ((parent->flags.load(std::memory_order_acquire) & ObjectSlot::kStopsChildren) == 0) return false;
+    return (parent->refgen.load(std::memory_order_acquire) >> 32) == parent_generation;
+  }
+
+ private:
+  static std::string_view task_name_of(const Cancellable* c) noexcept {
+    const auto* t = static_cast<const SubmitTaskBase*>(c);
+    return t->settings != nullptr ? std::string_view(t->settings->name) : std::string_view();
+  }
 };
 
 // Marks `task` as the one running on this stack (task_context().task) while it lives: what a
 // wait looks at to refuse waiting on the task's own result, and what an overflow report names.
-// A task is no actor's method, even when an actor's method runs it inline (get on it).
+// A task is no actor's method, even when an actor's method runs it inline (get on it), and no
+// body of a task_group, pipeline or graph whose wait runs it.
 class RunningTask {
  public:
   explicit RunningTask(const SubmitTaskBase* task) noexcept
-      : context_(task_context()), saved_task_(context_.task), saved_actor_(context_.actor) {
+      : context_(task_context()),
+        saved_task_(context_.task),
+        saved_actor_(context_.actor),
+        saved_group_stop_(context_.group_stop) {
     context_.task = task;
     context_.actor = nullptr;
+    context_.group_stop = nullptr;
   }
   ~RunningTask() {
     context_.task = saved_task_;
     context_.actor = saved_actor_;
+    context_.group_stop = saved_group_stop_;
   }
   RunningTask(const RunningTask&) = delete;
   RunningTask& operator=(const RunningTask&) = delete;
@@ -77,6 +125,7 @@ class RunningTask {
   TaskContext& context_;  // the fiber's own: still the right one after the task parks
   const void* saved_task_;
   void* saved_actor_;
+  const std::atomic<bool>* saved_group_stop_;
 };
 
 struct Dependency : Waiter {
@@ -162,6 +211,7 @@ struct SubmitTask final : SubmitTaskBase {
       case Readiness::deferred:
         return;
       case Readiness::failed:
+      case Readiness::cancelled:
         self->finish();
         detail::destroy(self);
         return;
@@ -169,13 +219,19 @@ struct SubmitTask final : SubmitTaskBase {
         break;
     }
     std::exception_ptr error;
+    Outcome outcome = Outcome::lost;
     {
       RunningTask running(self);
       try {
         if constexpr (std::is_void_v<R>) {
           self->call();
+          outcome = self->end_of_run();
         } else {
-          SlotValue<R>::emplace(self->result, self->call());
+          // The value is written only once this task holds the claim: a cancel() that came
+          // first owns the slot's storage.
+          decltype(auto) value = self->call();
+          outcome = self->end_of_run();
+          if (outcome == Outcome::publish) SlotValue<R>::emplace(self->result, std::forward<decltype(value)>(value));
         }
       } catch (...) {
         error = std::current_exception();
@@ -183,11 +239,15 @@ struct SubmitTask final : SubmitTaskBase {
     }
     // Published after the handler has ended, so this thread is done with the exception
     // before a waiter can see it.
-    if (error == nullptr) {
-      ObjectTable::instance().resolve(self->result, ObjectState::ready, true);
-    } else {
-      if (self->retry_after_error(error)) return;
+    if (error != nullptr) {
+      if (!self->result_claimed && self->retry_after_error(error)) return;
       self->fail(std::move(error));
+    } else if (outcome == Outcome::publish) {
+      self->publish_value();
+    } else if (outcome == Outcome::lost) {
+      self->drop_result();
+    } else {
+      self->fail_with_parent();
     }
     self->finish();
     detail::destroy(self);
