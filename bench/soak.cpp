@@ -132,7 +132,7 @@ struct Violation : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Kind : std::uint8_t { value, fault_a, fault_b, fault_c, actor_died, shutdown, lost, other };
+enum class Kind : std::uint8_t { value, fault_a, fault_b, fault_c, actor_died, shutdown, cancelled, timed_out, lost, other };
 
 Kind kind_of(Fault f) {
   switch (f) {
@@ -171,6 +171,12 @@ Outcome classify(std::exception_ptr e) {
     o.what = x.what();
   } catch (const lumen::shutdown_error& x) {
     o.kind = Kind::shutdown;
+    o.what = x.what();
+  } catch (const lumen::cancelled_error& x) {
+    o.kind = Kind::cancelled;
+    o.what = x.what();
+  } catch (const lumen::timeout_error& x) {
+    o.kind = Kind::timed_out;
     o.what = x.what();
   } catch (const std::exception& x) {
     o.kind = Kind::other;
@@ -219,6 +225,10 @@ std::string describe(const Outcome& o) {
       return "actor_died: " + o.what;
     case Kind::shutdown:
       return "shutdown_error: " + o.what;
+    case Kind::cancelled:
+      return "cancelled_error: " + o.what;
+    case Kind::timed_out:
+      return "timeout_error: " + o.what;
     case Kind::lost:
       return "nothing (still pending)";
     case Kind::other:
@@ -402,6 +412,7 @@ struct NodeSpec {
   std::vector<int> deps;     // earlier nodes, in argument order
   std::string name;          // task(f).name(...), or empty
   int retries = 0;           // task(f).retries(...)
+  int timeout_us = 0;        // task(f).timeout(...) in microseconds, or 0
   int priority = 0;          // limited: task(f).priority(...)
   Fault fault = Fault::a;    // what faulty/retry nodes, or a failing child or loop body, throw
   int fail_attempts = 0;     // retry: attempts that throw before one returns
@@ -682,6 +693,7 @@ std::vector<NodeSpec> make_dag(u64 seed) {
     bool task_node = s.kind != NodeKind::put && s.kind != NodeKind::echo;
     if (task_node && rng.chance(0.3)) s.name = "soak-node-" + std::to_string(i);
     if (task_node && rng.chance(0.1)) s.retries = rng.range(1, 2);
+    if (task_node && rng.chance(0.05)) s.timeout_us = rng.range(20, 5000);
     switch (s.kind) {
       case NodeKind::retry:
         s.retries = rng.range(0, 3);
@@ -850,6 +862,7 @@ class Soak {
   std::atomic<bool> finished{false};  // the watchdog's last round
 
   std::atomic<u64> dags{0}, nodes{0}, actor_calls{0}, fork_joins{0}, sessions{0};
+  std::atomic<u64> cancels_won{0}, cancels_lost{0}, timeouts{0};
   std::atomic<u64> wrong{0}, lost{0}, refused{0};
   std::atomic<u64> runtimes{0}, slowest_teardown_us{0};
   std::atomic<u64> progress{0};
@@ -948,6 +961,7 @@ ObjectRef<u64> submit_node(Soak& soak, const std::shared_ptr<const NodeSpec>& sp
   auto builder = lumen::task(std::move(body));
   if (!s.name.empty()) builder.name(s.name);
   builder.retries(s.retries);
+  if (s.timeout_us > 0) builder.timeout(std::chrono::microseconds(s.timeout_us));
   if (s.kind == NodeKind::limited) builder.resources({{"soak_slots", 1}}).priority(s.priority);
   return with_deps(deps, [&](const auto&... d) { return builder.submit(d...); });
 }
@@ -1014,6 +1028,20 @@ void run_dag(Soak& soak, Activity& activity, u64 seed) {
     refs[i] = until_accepted(soak, [&] { return submit_node(soak, spec, attempts[i], deps, plain); });
   }
 
+  // Sometimes cancel a node, or one chain of work: the node fails with cancelled_error unless
+  // it had finished, and what depends on it may fail with that.
+  std::vector<char> cancelled(n, 0);
+  if (n > 0 && rng.chance(0.15)) {
+    const std::size_t c = rng.below(n);
+    activity.set(Step::submitting, false, static_cast<int>(c), static_cast<int>(dag[c].kind));
+    if (lumen::cancel(refs[c], {.recursive = rng.chance(0.5)})) {
+      cancelled[c] = 1;
+      soak.cancels_won.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      soak.cancels_lost.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
   // Sometimes look at what is ready first, as ray.wait users do.
   if (rng.chance(0.3)) {
     lumen::WaitResult<u64> w = lumen::wait(refs, (n + 1) / 2, std::chrono::milliseconds(1));
@@ -1038,12 +1066,29 @@ void run_dag(Soak& soak, Activity& activity, u64 seed) {
     return "dag " + hex(seed) + " node " + std::to_string(i) + " (" + kNodeKindNames[static_cast<int>(dag[i].kind)] +
            ")";
   };
+  // Nodes downstream of a cancelled one, or of one that timed out, may fail with its error.
+  std::vector<char> tainted(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    tainted[i] = cancelled[i] != 0 || (dag[i].timeout_us > 0 && seen[i].kind == Kind::timed_out);
+    for (int d : dag[i].deps) tainted[i] = tainted[i] || tainted[static_cast<std::size_t>(d)];
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const Outcome& o = seen[i];
     const Expected& e = expected[i];
     soak.nodes.fetch_add(1, std::memory_order_relaxed);
     if (o.kind == Kind::lost) {
       soak.report_lost(where(i) + " never resolved");
+      continue;
+    }
+    if (o.kind == Kind::timed_out) soak.timeouts.fetch_add(1, std::memory_order_relaxed);
+    if (cancelled[i] != 0) {
+      if (o.kind != Kind::cancelled) soak.report_wrong(where(i) + ": cancelled, but got " + describe(o));
+      continue;
+    }
+    if (tainted[i] != 0) {
+      if (o.kind != Kind::cancelled && o.kind != Kind::timed_out && !matches(o, e, seen, i))
+        soak.report_wrong(where(i) + ": got " + describe(o) + ", want " + describe(e, seen, i) +
+                          " or the error of what it depends on");
       continue;
     }
     if (!matches(o, e, seen, i))
@@ -1484,10 +1529,12 @@ std::string summary(Soak& soak, int hangs) {
   std::snprintf(buf, sizeof buf,
                 "lumen-soak summary: seconds %.0f, seed %" PRIu64 ", threads %u, workers %u: dags %" PRIu64
                 ", nodes checked %" PRIu64 ", actor calls checked %" PRIu64 ", fork-joins %" PRIu64
-                ", actor sessions %" PRIu64 ", wrong %" PRIu64 ", lost %" PRIu64 ", hangs %d, submits refused %" PRIu64
+                ", actor sessions %" PRIu64 ", cancels %" PRIu64 " (%" PRIu64 " too late), timeouts %" PRIu64
+                ", wrong %" PRIu64 ", lost %" PRIu64 ", hangs %d, submits refused %" PRIu64
                 ", runtimes torn down %" PRIu64 " (slowest %.1f ms), RSS %.1f MiB after warm-up, %.1f MiB at the end",
                 seconds_since(soak.start), soak.opt.seed, soak.opt.threads, soak.workers, soak.dags.load(),
                 soak.nodes.load(), soak.actor_calls.load(), soak.fork_joins.load(), soak.sessions.load(),
+                soak.cancels_won.load() + soak.cancels_lost.load(), soak.cancels_lost.load(), soak.timeouts.load(),
                 soak.wrong.load(), soak.lost.load(), hangs, soak.refused.load(), soak.runtimes.load(),
                 static_cast<double>(soak.slowest_teardown_us.load()) / 1000.0, soak.rss_warm.load(),
                 rss_end != 0 ? rss_end : rss_mib());

@@ -1,11 +1,13 @@
-// Many tasks from one place: spawn1m (1M tasks from the main thread) and nested (1000 tasks
-// that each fork 100 children and wait for them).
+// Many tasks from one place: spawn1m (1M tasks from the main thread), nested (1000 tasks that
+// each fork 100 children and wait for them) and cancel1m (1M queued tasks cancelled).
 #include <omp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <lumen/lumen.h>
@@ -228,11 +230,97 @@ Workload nested() {
   return w;
 }
 
+// ---------------------------------------------------------------- cancel1m
+// 1M tasks queued behind workers kept busy, then cancelled before any of them starts, then
+// awaited: what a cancel costs per queued task, beside oneTBB's task_group::cancel (which
+// cancels a whole group; lumen has no per-task peer to compare with). The time includes the
+// 1M submits; spawn1m times those alone.
+
+std::atomic<std::uint64_t> g_cancel_ran{0};
+
+// Occupies every worker until `release`: what is submitted next stays queued.
+void occupy_workers(unsigned n, std::atomic<bool>& release, std::atomic<unsigned>& busy, lumen::task_group& g) {
+  for (unsigned i = 0; i < n; ++i) {
+    g.run([&release, &busy] {
+      busy.fetch_add(1);
+      while (!release.load()) std::this_thread::yield();
+    });
+  }
+  while (busy.load() < n) std::this_thread::yield();
+}
+
+Workload cancel1m() {
+  Workload w;
+  w.name = "cancel1m";
+  w.description = "1M tasks queued behind busy workers, cancelled before they start, then awaited";
+  w.items = kSpawn;
+  w.item = "task (submit + cancel + await)";
+  w.systems = {
+      {"lumen-futures",  // lumen::cancel on each ref
+       [](Context& c) {
+         std::atomic<bool> release{false};
+         std::atomic<unsigned> busy{0};
+         lumen::task_group blockers;
+         occupy_workers(c.threads, release, busy, blockers);
+         auto& refs = spawn_refs();
+         for (std::size_t i = 0; i < kSpawn; ++i) refs.push_back(lumen::submit([] { g_cancel_ran.fetch_add(1); }));
+         const std::size_t n = lumen::cancel(refs);
+         check(n == kSpawn, "cancel1m/lumen-futures: cancelled " + std::to_string(n) + " of 1M queued tasks");
+         release.store(true);
+         for (const auto& r : refs) check(r.ready(), "cancel1m/lumen-futures: a cancelled ref is not resolved");
+         check(lumen::error_of(refs.back()).has_value(), "cancel1m/lumen-futures: a cancelled ref did not fail");
+         refs.clear();
+         blockers.wait();
+       }},
+      {"lumen",  // task_group::cancel
+       [](Context& c) {
+         std::atomic<bool> release{false};
+         std::atomic<unsigned> busy{0};
+         lumen::task_group blockers;
+         occupy_workers(c.threads, release, busy, blockers);
+         lumen::task_group g;
+         for (std::size_t i = 0; i < kSpawn; ++i) g.run([] { g_cancel_ran.fetch_add(1); });
+         g.cancel();
+         release.store(true);
+         g.wait();
+         blockers.wait();
+       }},
+      {"tbb",  // tbb::task_group::cancel
+       [](Context& c) {
+         c.arena->execute([&c] {
+           std::atomic<bool> release{false};
+           std::atomic<unsigned> busy{0};
+           tbb::task_group blockers;
+           const unsigned others = c.threads - 1;  // the caller holds one of the arena's slots
+           for (unsigned i = 0; i < others; ++i) {
+             blockers.run([&release, &busy] {
+               busy.fetch_add(1);
+               while (!release.load()) std::this_thread::yield();
+             });
+           }
+           while (busy.load() < others) std::this_thread::yield();
+           tbb::task_group g;
+           for (std::size_t i = 0; i < kSpawn; ++i) g.run([] { g_cancel_ran.fetch_add(1); });
+           g.cancel();
+           release.store(true);
+           g.wait();
+           blockers.wait();
+         });
+       }},
+  };
+  w.verify = [](const System& s, Context&) {
+    const std::uint64_t ran = g_cancel_ran.exchange(0);
+    check(ran == 0, "cancel1m/" + s.name + ": " + std::to_string(ran) + " cancelled tasks ran");
+  };
+  return w;
+}
+
 }  // namespace
 
 void add_spawn_workloads(std::vector<Workload>& out) {
   out.push_back(spawn1m());
   out.push_back(nested());
+  out.push_back(cancel1m());
 }
 
 }  // namespace bench

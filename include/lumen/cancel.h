@@ -34,6 +34,7 @@
 // object and the allocation of its failure; stop_requested() reads two words.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -47,6 +48,7 @@ struct CancelOptions {
 
 namespace detail {
 bool cancel_slot(ObjectSlot* s, bool recursive) noexcept;
+std::size_t cancel_slots(ObjectSlot* const* slots, std::size_t n, bool recursive) noexcept;
 }  // namespace detail
 
 // Cancels the task or actor call that produces ref's object. True when this call did: the
@@ -57,14 +59,22 @@ bool cancel(const ObjectRef<T>& ref, CancelOptions options = {}) {
   return detail::cancel_slot(ref.slot(), options.recursive);
 }
 
-// Cancels each; returns how many this call cancelled.
+// Cancels each; returns how many this call cancelled. The unnamed tasks it cancels share one
+// failure (one allocation for the lot). An empty ref among them is a usage_error, before any
+// is cancelled.
 template <class T>
 std::size_t cancel(const std::vector<ObjectRef<T>>& refs, CancelOptions options = {}) {
   for (const auto& r : refs) {
     if (!r.valid()) throw usage_error("lumen: cancel of an empty ObjectRef");
   }
   std::size_t n = 0;
-  for (const auto& r : refs) n += detail::cancel_slot(r.slot(), options.recursive) ? 1 : 0;
+  constexpr std::size_t kBatch = 256;
+  detail::ObjectSlot* batch[kBatch];
+  for (std::size_t at = 0; at < refs.size(); at += kBatch) {
+    const std::size_t k = std::min(kBatch, refs.size() - at);
+    for (std::size_t j = 0; j < k; ++j) batch[j] = refs[at + j].slot();
+    n += detail::cancel_slots(batch, k, options.recursive);
+  }
   return n;
 }
 

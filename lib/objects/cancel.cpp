@@ -47,7 +47,7 @@ Failure* cancellation_failure(const Cancellable& c, StopReason why) noexcept {
   }
 }
 
-bool ObjectTable::cancel(ObjectSlot* s, StopReason why) noexcept {
+bool ObjectTable::cancel(ObjectSlot* s, StopReason why, Failure** unnamed) noexcept {
   if (s->state.load(std::memory_order_acquire) != ObjectState::cancellable) return false;
   if (!claim(s)) return false;
   // The claim keeps a task from publishing; an actor call that starts takes the object out of
@@ -60,12 +60,29 @@ bool ObjectTable::cancel(ObjectSlot* s, StopReason why) noexcept {
   }
   Cancellable* producer = s->producer();
   producer->stop.store(true, std::memory_order_relaxed);
-  publish_failure(s, cancellation_failure(*producer, why), false);
+  Failure* f;
+  if (unnamed != nullptr && !producer->is_actor_call && producer->name_of(producer).empty()) {
+    if (*unnamed == nullptr) *unnamed = cancellation_failure(*producer, why);
+    f = *unnamed;
+    retain(f);
+  } else {
+    f = cancellation_failure(*producer, why);
+  }
+  publish_failure(s, f, false);
   return true;
 }
 
 bool cancel_slot(ObjectSlot* s, bool recursive) noexcept {
   return ObjectTable::instance().cancel(s, recursive ? StopReason::cancelled_recursively : StopReason::cancelled);
+}
+
+std::size_t cancel_slots(ObjectSlot* const* slots, std::size_t n, bool recursive) noexcept {
+  const StopReason why = recursive ? StopReason::cancelled_recursively : StopReason::cancelled;
+  Failure* unnamed = nullptr;
+  std::size_t cancelled = 0;
+  for (std::size_t i = 0; i < n; ++i) cancelled += ObjectTable::instance().cancel(slots[i], why, &unnamed) ? 1 : 0;
+  if (unnamed != nullptr) release(unnamed);
+  return cancelled;
 }
 
 namespace {

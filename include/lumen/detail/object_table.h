@@ -185,7 +185,10 @@ class ObjectTable {
   // the object for `why`. False when there was nothing to cancel: the object is ready or
   // failed, its producer has published or started (an actor call), or it has no producer that
   // can be cancelled.
-  bool cancel(ObjectSlot* s, StopReason why) noexcept;
+  // `unnamed`, when given, is a failure shared by the objects of unnamed producers that one
+  // call cancels (made at the first, one reference per object): a bulk cancel then allocates
+  // once, not once per object. The caller releases its own reference when done.
+  bool cancel(ObjectSlot* s, StopReason why, Failure** unnamed = nullptr) noexcept;
   // Lets go of the writer's hold on a resolved object; frees it if no reference is left.
   void release_writer(ObjectSlot* s) noexcept {
     if ((s->refgen.fetch_sub(ObjectSlot::kWriter, std::memory_order_acq_rel) & 0xffffffffu) == ObjectSlot::kWriter)
