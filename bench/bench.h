@@ -64,7 +64,7 @@ inline void do_not_optimize(const T& v) {
 // Each workloads_*.cpp adds its workloads.
 void add_recursive_workloads(std::vector<Workload>& out);  // fib32, skynet
 void add_spawn_workloads(std::vector<Workload>& out);      // spawn1m, nested, cancel1m
-void add_object_workloads(std::vector<Workload>& out);     // putget, park
+void add_object_workloads(std::vector<Workload>& out);     // putget, park, stream1m
 void add_actor_workloads(std::vector<Workload>& out);      // actor_async, actor_sync, actor_nn
 void add_flow_workloads(std::vector<Workload>& out);       // pipeline, wavefront, chain
 void add_loop_workloads(std::vector<Workload>& out);       // reduce, triad, matmul, sort, scan, nestfor

@@ -1,8 +1,10 @@
-// The object table and blocking: putget (put then get of an int) and park (a task that blocks on
-// a ref, parks its fiber and is resumed when the ref's task has run).
+// The object table and blocking: putget (put then get of an int), park (a task that blocks on
+// a ref, parks its fiber and is resumed when the ref's task has run) and stream1m (1M items
+// through a stream).
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include <lumen/lumen.h>
+#include <oneapi/tbb/concurrent_queue.h>
 
 #include "bench.h"
 
@@ -166,11 +169,108 @@ Workload park() {
   return w;
 }
 
+// ---------------------------------------------------------------- stream1m
+// 1M ints from a producer to a consumer, at most 16 ahead: a lumen stream (each item an
+// object; producer and consumer are tasks) beside a bounded queue written by hand (a mutex and
+// two condition variables; the producer a thread of its own, the consumer the main thread)
+// and oneTBB's concurrent_bounded_queue (the same threads). A lumen consumer on the main
+// thread is left out: with every core a worker, workers spinning for work starve it (see
+// docs/internals.md).
+
+constexpr long kStreamItems = 1000000;
+constexpr std::size_t kStreamAhead = 16;
+long g_stream_sum = -1;
+
+// The queue a program would write without a library: bounded, blocking on both ends.
+class HandChannel {
+ public:
+  void push(long v) {
+    std::unique_lock<std::mutex> lock(m_);
+    not_full_.wait(lock, [&] { return items_.size() < kStreamAhead; });
+    items_.push_back(v);
+    not_empty_.notify_one();
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(m_);
+    closed_ = true;
+    not_empty_.notify_one();
+  }
+  bool pop(long& v) {
+    std::unique_lock<std::mutex> lock(m_);
+    not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return false;
+    v = items_.front();
+    items_.pop_front();
+    not_full_.notify_one();
+    return true;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<long> items_;
+  bool closed_ = false;
+};
+
+Workload stream1m() {
+  Workload w;
+  w.name = "stream1m";
+  w.description = "1M ints streamed from a producer to a consumer, at most 16 ahead";
+  w.items = kStreamItems;
+  w.item = "item";
+  w.systems = {
+      {"lumen",
+       [](Context&) {
+         g_stream_sum = lumen::get(lumen::submit([] {
+           auto s = lumen::stream<long>(lumen::StreamOptions{.max_ahead = kStreamAhead}, [](lumen::Emitter<long>& out) {
+             for (long i = 0; i < kStreamItems; ++i) out.emit(i);
+           });
+           long sum = 0;
+           while (auto r = s.next()) sum += lumen::get(std::move(*r));
+           return sum;
+         }));
+       }},
+      {"hand-channel",
+       [](Context&) {
+         HandChannel ch;
+         std::thread producer([&ch] {
+           for (long i = 0; i < kStreamItems; ++i) ch.push(i);
+           ch.close();
+         });
+         long sum = 0;
+         long v;
+         while (ch.pop(v)) sum += v;
+         producer.join();
+         g_stream_sum = sum;
+       }},
+      {"tbb-queue",
+       [](Context&) {
+         tbb::concurrent_bounded_queue<long> q;
+         q.set_capacity(kStreamAhead);
+         std::thread producer([&q] {
+           for (long i = 0; i < kStreamItems; ++i) q.push(i);
+           q.push(-1);
+         });
+         long sum = 0;
+         for (long v; q.pop(v), v >= 0;) sum += v;
+         producer.join();
+         g_stream_sum = sum;
+       }},
+  };
+  w.verify = [](const System& s, Context&) {
+    constexpr long want = kStreamItems * (kStreamItems - 1) / 2;
+    check(g_stream_sum == want, "stream1m/" + s.name + ": sum " + std::to_string(g_stream_sum));
+    g_stream_sum = -1;
+  };
+  return w;
+}
+
 }  // namespace
 
 void add_object_workloads(std::vector<Workload>& out) {
   out.push_back(putget());
   out.push_back(park());
+  out.push_back(stream1m());
 }
 
 }  // namespace bench

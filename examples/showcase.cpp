@@ -6,6 +6,7 @@
 //   4. actors: 200k calls to a stateful object, beside a thread that serves a locked queue
 //   5. loops: a reduction and a sort, beside tbb::parallel_reduce and tbb::parallel_sort
 //   6. pipelines: 200k items through 4 stages, beside tbb::parallel_pipeline
+//   7. control: cancelling queued work, a deadline, and a stream beside a hand-written channel
 #include <lumen/lumen.h>
 #include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
@@ -15,6 +16,7 @@
 #include <tbb/task_group.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -252,6 +254,89 @@ int main() {
   std::printf("   tbb::parallel_pipeline  %8.1f ms\n", tbb_pipe_ms);
   std::printf("   same in-order result: %s; lumen takes %.2fx oneTBB's time\n\n", lumen_check == tbb_check ? "yes" : "no",
               pipe_ms / tbb_pipe_ms);
+
+  std::printf("7. control: cancel, deadlines, streams\n");
+  {
+    std::atomic<bool> release{false};
+    std::atomic<unsigned> busy{0};
+    std::atomic<long> ran{0};
+    lumen::task_group blockers;  // every worker busy: what comes next stays queued
+    for (unsigned i = 0; i < workers; ++i) {
+      blockers.run([&] {
+        busy.fetch_add(1);
+        while (!release.load()) std::this_thread::yield();
+      });
+    }
+    while (busy.load() < workers) std::this_thread::yield();
+    std::vector<lumen::ObjectRef<void>> queued;
+    for (int i = 0; i < 100000; ++i) queued.push_back(lumen::submit([&ran] { ran.fetch_add(1); }));
+    auto start = std::chrono::steady_clock::now();
+    std::size_t cancelled = lumen::cancel(queued);
+    double cancel_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    release.store(true);
+    blockers.wait();
+    lumen::wait(queued, queued.size());  // resolved already: cancel() failed each one
+    std::printf("   cancelled %zu queued tasks in %.1f ms; %ld of them ran\n", cancelled, cancel_ms, ran.load());
+  }
+  {
+    auto slow = lumen::task([] {
+                  while (!lumen::stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                  return 0;
+                })
+                    .name("slow-query")
+                    .timeout(std::chrono::milliseconds(50))
+                    .submit();
+    try {
+      lumen::get(slow);
+    } catch (const lumen::timeout_error& e) {
+      std::printf("   a 50 ms deadline: %s\n", e.what());
+    }
+  }
+  {
+    constexpr long kItems = 100000;
+    long lumen_sum = 0;
+    long chan_sum = 0;
+    double stream_ms = best_ms(5, [&] {
+      lumen_sum = lumen::get(lumen::submit([] {  // producer and consumer are both tasks
+        auto numbers = lumen::stream<long>([](lumen::Emitter<long>& out) {
+          for (long i = 0; i < kItems; ++i) out.emit(i);
+        });
+        long sum = 0;
+        while (auto r = numbers.next()) sum += lumen::get(*r);
+        return sum;
+      }));
+    });
+    double chan_ms = best_ms(5, [&] {
+      std::mutex m;
+      std::condition_variable changed;
+      std::deque<long> items;
+      bool done = false;
+      std::thread producer([&] {
+        for (long i = 0; i < kItems; ++i) {
+          std::unique_lock<std::mutex> lock(m);
+          changed.wait(lock, [&] { return items.size() < 16; });
+          items.push_back(i);
+          changed.notify_all();
+        }
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+        changed.notify_all();
+      });
+      long sum = 0;
+      for (;;) {
+        std::unique_lock<std::mutex> lock(m);
+        changed.wait(lock, [&] { return !items.empty() || done; });
+        if (items.empty()) break;
+        sum += items.front();
+        items.pop_front();
+        changed.notify_all();
+      }
+      producer.join();
+      chan_sum = sum;
+    });
+    std::printf("   stream of %ld items, 16 ahead at most: lumen::stream %7.1f ms   thread + condvar queue %7.1f ms   (%s)\n\n",
+                kItems, stream_ms, chan_ms, lumen_sum == chan_sum ? "same sum" : "sums differ");
+  }
 
   lumen::Stats s = rt.stats();
   std::printf("runtime: %llu tasks run, %llu steals, %llu parks, %llu fibers created\n",

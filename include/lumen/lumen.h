@@ -14,5 +14,6 @@
 #include "lumen/partition.h"
 #include "lumen/pipeline.h"
 #include "lumen/runtime.h"
+#include "lumen/stream.h"
 #include "lumen/task.h"
 #include "lumen/task_group.h"
