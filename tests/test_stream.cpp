@@ -137,7 +137,9 @@ TEST_CASE("a consumer that lets go of the stream stops the producer") {
 
 TEST_CASE("several emitters feed one stream, which ends when the last is gone") {
   lumen::Runtime rt{lumen::Config{.workers = 2}};
-  auto [s, out] = lumen::make_stream<int>({.max_ahead = 8});
+  auto made = lumen::make_stream<int>({.max_ahead = 8});
+  lumen::Stream<int>& s = made.first;
+  lumen::Emitter<int> out = std::move(made.second);
   std::vector<lumen::ObjectRef<void>> producers;
   for (int p = 0; p < 4; ++p) {
     producers.push_back(lumen::submit(

@@ -361,6 +361,16 @@ bool ObjectTable::claim_contended(ObjectSlot* s) noexcept {
   }
 }
 
+void ObjectTable::wait_published(const ObjectSlot* s) noexcept {
+  for (unsigned spins = 0; !s->resolved(); ++spins) {
+    if (spins < 128) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 void ObjectTable::publish(ObjectSlot* s, ObjectState outcome, bool detach_writer) noexcept {
   // Locked by claim(): no push, no removal and no other publication changes the list.
   const std::uintptr_t list = s->waiters.load(std::memory_order_relaxed) & ~ObjectSlot::kWaitersLocked;

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdint>
 
-#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/submit_task.h"
 #include "lumen/task.h"
 #include "sched/scheduler.h"
@@ -25,8 +24,8 @@ void SubmitTaskBase::schedule() noexcept {
 SubmitTaskBase::Readiness SubmitTaskBase::prepare() noexcept {
   if (result->state.load(std::memory_order_acquire) != ObjectState::cancellable) {
     // A cancel() claimed the result while the task was queued, waiting for its arguments,
-    // for resources or for a retry. It does not park before it has published.
-    while (!result->resolved()) cpu_relax();
+    // for resources or for a retry.
+    ObjectTable::wait_published(result);
     if (Failure* f = dep_failure.exchange(nullptr, std::memory_order_acquire)) detail::release(f);
     drop_result();
     return Readiness::cancelled;

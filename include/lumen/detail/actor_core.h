@@ -30,7 +30,6 @@
 #include <typeinfo>
 #include <vector>
 
-#include "lumen/detail/cpu_relax.h"
 #include "lumen/detail/mpsc_queue.h"
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/scheduler_api.h"
@@ -61,7 +60,7 @@ struct ActorCall : Task, Cancellable {
                                               std::memory_order_acquire) ||
         seen == ObjectState::pending)
       return true;
-    while (!result->resolved()) cpu_relax();  // the canceller does not park before it publishes
+    ObjectTable::wait_published(result);
     ObjectTable::instance().release_writer(result);
     return false;
   }

@@ -171,6 +171,9 @@ class ObjectTable {
       return true;
     return claim_contended(s);
   }
+  // For a producer that found its object claimed by a cancel(): returns once the canceller has
+  // published (it does not park in between, but its thread may be descheduled).
+  static void wait_published(const ObjectSlot* s) noexcept;
   // After claim(): publishes the outcome written into the slot and wakes its waiters. With
   // detach_writer the producing task lets go of the slot before the waiters run, so a waiter
   // that holds the last reference sees itself as the only owner.
