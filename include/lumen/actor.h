@@ -34,6 +34,13 @@
 // always), else they fail with actor_died. A type with `C checkpoint() const` and
 // `void restore(const C&)` gets its state back: checkpoint() is taken after every
 // checkpoint_interval calls that succeed, and a restarted instance is given the last one.
+// With ActorOptions::checkpoint_file (C must be std::string: the type's own serialized
+// state) each checkpoint is also written to that file, replacing the previous one atomically
+// (a new file, fsync, rename), and an actor created with a file that exists starts from it:
+// a process that was killed restores the state of its last checkpoint. A file that cannot be
+// read ends the actor with actor_died naming the file; a checkpoint that cannot be written
+// leaves the previous file in place. Each one written costs a write and an fsync on the
+// actor's worker (about a millisecond on a disk): raise checkpoint_interval for busy actors.
 //
 // Cost: a call is one allocation (its frame) and an object slot; the caller pushes it onto a
 // lock-free mailbox. An actor with queued calls is one task that runs them in batches and
@@ -63,6 +70,7 @@ struct ActorOptions {
   int max_restarts = 0;         // times it is rebuilt after ending (-1: without limit)
   int max_task_retries = 0;     // times a pending call is replayed on a rebuilt actor (-1: always)
   int checkpoint_interval = 1;  // successful calls between checkpoints, for types that have them
+  std::string checkpoint_file = {};  // also keep checkpoints in this file (see above); empty: none
 };
 
 // Ends the actor whose method calls it, once the method unwinds (it throws a value that is not
@@ -269,6 +277,11 @@ struct ActorCallFrame final : ActorCall {
   Tuple args;
 };
 
+// Replaces `path` with `bytes` (a new file beside it, fsync, rename). Throws resource_error.
+void write_checkpoint_file(const std::string& path, const std::string& bytes);
+// The file's bytes; nullopt when there is no such file. Throws resource_error when it cannot be read.
+std::optional<std::string> read_checkpoint_file(const std::string& path);
+
 // The actor's core with what its type needs: the constructor's arguments (kept for restarts)
 // and the last checkpoint.
 template <class T>
@@ -293,6 +306,18 @@ class TypedActorCore final : public ActorCore {
   static constexpr bool kCheckpoints = has_checkpoints<T>;
 
  public:
+  // Checkpoints that can go to a file: the type serializes its state itself.
+  static constexpr bool kPersistable = [] {
+    if constexpr (kCheckpoints) {
+      return std::is_same_v<std::decay_t<decltype(std::declval<const T&>().checkpoint())>, std::string>;
+    } else {
+      return false;
+    }
+  }();
+
+ private:
+
+ public:
   template <class... A>
   TypedActorCore(Scheduler& s, ActorSettings settings, A&&... a)
       : ActorCore(s, spec_, std::move(settings)), ctor_args_(std::forward<A>(a)...) {}
@@ -311,11 +336,24 @@ class TypedActorCore final : public ActorCore {
   static void destroy_instance(void* p) noexcept { detail::destroy(static_cast<T*>(p)); }
   static void free_core(ActorCore* c) noexcept { detail::destroy(static_cast<TypedActorCore*>(c)); }
   static void save(ActorCore* c, void* instance) {
-    if constexpr (kCheckpoints) static_cast<TypedActorCore*>(c)->saved_.emplace(static_cast<const T*>(instance)->checkpoint());
-  }
-  static void restore(ActorCore* c, void* instance) {
     if constexpr (kCheckpoints) {
       auto* self = static_cast<TypedActorCore*>(c);
+      self->saved_.emplace(static_cast<const T*>(instance)->checkpoint());
+      if constexpr (kPersistable) {
+        if (!self->settings().checkpoint_file.empty()) write_checkpoint_file(self->settings().checkpoint_file, *self->saved_);
+      }
+    }
+  }
+  // On a restart: the last checkpoint. On the first construction: the checkpoint file's.
+  static void restore(ActorCore* c, void* instance, bool restarted) {
+    if constexpr (kCheckpoints) {
+      auto* self = static_cast<TypedActorCore*>(c);
+      if constexpr (kPersistable) {
+        if (!restarted && !self->settings().checkpoint_file.empty()) {
+          if (std::optional<std::string> bytes = read_checkpoint_file(self->settings().checkpoint_file))
+            self->saved_.emplace(std::move(*bytes));
+        }
+      }
       if (self->saved_) static_cast<T*>(instance)->restore(*self->saved_);
     }
   }
@@ -433,14 +471,17 @@ class ActorHandle {
 // live actor of this runtime already has.
 template <class T, class... Args>
 ActorHandle<T> actor(ActorOptions options, Args&&... args) {
-  detail::ActorSettings settings{std::move(options.name), options.max_concurrency, options.max_restarts,
-                                 options.max_task_retries, options.checkpoint_interval};
+  using Core = detail::TypedActorCore<T, std::decay_t<Args>...>;
+  if (!options.checkpoint_file.empty() && !Core::kPersistable)
+    throw usage_error("lumen: ActorOptions::checkpoint_file needs checkpoint() to return std::string (the serialized state)");
+  detail::ActorSettings settings{std::move(options.name),          options.max_concurrency,
+                                 options.max_restarts,             options.max_task_retries,
+                                 options.checkpoint_interval,      std::move(options.checkpoint_file)};
   detail::validate(settings);
   if constexpr (!(std::is_copy_constructible_v<std::decay_t<Args>> && ...)) {
     if (settings.max_restarts != 0)
       throw usage_error("lumen: an actor with max_restarts needs constructor arguments it can copy");
   }
-  using Core = detail::TypedActorCore<T, std::decay_t<Args>...>;
   detail::RuntimeEntry entry;
   auto* core = detail::create<Core>(entry.scheduler(), std::move(settings), std::forward<Args>(args)...);
   auto handle = ActorHandle<T>::adopt(core);

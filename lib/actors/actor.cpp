@@ -1,4 +1,12 @@
 // The actor's drain task, its fault handling, and the directory of live actors.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -60,6 +68,54 @@ void validate(const ActorSettings& s) {
   if (s.max_restarts < -1) throw usage_error("lumen: ActorOptions::max_restarts must be -1 (no limit) or more");
   if (s.max_task_retries < -1) throw usage_error("lumen: ActorOptions::max_task_retries must be -1 (always) or more");
   if (s.checkpoint_interval < 1) throw usage_error("lumen: ActorOptions::checkpoint_interval must be at least 1");
+}
+
+void write_checkpoint_file(const std::string& path, const std::string& bytes) {
+  const std::string temp = path + ".tmp";
+  auto fail = [&](const char* what) {
+    const int e = errno;
+    throw resource_error("lumen: cannot " + std::string(what) + " checkpoint file '" + temp + "': " + std::strerror(e));
+  };
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("create");
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      fail("write");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    fail("sync");
+  }
+  ::close(fd);
+  if (std::rename(temp.c_str(), path.c_str()) != 0) fail("rename");
+}
+
+std::optional<std::string> read_checkpoint_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return std::nullopt;
+  auto fail = [&](const char* what) {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    throw resource_error("lumen: cannot " + std::string(what) + " checkpoint file '" + path + "': " + std::strerror(e));
+  };
+  if (fd < 0) fail("open");
+  std::string bytes;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("read");
+    if (n == 0) break;
+    bytes.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
 }
 
 ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::type_info& type) {
@@ -346,7 +402,7 @@ void ActorCore::construct() noexcept {
     ContextScope scope(&ctx);
     try {
       instance = spec_->construct(this);
-      if (restarted && spec_->restore != nullptr) spec_->restore(this, instance);
+      if (spec_->restore != nullptr && (restarted || !constructed_once_)) spec_->restore(this, instance, restarted);
     } catch (...) {
       error = std::current_exception();
     }

@@ -88,7 +88,8 @@ struct ActorSpec {
   // Only for types with checkpoint() and restore(): saves the instance's state after a call,
   // and gives it back to a restarted instance.
   void (*save)(ActorCore*, void* instance) = nullptr;
-  void (*restore)(ActorCore*, void* instance) = nullptr;
+  // restarted: from the last checkpoint; else from ActorSettings::checkpoint_file, if any.
+  void (*restore)(ActorCore*, void* instance, bool restarted) = nullptr;
 };
 
 struct ActorSettings {
@@ -97,6 +98,7 @@ struct ActorSettings {
   int max_restarts = 0;
   int max_task_retries = 0;
   int checkpoint_interval = 1;
+  std::string checkpoint_file;
 };
 
 // The actor a call runs for, per fiber (task_context().actor): what exit_actor() and
