@@ -193,9 +193,10 @@ void ActorCore::kill(bool no_restart) {
   // Kills and exits still queued each use up a restart when the drain task takes them: one
   // that finds none left after them is final now, and shows as such when it returns.
   const std::uint64_t requested = kills_requested_.load(std::memory_order_acquire);
-  const std::uint64_t handled = kills_handled_.load(std::memory_order_acquire);  // may run ahead for a moment
+  const std::uint64_t ends = ends_.load(std::memory_order_acquire);  // both counts at one instant
+  const std::uint64_t handled = ends & (kRestart - 1);               // may run ahead of `requested`
   const std::uint64_t queued_ends = requested > handled ? requested - handled : 0;
-  const std::int64_t restarts = restarts_used_.load(std::memory_order_relaxed) + static_cast<std::int64_t>(queued_ends);
+  const std::int64_t restarts = static_cast<std::int64_t>(ends >> 32) + static_cast<std::int64_t>(queued_ends);
   const bool final = no_restart || (settings_.max_restarts >= 0 && restarts >= settings_.max_restarts);
   try {
     begin_task(*sched_);
@@ -223,7 +224,7 @@ void ActorCore::kill(bool no_restart) {
 }
 
 bool ActorCore::can_progress() const noexcept {
-  bool ending = kills_requested_.load(std::memory_order_seq_cst) > kills_handled_.load(std::memory_order_relaxed) ||
+  bool ending = kills_requested_.load(std::memory_order_seq_cst) > kills_handled() ||
                 end_requested_.load(std::memory_order_seq_cst);
   int running = running_.load(std::memory_order_seq_cst);
   if (ending) return running == 0;
@@ -276,7 +277,7 @@ bool ActorCore::linger() const noexcept {
   for (unsigned k = 1;; ++k) {
     // The mailbox's consumer side only: polling the producers' line would slow every caller.
     if (mailbox_.consumer_sees_items() ||
-        kills_requested_.load(std::memory_order_relaxed) > kills_handled_.load(std::memory_order_relaxed))
+        kills_requested_.load(std::memory_order_relaxed) > kills_handled())
       return true;
     if ((k & 7) == 0) {
       if (work_waiting(*sched_) || Clock::now() >= until) return false;
@@ -309,7 +310,7 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
     if (c == nullptr) return Step::idle;
     --budget;
     if (c->invoke == nullptr) {
-      kills_handled_.fetch_add(1, std::memory_order_relaxed);
+      ends_.fetch_add(1, std::memory_order_release);
       detail::destroy(c);
     } else {
       c->abandon(c, death());
@@ -318,7 +319,7 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
     end_task(*sched_);
     return Step::progress;
   }
-  bool kill_pending = kills_requested_.load(std::memory_order_acquire) > kills_handled_.load(std::memory_order_relaxed);
+  bool kill_pending = kills_requested_.load(std::memory_order_acquire) > kills_handled();
   if (kill_pending || end_requested_.load(std::memory_order_acquire)) {
     if (running_.load(std::memory_order_seq_cst) != 0) return Step::idle;  // the last call to finish reschedules
     end_requested_.store(false, std::memory_order_relaxed);  // a kill covers an exit
@@ -361,12 +362,12 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
       push_replay_front(c, c);
       return Step::idle;
     }
-    kills_handled_.fetch_add(1, std::memory_order_relaxed);
     bool no_restart = c->no_restart;
     bool exit = c->exit_marker;
     detail::destroy(c);
     end_task(*sched_);
-    end_instance(death_notice(exit ? "exit_actor() was called" : "it was killed"), no_restart, Pending::none);
+    end_instance(death_notice(exit ? "exit_actor() was called" : "it was killed"), no_restart, Pending::none, nullptr,
+                 false, 1);
   } else if (settings_.max_concurrency == 1) {
     serve(c);
   } else {
@@ -394,7 +395,7 @@ void ActorCore::push_replay_front(MpscNode* first, MpscNode* last) noexcept {
 }
 
 void ActorCore::construct() noexcept {
-  bool restarted = restarts_used_.load(std::memory_order_relaxed) > 0;
+  bool restarted = restarts_used() > 0;
   ActorContext ctx{this, restarted, false};
   void* instance = nullptr;
   std::exception_ptr error;
@@ -431,7 +432,7 @@ void ActorCore::construct() noexcept {
 }
 
 void ActorCore::serve(ActorCall* c) noexcept {
-  ActorContext ctx{this, restarts_used_.load(std::memory_order_relaxed) > 0, false};
+  ActorContext ctx{this, restarts_used() > 0, false};
   ActorCall::End end;
   {
     ContextScope scope(&ctx);
@@ -467,7 +468,7 @@ void ActorCore::dispatch(ActorCall* c) noexcept {
 void ActorCore::run_call(Task* t) noexcept {
   auto* c = static_cast<ActorCall*>(t);
   ActorCore* a = c->actor;
-  ActorContext ctx{a, a->restarts_used_.load(std::memory_order_relaxed) > 0, false};
+  ActorContext ctx{a, a->restarts_used() > 0, false};
   ActorCall::End end;
   {
     ContextScope scope(&ctx);
@@ -508,7 +509,7 @@ void ActorCore::request_exit(ObjectSlot* exit_result) noexcept {
 // were pending (per `pending`) run again on the new instance as max_task_retries allows, or
 // fail with `reason`.
 void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result,
-                             bool constructor_failed) noexcept {
+                             bool constructor_failed, std::uint64_t markers_taken) noexcept {
   if (instance_ != nullptr) {
     spec_->destroy_instance(instance_);
     instance_ = nullptr;
@@ -541,7 +542,7 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
       }
       if (c->invoke == nullptr) {
         if (pending == Pending::until_marker) {
-          kills_handled_.fetch_add(1, std::memory_order_relaxed);
+          ++markers_taken;
           no_restart = no_restart || c->no_restart;
           if (c->exit_marker) {  // the pending calls fail with the exit's reason
             detail::release(reason);
@@ -557,12 +558,13 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
       calls.append(c);
     }
   }
-  const int used = restarts_used_.load(std::memory_order_relaxed);
+  const int used = restarts_used();
   bool restart = !no_restart && (settings_.max_restarts < 0 || used < settings_.max_restarts) &&
                  state_.load(std::memory_order_acquire) != State::dead && !sched_->stopping();
   // The new state first: whoever sees a pending call fail sees the actor dead (or restarting).
+  // The markers taken and the restart they used, counted together.
+  ends_.fetch_add((restart ? kRestart : 0) + markers_taken, std::memory_order_release);
   if (restart) {
-    restarts_used_.store(used + 1, std::memory_order_relaxed);
     if (constructor_failed) {
       auto delay = kFirstRestartDelay * (1 << std::min(constructor_failures_, 10));
       restart_at_ = Clock::now() + std::min<std::chrono::milliseconds>(delay, kMaxRestartDelay);

@@ -209,8 +209,9 @@ class ActorCore : public Task {
   ActorCall* next_call() noexcept;
   void push_replay_front(MpscNode* first, MpscNode* last) noexcept;
   enum class Pending { none, until_marker, all_visible };
+  // markers_taken: kill markers the caller took off the mailbox and has not counted yet.
   void end_instance(Failure* reason, bool no_restart, Pending pending, ObjectSlot* exit_result = nullptr,
-                    bool constructor_failed = false) noexcept;
+                    bool constructor_failed = false, std::uint64_t markers_taken = 0) noexcept;
   void destroy() noexcept;
   // The drain task's own copy follows s; what callers see never leaves `dead` (a kill for
   // good marks it from the caller's thread while the drain task may be restarting).
@@ -233,7 +234,6 @@ class ActorCore : public Task {
   alignas(64) State drain_state_ = State::starting;  // the drain task's copy: state_ sits on the callers' line
   std::atomic<int> running_{0};                  // calls running as tasks (max_concurrency > 1)
   std::atomic<std::uint64_t> kills_requested_{0};  // markers pushed
-  std::atomic<std::uint64_t> kills_handled_{0};    // markers taken off the mailbox
   std::atomic<bool> end_requested_{false};        // exit_actor() in a call that ran as a task
                                                   // and found no memory for an exit marker
   bool constructed_once_ = false;
@@ -242,7 +242,13 @@ class ActorCore : public Task {
   MpscNode* replay_head_ = nullptr;               // calls to run again after a restart, in order
   std::atomic<bool> has_replays_{false};
   void* instance_ = nullptr;
-  std::atomic<int> restarts_used_{0};             // written by the drain task, read by kill()
+  // Restarts used (high 32 bits) and kill markers handled (low 32), in one word written by the
+  // drain task: a marker and the restart it used are counted in one step, so that kill(),
+  // which reads both, never sees one without the other.
+  std::atomic<std::uint64_t> ends_{0};
+  static constexpr std::uint64_t kRestart = std::uint64_t{1} << 32;
+  int restarts_used() const noexcept { return static_cast<int>(ends_.load(std::memory_order_acquire) >> 32); }
+  std::uint64_t kills_handled() const noexcept { return ends_.load(std::memory_order_acquire) & (kRestart - 1); }
   int constructor_failures_ = 0;                  // in a row: paces the next restart
   Clock::time_point restart_at_{};                // no construction before then
   int calls_since_save_ = 0;
