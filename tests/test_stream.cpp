@@ -92,27 +92,52 @@ TEST_CASE("an error mid-stream reaches the consumer after the items before it") 
 
 TEST_CASE("cancelling a stream stops its producer") {
   lumen::Runtime rt{lumen::Config{.workers = 2}};
-  std::atomic<bool> saw_stop{false};
-  std::atomic<bool> emit_threw{false};
-  auto s = lumen::stream<int>(lumen::StreamOptions{.max_ahead = 2}, [&](lumen::Emitter<int>& out) {
-    try {
-      for (int i = 0;; ++i) out.emit(i);  // endless
-    } catch (const lumen::cancelled_error&) {
-      emit_threw.store(true);
-      saw_stop.store(lumen::stop_requested());
-      throw;
+  // Repeated: the producer may be anywhere in emit() when the cancel lands.
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<bool> saw_stop{false};
+    std::atomic<bool> emit_threw{false};
+    auto s = lumen::stream<int>(lumen::StreamOptions{.max_ahead = 2}, [&](lumen::Emitter<int>& out) {
+      try {
+        for (int i = 0;; ++i) out.emit(i);  // endless
+      } catch (const lumen::cancelled_error&) {
+        emit_threw.store(true);
+        saw_stop.store(lumen::stop_requested());
+        throw;
+      }
+    });
+    for (int i = 0; i < 5; ++i) CHECK(lumen::get(*s.next()) == i);
+    CHECK(lumen::cancel(s));
+    auto last = s.next();
+    REQUIRE(last.has_value());
+    CHECK_THROWS_AS(lumen::get(*last), lumen::cancelled_error);
+    CHECK_FALSE(s.next().has_value());
+    CHECK_THROWS_AS(lumen::get(s.task()), lumen::cancelled_error);
+    while (!emit_threw.load()) std::this_thread::yield();
+    CHECK(saw_stop.load());
+    CHECK_FALSE(lumen::cancel(s));  // once
+  }
+}
+
+TEST_CASE("a producer whose consumer let go sees stop_requested()") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<bool> saw_stop{false};
+    std::atomic<bool> emit_threw{false};
+    {
+      auto s = lumen::stream<int>(lumen::StreamOptions{.max_ahead = 1}, [&](lumen::Emitter<int>& out) {
+        try {
+          for (;;) out.emit(1);
+        } catch (const lumen::cancelled_error&) {
+          emit_threw.store(true);
+          saw_stop.store(lumen::stop_requested());
+          throw;
+        }
+      });
+      CHECK(lumen::get(*s.next()) == 1);
     }
-  });
-  for (int i = 0; i < 5; ++i) CHECK(lumen::get(*s.next()) == i);
-  CHECK(lumen::cancel(s));
-  auto last = s.next();
-  REQUIRE(last.has_value());
-  CHECK_THROWS_AS(lumen::get(*last), lumen::cancelled_error);
-  CHECK_FALSE(s.next().has_value());
-  CHECK_THROWS_AS(lumen::get(s.task()), lumen::cancelled_error);
-  while (!emit_threw.load()) std::this_thread::yield();
-  CHECK(saw_stop.load());
-  CHECK_FALSE(lumen::cancel(s));  // once
+    while (!emit_threw.load()) std::this_thread::yield();
+    CHECK(saw_stop.load());
+  }
 }
 
 TEST_CASE("a consumer that lets go of the stream stops the producer") {
@@ -132,7 +157,8 @@ TEST_CASE("a consumer that lets go of the stream stops the producer") {
     task = s.task();
   }
   CHECK_THROWS_AS(lumen::get(task), lumen::cancelled_error);
-  CHECK(ended.load());
+  // The cancel resolves the task's ref at once; the producer stops at its next emit().
+  while (!ended.load()) std::this_thread::yield();
 }
 
 TEST_CASE("several emitters feed one stream, which ends when the last is gone") {

@@ -291,9 +291,9 @@ class Stream {
   // Stops the producer (see the header). True when the stream had not ended yet.
   bool cancel() noexcept {
     if (!state_) return false;
-    bool open = state_->stop();
-    if (task_.valid()) open = lumen::cancel(task_) || open;
-    return open;
+    // The task first: a producer that sees the stream stopped must also see stop_requested().
+    const bool task_open = task_.valid() && lumen::cancel(task_);
+    return state_->stop() || task_open;
   }
   // The producing task's result (void); empty for a stream made by make_stream().
   const ObjectRef<void>& task() const noexcept { return task_; }
@@ -305,7 +305,7 @@ class Stream {
   friend Stream<U> stream(StreamOptions, F&&, Args&&...);
   explicit Stream(std::shared_ptr<detail::StreamState<T>> s) : state_(std::move(s)) {}
   void close() noexcept {
-    if (state_) state_->stop();
+    cancel();
     state_.reset();
   }
 
