@@ -100,8 +100,8 @@ TEST_CASE("cancelling a stream stops its producer") {
       try {
         for (int i = 0;; ++i) out.emit(i);  // endless
       } catch (const lumen::cancelled_error&) {
-        emit_threw.store(true);
         saw_stop.store(lumen::stop_requested());
+        emit_threw.store(true);  // last: the test reads saw_stop once it sees this
         throw;
       }
     });
@@ -128,8 +128,8 @@ TEST_CASE("a producer whose consumer let go sees stop_requested()") {
         try {
           for (;;) out.emit(1);
         } catch (const lumen::cancelled_error&) {
-          emit_threw.store(true);
           saw_stop.store(lumen::stop_requested());
+          emit_threw.store(true);  // last: the test reads saw_stop once it sees this
           throw;
         }
       });
