@@ -60,6 +60,7 @@
 #include "lumen/detail/submit_task.h"
 #include "lumen/error.h"
 #include "lumen/object_ref.h"
+#include "lumen/task.h"
 
 namespace lumen {
 
@@ -110,7 +111,9 @@ struct ForwardResult : Waiter {
   ObjectRef<U> inner;
   ObjectSlot* outer;
 
-  static void publish(ObjectSlot* in, ObjectSlot* out) noexcept {
+  // may_wait: this thread may wait for `in` to be rebuilt (it was evicted under a memory
+  // limit); a waiter's notify may not, and hands the wait to a task.
+  static void publish(ObjectSlot* in, ObjectSlot* out, bool may_wait) noexcept {
     if (in->state.load(std::memory_order_acquire) == ObjectState::failed) {
       Failure* f = in->failure();
       retain(f);
@@ -119,8 +122,17 @@ struct ForwardResult : Waiter {
     }
     if constexpr (!std::is_void_v<U>) {
       std::exception_ptr error;
+      ObjectSlot* pinned = nullptr;
       try {
         U* v = SlotValue<U>::get(in);
+        if constexpr (!SlotValue<U>::kInline) {
+          if (ObjectMemory::has_residency(in)) {
+            void* p = may_wait ? ObjectMemory::pin(in, false) : ObjectMemory::try_pin(in);
+            if (p == nullptr) return publish_in_task(in, out);
+            v = static_cast<U*>(p);
+            pinned = in;
+          }
+        }
         std::uint64_t word = in->refgen.load(std::memory_order_acquire);
         if constexpr (std::is_copy_constructible_v<U>) {
           if ((word & (ObjectSlot::kRefMask | ObjectSlot::kWriter)) == 1) {
@@ -136,6 +148,7 @@ struct ForwardResult : Waiter {
       } catch (...) {
         error = std::current_exception();
       }
+      if (pinned != nullptr) ObjectMemory::unpin(pinned);
       if (error != nullptr) {
         Failure* f = make_failure(std::move(error), "actor method result");
         ObjectTable::instance().fail(out, f, true);
@@ -143,6 +156,17 @@ struct ForwardResult : Waiter {
       }
     }
     ObjectTable::instance().resolve(out, ObjectState::ready, true);
+  }
+
+  static void publish_in_task(ObjectSlot* in, ObjectSlot* out) noexcept {
+    try {
+      ObjectTable::add_ref(in);
+      auto inner = ObjectRef<U>::adopt(in);
+      RuntimeEntry entry;
+      submit_with(entry.scheduler(), nullptr, [inner, out]() noexcept { publish(inner.slot(), out, true); });
+    } catch (...) {
+      ObjectTable::instance().fail(out, make_failure(std::current_exception(), "actor method result"), true);
+    }
   }
 
   static void forward(ObjectRef<U> in, ObjectSlot* out) noexcept {
@@ -153,13 +177,13 @@ struct ForwardResult : Waiter {
           true);
       return;
     }
-    if (in.ready()) return publish(in.slot(), out);
+    if (in.ready()) return publish(in.slot(), out, true);
     auto* f = create<ForwardResult>();
     f->inner = std::move(in);
     f->outer = out;
     f->notify = [](Waiter* w) noexcept {
       auto* self = static_cast<ForwardResult*>(w);
-      publish(self->inner.slot(), self->outer);
+      publish(self->inner.slot(), self->outer, false);
       destroy(self);
     };
     if (!ObjectTable::add_waiter(f->inner.slot(), f)) f->notify(f);
@@ -205,6 +229,7 @@ struct ActorCallFrame final : ActorCall {
     bool exit = false;
     try {
       T& obj = *static_cast<T*>(instance);
+      ArgPins<Tuple> pins(self->args);
       if constexpr (flatten_ref<Raw>::nested) {
         ForwardResult<Value>::forward(invoke_method<true>(self->method, obj, self->args, kSeq), out);
         out = nullptr;

@@ -25,7 +25,9 @@
 #include <vector>
 
 #include "lumen/detail/cpu_relax.h"
+#include "lumen/detail/object_memory.h"
 #include "lumen/detail/object_table.h"
+#include "lumen/detail/slot_value.h"
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/error.h"
 
@@ -127,7 +129,7 @@ void await_for(ObjectSlot* s, std::chrono::duration<Rep, Period> timeout) {
 template <class T>
 T take_or_copy(ObjectRef<T>& ref) {
   ObjectSlot* s = ref.slot();
-  T* v = SlotValue<T>::get(s);
+  PinnedValue<T> v(s);
   std::uint64_t word;
   // The producing task lets go of the slot right after it publishes the value: a few
   // instructions away, so pause before giving the core away.
@@ -143,6 +145,7 @@ T take_or_copy(ObjectRef<T>& ref) {
     ref.disown();
     try {
       T out(std::move(*v));
+      v.unpin();
       ObjectTable::instance().release_writer(s);
       return out;
     } catch (...) {
@@ -162,11 +165,17 @@ T take_or_copy(ObjectRef<T>& ref) {
 
 }  // namespace detail
 
-// Moves value into a new, ready object.
+// Moves value into a new, ready object. Under Config::object_memory_limit, a value over 16
+// bytes that would pass the limit first makes room by evicting or spilling other objects, then
+// waits for room or throws resource_error (Config::put_at_limit); one larger than the limit
+// always throws.
 template <class V>
 ObjectRef<std::decay_t<V>> put(V&& value) {
   using T = std::decay_t<V>;
   static_assert(!is_object_ref_v<T>, "put() of an ObjectRef: pass the ref itself instead");
+  if constexpr (!detail::SlotValue<T>::kInline) {
+    if (detail::ObjectMemory::limited()) detail::ObjectMemory::instance().admit(detail::SlotValue<T>::value_bytes(value));
+  }
   detail::ObjectSlot* s = detail::ObjectTable::instance().allocate(1);
   try {
     detail::SlotValue<T>::emplace(s, std::forward<V>(value));
@@ -179,13 +188,16 @@ ObjectRef<std::decay_t<V>> put(V&& value) {
 }
 
 // The value, without copying; valid while `ref` or a copy of it lives. Waits until the object
-// is ready; rethrows the task's exception, with its own type, if it failed.
+// is ready; rethrows the task's exception, with its own type, if it failed. Under a memory
+// limit, a value that was evicted or spilled is brought back first, and stays in memory from
+// then on (the reference must stay valid): read through read(), a task, or get(std::move(ref))
+// to leave it free to go again.
 template <class T>
   requires(!std::is_void_v<T>)
 const T& get(const ObjectRef<T>& ref) {
   detail::ObjectSlot* s = detail::checked_slot(ref.slot());
   detail::await(s);
-  return *detail::SlotValue<T>::get(s);
+  return detail::SlotValue<T>::read_kept(s);
 }
 
 // A temporary ref cannot keep the object alive past the call, so its value is returned by
@@ -209,7 +221,7 @@ template <class T, class Rep, class Period>
 const T& get(const ObjectRef<T>& ref, std::chrono::duration<Rep, Period> timeout) {
   detail::ObjectSlot* s = detail::checked_slot(ref.slot());
   detail::await_for(s, timeout);
-  return *detail::SlotValue<T>::get(s);
+  return detail::SlotValue<T>::read_kept(s);
 }
 
 template <class T, class Rep, class Period>
@@ -225,13 +237,25 @@ void get(const ObjectRef<void>& ref, std::chrono::duration<Rep, Period> timeout)
   detail::await_for(detail::checked_slot(ref.slot()), timeout);
 }
 
+// Calls f(value) and returns what it returns. The value stays in memory during the call only:
+// under a memory limit it may be evicted or spilled again afterwards (get(const ref&) keeps
+// it for good). Waits and rethrows as get does.
+template <class T, class F>
+  requires(!std::is_void_v<T>)
+decltype(auto) read(const ObjectRef<T>& ref, F&& f) {
+  detail::ObjectSlot* s = detail::checked_slot(ref.slot());
+  detail::await(s);
+  detail::PinnedValue<T> value(s);
+  return std::forward<F>(f)(static_cast<const T&>(*value));
+}
+
 // All values, in order (copies). The first failed object's exception is rethrown.
 template <class T>
   requires(!std::is_void_v<T>)
 std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
   std::vector<T> out;
   out.reserve(refs.size());
-  for (const auto& r : refs) out.push_back(get(r));
+  for (const auto& r : refs) out.push_back(read(r, [](const T& v) { return v; }));
   return out;
 }
 

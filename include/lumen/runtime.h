@@ -32,6 +32,13 @@ namespace detail {
 class Scheduler;
 }
 
+// What a put() does when its value would pass Config::object_memory_limit and nothing more
+// can be evicted or spilled.
+enum class PutAtLimit {
+  wait,  // until objects are freed (or evicted) and there is room
+  fail,  // throw resource_error at once
+};
+
 // Every field is checked when the Runtime is constructed; a value out of range throws
 // usage_error naming the field.
 struct Config {
@@ -61,6 +68,20 @@ struct Config {
   std::vector<std::pair<std::string, double>> resources{};
   // How long an idle worker keeps looking for work before it sleeps (0 to 1 s).
   std::chrono::microseconds idle_spin{50};
+  // Bytes the values of objects may take in memory; 0: no limit. Counts values over 16 bytes
+  // (smaller ones live in the table's own entries), each as sizeof plus the elements of a
+  // contiguous container. Past it, objects least recently read leave memory if they can come
+  // back: the results of deterministic tasks are evicted and computed again when next read
+  // (TaskOptions::deterministic), and values of trivially copyable types (or vectors and
+  // strings of them) are spilled to spill_directory and read back. Other objects always stay.
+  // Task results are stored even past the limit (then others leave if they can); puts wait or
+  // fail (put_at_limit). A value being read, and one read through get(const ref&), stays. The
+  // object table is shared by the whole process, so only one live Runtime may set a limit.
+  std::size_t object_memory_limit = 0;
+  // A folder for spilled values (created if missing; one file per value, deleted when it is
+  // read back or its object is freed). Empty: nothing is spilled. Needs object_memory_limit.
+  std::string spill_directory{};
+  PutAtLimit put_at_limit = PutAtLimit::wait;
 };
 
 // A snapshot of the runtime's counters. Counters are totals since the runtime started.
@@ -86,6 +107,15 @@ struct Stats {
   std::uint64_t actors_alive = 0;          // actors not ended (restarting ones count)
   std::uint64_t actor_calls_queued = 0;    // calls queued or running
   std::uint64_t actor_calls_executed = 0;  // calls whose method ran
+  // Under Config::object_memory_limit (process-wide, like the table):
+  std::size_t object_memory_limit = 0;  // the limit in force, 0 for none
+  std::size_t object_memory_used = 0;   // bytes counted against it, in memory now
+  std::uint64_t objects_evicted = 0;    // values of deterministic tasks dropped
+  std::uint64_t objects_rebuilt = 0;    // ... and computed again when read
+  std::uint64_t objects_spilled = 0;    // values written to spill files
+  std::uint64_t objects_restored = 0;   // ... and read back
+  std::uint64_t spill_failures = 0;     // spills that could not be written (the value stayed)
+  std::uint64_t puts_waited = 0;        // puts that waited for room
 };
 
 class Runtime {
@@ -102,6 +132,7 @@ class Runtime {
 
  private:
   std::unique_ptr<detail::Scheduler> sched_;
+  bool sets_memory_limit_ = false;
 };
 
 }  // namespace lumen

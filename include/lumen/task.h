@@ -51,6 +51,12 @@ struct TaskOptions {
   // is set and the tasks it submitted stop too, as with cancel(ref, {.recursive = true}) (see
   // lumen/cancel.h). A task that has not started by then never runs. max: no timeout.
   std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
+  // The task computes the same value from the same arguments (no side effects that matter).
+  // Under Config::object_memory_limit its result may then be evicted and is computed again
+  // from a copy of the callable and arguments when next read, as Ray's lineage
+  // reconstruction does; the copy (and the objects its ref arguments name) lives as long as
+  // the result. Needs a copyable callable and arguments. Without a limit it changes nothing.
+  bool deterministic = false;
 };
 
 namespace detail {
@@ -86,6 +92,37 @@ bool exception_is_one_of(const std::exception_ptr& e) noexcept {
 
 template <class F, class... Args>
 auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args)
+    -> ObjectRef<typename SubmitTask<std::decay_t<F>, std::decay_t<Args>...>::R>;
+
+// A deterministic task's recipe: copies of its callable, arguments and options, from which it
+// is submitted again (on the runtime in scope) to rebuild an evicted result.
+template <class F, class... Args>
+struct RecipeFor final : Recipe {
+  F f;
+  std::tuple<Args...> args;
+  TaskOptions options;
+
+  template <class FF, class... AA>
+  RecipeFor(const TaskOptions& o, FF&& fn, AA&&... a)
+      : Recipe{&rebuild_task, &destroy_recipe}, f(std::forward<FF>(fn)), args(std::forward<AA>(a)...), options(o) {
+    options.deterministic = false;  // the rebuild's own result is a temporary
+    options.timeout = std::chrono::nanoseconds::max();
+  }
+  static ObjectSlot* rebuild_task(Recipe* r) {
+    auto* self = static_cast<RecipeFor*>(r);
+    RuntimeEntry entry;
+    auto ref = std::apply(
+        [&](const Args&... a) { return submit_with(entry.scheduler(), &self->options, F(self->f), Args(a)...); },
+        self->args);
+    ObjectSlot* slot = ref.slot();
+    ref.disown();
+    return slot;
+  }
+  static void destroy_recipe(Recipe* r) noexcept { detail::destroy(static_cast<RecipeFor*>(r)); }
+};
+
+template <class F, class... Args>
+auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args)
     -> ObjectRef<typename SubmitTask<std::decay_t<F>, std::decay_t<Args>...>::R> {
   using Frame = SubmitTask<std::decay_t<F>, std::decay_t<Args>...>;
   using R = typename Frame::R;
@@ -107,9 +144,20 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
     retries = options->retries;
     check_retry_options(*options);
     if (options->timeout.count() <= 0) throw usage_error("lumen: a task's timeout must be positive");
+    constexpr bool kCopyable = std::is_copy_constructible_v<std::decay_t<F>> &&
+                               (std::is_copy_constructible_v<std::decay_t<Args>> && ...);
+    if constexpr (!kCopyable) {
+      if (options->deterministic)
+        throw usage_error("lumen: a deterministic task needs a copyable callable and arguments (to run it again)");
+    }
     const bool backoff = retries > 0 && options->retry_delay.count() > 0;
     const bool filtered = retries > 0 && options->retry_if != nullptr;
-    if (!options->name.empty() || options->priority != 0 || !options->resources.empty() || backoff || filtered) {
+    bool lineage = false;
+    if constexpr (kCopyable && !std::is_void_v<R>) {
+      lineage = options->deterministic && !SlotValue<R>::kInline && ObjectMemory::limited();
+    }
+    if (!options->name.empty() || options->priority != 0 || !options->resources.empty() || backoff || filtered ||
+        lineage) {
       auto owned = std::make_unique<TaskSettings>();
       owned->name = options->name;
       owned->priority = options->priority;
@@ -120,6 +168,9 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
         owned->retry_jitter = options->retry_jitter;
       }
       if (filtered) owned->retry_if = options->retry_if;
+      if constexpr (kCopyable && !std::is_void_v<R>) {
+        if (lineage) owned->recipe = create<RecipeFor<std::decay_t<F>, std::decay_t<Args>...>>(*options, f, args...);
+      }
       for (const auto& [name, count] : options->resources) owned->demands.push_back(resource_demand(s, name, count));
       settings = owned.release();
     }
@@ -239,6 +290,13 @@ class TaskBuilder {
     return *this;
   }
   TaskBuilder&& priority(int p) && { return std::move(priority(p)); }
+  // Marks the task as computing the same value from the same arguments: under a memory limit
+  // its result may be evicted and computed again (see TaskOptions::deterministic).
+  TaskBuilder& deterministic(bool d = true) & {
+    options_.deterministic = d;
+    return *this;
+  }
+  TaskBuilder&& deterministic(bool d = true) && { return std::move(deterministic(d)); }
 
   const TaskOptions& options() const noexcept { return options_; }
 

@@ -13,6 +13,8 @@
 // are sequentially consistent), so a call never uses a scheduler that is being freed.
 #include "lumen/runtime.h"
 
+#include "lumen/detail/object_memory.h"
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -181,6 +183,16 @@ Scheduler& begin_outside_work(Scheduler* s, std::uint64_t id) {
 namespace lumen {
 
 Runtime::Runtime(Config config) : sched_(std::make_unique<detail::Scheduler>(config)) {
+  if (config.object_memory_limit != 0) {
+    if (config.put_at_limit != PutAtLimit::wait && config.put_at_limit != PutAtLimit::fail)
+      throw usage_error("lumen: Config::put_at_limit is neither wait nor fail");
+    detail::ObjectMemory::instance().configure(
+        config.object_memory_limit, config.spill_directory,
+        config.put_at_limit == PutAtLimit::fail ? detail::ObjectMemory::AtLimit::fail : detail::ObjectMemory::AtLimit::wait);
+    sets_memory_limit_ = true;
+  } else if (!config.spill_directory.empty()) {
+    throw usage_error("lumen: Config::spill_directory needs Config::object_memory_limit");
+  }
   detail::enter_scope(sched_.get());
 }
 
@@ -191,10 +203,11 @@ Runtime::~Runtime() {
     // from outside now and finish the shutdown on a thread of its own once that task is done.
     s->stop_taking_outside_work();
     try {
-      std::thread([s = std::move(sched_)]() mutable {
+      std::thread([s = std::move(sched_), limited = sets_memory_limit_]() mutable {
         s->drain();
         detail::leave_scope(s.get());
         s.reset();
+        if (limited) detail::ObjectMemory::instance().unconfigure();
       }).detach();
       return;
     } catch (...) {
@@ -206,6 +219,7 @@ Runtime::~Runtime() {
   s->drain();
   detail::leave_scope(s);
   sched_.reset();
+  if (sets_memory_limit_) detail::ObjectMemory::instance().unconfigure();
 }
 
 unsigned Runtime::workers() const noexcept { return sched_->worker_count(); }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "actors/actor_directory.h"
+#include "lumen/detail/object_memory.h"
 #include "lumen/error.h"
 
 namespace lumen::detail {
@@ -645,6 +646,15 @@ Stats Scheduler::stats() const {
   auto usage = ObjectTable::instance().usage();
   s.objects_live = usage.live;
   s.object_bytes = usage.bytes;
+  const ObjectMemory::Counters memory = ObjectMemory::instance().counters();
+  s.object_memory_limit = memory.limit;
+  s.object_memory_used = memory.used;
+  s.objects_evicted = memory.evicted;
+  s.objects_rebuilt = memory.rebuilt;
+  s.objects_spilled = memory.spilled;
+  s.objects_restored = memory.restored;
+  s.spill_failures = memory.spill_failures;
+  s.puts_waited = memory.puts_waited;
   s.object_table_bytes = ObjectTable::instance().committed_bytes();
   s.outside_queues = external_count_.load(std::memory_order_acquire);
   {

@@ -14,7 +14,8 @@
 //  - waiters form a lock-free stack in the slot; resolving the object swaps in kResolved and
 //    wakes everything that was pushed before. A waiter that gives up (a timed-out wait) takes
 //    its node out under a lock bit in the same word, which pushes and the resolve wait out.
-// Values up to 16 bytes live inside the slot; larger ones in one allocation of their own.
+// Values up to 16 bytes live inside the slot; larger ones in one allocation of their own
+// (slot_value.h), which a memory limit may take out of memory (object_memory.h).
 #pragma once
 
 #include <atomic>
@@ -22,9 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include <new>
 #include <string>
-#include <type_traits>
 #include <string_view>
 
 #include "lumen/detail/alloc.h"
@@ -95,6 +94,7 @@ struct alignas(64) ObjectSlot {
   // A waiter is being taken out, or the object's outcome is being published (claim()).
   static constexpr std::uintptr_t kWaitersLocked = 2;
   static constexpr std::uint16_t kStopsChildren = 1;  // flags: failed by a recursive cancel
+  static constexpr std::uint16_t kHasResidency = 2;   // flags: the value may leave memory (object_memory.h)
   static constexpr std::size_t kInlineBytes = 16;
   static constexpr std::uint64_t kWriter = 0x80000000u;
   static constexpr std::uint64_t kRefMask = 0x7fffffffu;
@@ -242,55 +242,6 @@ class ObjectTable {
   alignas(64) std::atomic<std::uint32_t> nonempty_{0};  // bit k: segment k's free list may hold slots
   alignas(64) std::atomic<std::uint64_t> cache_epoch_{0};  // bumped to ask threads for their cached slots
   std::atomic<std::uint32_t> fresh_{0};  // no slot at or above it was ever handed out: lookups stay below
-};
-
-// Typed access to a slot's value.
-template <class T>
-struct SlotValue {
-  static_assert(std::is_nothrow_destructible_v<T>,
-                "lumen: an object's value needs a destructor that does not throw: it runs when the last "
-                "ref goes, where an exception has nowhere to go");
-  static constexpr bool kInline = sizeof(T) <= ObjectSlot::kInlineBytes && alignof(T) <= 16;
-
-  static T* get(ObjectSlot* s) noexcept {
-    if constexpr (kInline) {
-      return std::launder(reinterpret_cast<T*>(s->storage));
-    } else {
-      T* p;
-      std::memcpy(&p, s->storage, sizeof p);
-      return p;
-    }
-  }
-
-  template <class... A>
-  static void emplace(ObjectSlot* s, A&&... a) {
-    T* p;
-    if constexpr (kInline) {
-      p = ::new (static_cast<void*>(s->storage)) T(static_cast<A&&>(a)...);
-    } else {
-      p = create<T>(static_cast<A&&>(a)...);
-      std::memcpy(s->storage, &p, sizeof p);
-    }
-    s->bytes.store(value_bytes(*p), std::memory_order_relaxed);
-    s->destroy_value = &destroy;
-  }
-
-  static void destroy(ObjectSlot* s) noexcept {
-    if constexpr (kInline) {
-      get(s)->~T();
-    } else {
-      detail::destroy(get(s));
-    }
-  }
-
-  // sizeof(T), plus the elements of a contiguous container.
-  static std::size_t value_bytes(const T& v) noexcept {
-    if constexpr (requires { v.size(); v.data(); typename T::value_type; }) {
-      return sizeof(T) + v.size() * sizeof(typename T::value_type);
-    } else {
-      return sizeof(T);
-    }
-  }
 };
 
 }  // namespace lumen::detail

@@ -18,6 +18,7 @@
 #include "lumen/detail/callable_traits.h"
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/scheduler_api.h"
+#include "lumen/detail/slot_value.h"
 #include "lumen/object_ref.h"
 
 namespace lumen::detail {
@@ -32,6 +33,16 @@ struct TaskSettings {
   std::chrono::nanoseconds max_retry_delay{0};
   double retry_jitter = 0.0;
   bool (*retry_if)(const std::exception_ptr&) = nullptr;  // null: every exception is retried
+  // A deterministic task under a memory limit: how to compute its value again, handed to the
+  // result's slot when the value is stored (see object_memory.h).
+  Recipe* recipe = nullptr;
+
+  TaskSettings() = default;
+  TaskSettings(const TaskSettings&) = delete;
+  TaskSettings& operator=(const TaskSettings&) = delete;
+  ~TaskSettings() {
+    if (recipe != nullptr) recipe->destroy(recipe);
+  }
 };
 
 struct SubmitTaskBase : Task, Cancellable {
@@ -173,6 +184,61 @@ inline constexpr bool can_rerun = requires(F& f, Tuple& t) {
 template <class... Args>
 inline constexpr std::size_t ref_count = (std::size_t{0} + ... + (is_object_ref<Args>::value ? 1 : 0));
 
+template <class A>
+inline constexpr bool may_leave_memory = false;
+template <class V>
+inline constexpr bool may_leave_memory<ObjectRef<V>> = [] {
+  if constexpr (std::is_void_v<V>) {
+    return false;
+  } else {
+    return !SlotValue<V>::kInline;
+  }
+}();
+
+// Pins the values of a task's ObjectRef arguments while it runs: under a memory limit they
+// are brought back if they left, and stay until the run ends (see object_memory.h).
+template <class Tuple>
+class ArgPins;
+template <class... Args>
+class ArgPins<std::tuple<Args...>> {
+  static constexpr std::size_t kMax = (std::size_t{0} + ... + (may_leave_memory<Args> ? 1 : 0));
+
+ public:
+  explicit ArgPins(std::tuple<Args...>& args) {
+    if constexpr (kMax > 0) {
+      try {
+        std::apply([this](auto&... a) { (pin(a), ...); }, args);
+      } catch (...) {
+        unpin_all();
+        throw;
+      }
+    }
+  }
+  ~ArgPins() { unpin_all(); }
+  ArgPins(const ArgPins&) = delete;
+  ArgPins& operator=(const ArgPins&) = delete;
+
+ private:
+  template <class A>
+  void pin(A& a) {
+    if constexpr (may_leave_memory<A>) {
+      if (ObjectMemory::has_residency(a.slot())) {
+        ObjectMemory::pin(a.slot(), false);
+        pinned_[n_++] = a.slot();
+      }
+    }
+  }
+  void unpin_all() noexcept {
+    if constexpr (kMax > 0) {
+      for (std::size_t i = 0; i < n_; ++i) ObjectMemory::unpin(pinned_[i]);
+      n_ = 0;
+    }
+  }
+
+  [[no_unique_address]] std::array<ObjectSlot*, kMax> pinned_{};
+  std::size_t n_ = 0;
+};
+
 template <class F, class... Args>
 struct SubmitTask final : SubmitTaskBase {
   using F_type = F;
@@ -223,6 +289,7 @@ struct SubmitTask final : SubmitTaskBase {
     {
       RunningTask running(self);
       try {
+        ArgPins<Tuple> pins(self->args);
         if constexpr (std::is_void_v<R>) {
           self->call();
           outcome = self->end_of_run();
@@ -231,7 +298,10 @@ struct SubmitTask final : SubmitTaskBase {
           // first owns the slot's storage.
           decltype(auto) value = self->call();
           outcome = self->end_of_run();
-          if (outcome == Outcome::publish) SlotValue<R>::emplace(self->result, std::forward<decltype(value)>(value));
+          if (outcome == Outcome::publish) {
+            Recipe* recipe = self->settings != nullptr ? std::exchange(self->settings->recipe, nullptr) : nullptr;
+            SlotValue<R>::emplace_with(self->result, recipe, std::forward<decltype(value)>(value));
+          }
         }
       } catch (...) {
         error = std::current_exception();
