@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cxxopts.hpp>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -399,9 +400,10 @@ enum class NodeKind : int {
   echo,      // an actor call on Echo with the dependencies as ObjectRef arguments
   blocking,  // lumen::blocking around a sleep
   limited,   // a resource slot and a priority
+  block,     // a deterministic task's vector, read by a task; checks an older block in BlockPool
 };
-const char* const kNodeKindNames[] = {"put",  "plain", "faulty", "retry", "nested",   "group",
-                                      "loop", "refs",  "oracle", "echo",  "blocking", "limited"};
+const char* const kNodeKindNames[] = {"put",  "plain", "faulty", "retry",    "nested",  "group", "loop",
+                                      "refs", "oracle", "echo",  "blocking", "limited", "block"};
 
 enum class LoopMode : int { for_each, reduce, deterministic_reduce, nested, chunks, sort };
 
@@ -480,6 +482,11 @@ u64 serial_node_value(const NodeSpec& s, u64 h) {
       return mix(h, kEchoSalt);
     case NodeKind::blocking:
       return mix(h, 1);
+    case NodeKind::block: {
+      u64 sum = 0;
+      for (u64 i = 0; i < static_cast<u64>(s.width); ++i) sum += mix(h, i);
+      return mix(h, sum);
+    }
     default:
       return h;
   }
@@ -616,6 +623,79 @@ u64 run_loop(const NodeSpec& s, u64 h) {
   return mix(h, sum);
 }
 
+// Blocks made by block nodes, kept for a while so that the long-lived runtime's memory limit
+// has more of them than it holds: each block node reads one of them again (a rebuild or a
+// restore when it left memory) and checks it element by element.
+using Block = std::vector<u64>;
+
+Block make_block(u64 h, u64 n) {
+  Block b(n);
+  for (u64 i = 0; i < n; ++i) b[i] = mix(h, i);
+  return b;
+}
+
+class BlockPool {
+ public:
+  static BlockPool& instance() {
+    static BlockPool pool;
+    return pool;
+  }
+  // Checks the block in the slot `pick` names (if any), then leaves `block` there.
+  void check_and_keep(u64 pick, ObjectRef<Block> block, u64 h, u64 n) {
+    Entry old;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      Entry& e = entries_[pick % entries_.size()];
+      old = std::exchange(e, Entry{std::move(block), h, n});
+    }
+    if (!old.ref.valid()) return;
+    std::string wrong;
+    try {
+      wrong = lumen::read(old.ref, [&](const Block& b) -> std::string {
+        if (b.size() != old.n) return "size " + std::to_string(b.size()) + ", want " + std::to_string(old.n);
+        for (u64 i = 0; i < old.n; ++i)
+          if (b[i] != mix(old.h, i)) return "element " + std::to_string(i) + " differs";
+        return {};
+      });
+    } catch (const lumen::shutdown_error&) {
+      return;  // rebuilt on a runtime that is going away: nothing to check
+    } catch (const lumen::cancelled_error&) {
+      return;  // the node reading it was stopped meanwhile
+    } catch (const lumen::timeout_error&) {
+      return;
+    }
+    if (!wrong.empty()) throw Violation("a block read again after a memory limit could take it: " + wrong);
+  }
+  void clear() {
+    std::lock_guard<std::mutex> lock(m_);
+    for (Entry& e : entries_) e = Entry{};
+  }
+
+ private:
+  struct Entry {
+    ObjectRef<Block> ref;
+    u64 h = 0;
+    u64 n = 0;
+  };
+  std::mutex m_;
+  std::array<Entry, 48> entries_;
+};
+
+u64 run_block(const NodeSpec& s, u64 h) {
+  const auto n = static_cast<u64>(s.width);
+  // Half are deterministic results (evicted and rebuilt), half are puts (spilled and restored).
+  auto block = (s.salt & 1) != 0 ? lumen::put(make_block(h, n)) : lumen::task(make_block).deterministic().submit(h, n);
+  const u64 sum = lumen::get(lumen::submit(
+      [](const Block& b) {
+        u64 total = 0;
+        for (u64 x : b) total += x;
+        return total;
+      },
+      block));
+  BlockPool::instance().check_and_keep(s.salt, std::move(block), h, n);
+  return mix(h, sum);
+}
+
 // The body of a task node. Inputs arrive as values (ObjectRef arguments are dependencies).
 struct NodeBody {
   std::shared_ptr<const NodeSpec> spec;
@@ -642,6 +722,8 @@ struct NodeBody {
         return run_loop(s, h);
       case NodeKind::oracle:
         return lumen::get(oracle.call(&Oracle::apply, h));
+      case NodeKind::block:
+        return run_block(s, h);
       case NodeKind::blocking:
         return lumen::blocking([h] {
           std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -672,8 +754,8 @@ std::vector<NodeSpec> make_dag(u64 seed) {
   Rng rng(seed);
   int n = rng.range(3, 32);
   std::vector<NodeSpec> dag(static_cast<std::size_t>(n));
-  //                          put plain faulty retry nested group loop refs oracle echo blocking limited
-  const std::array<int, 12> weights{8, 18, 4, 12, 10, 9, 10, 7, 7, 7, 2, 6};
+  //                          put plain faulty retry nested group loop refs oracle echo blocking limited block
+  const std::array<int, 13> weights{8, 18, 4, 12, 10, 9, 10, 7, 7, 7, 2, 6, 6};
   for (int i = 0; i < n; ++i) {
     NodeSpec& s = dag[static_cast<std::size_t>(i)];
     s.index = i;
@@ -723,6 +805,9 @@ std::vector<NodeSpec> make_dag(u64 seed) {
         break;
       case NodeKind::limited:
         s.priority = rng.chance(0.5) ? rng.range(1, 5) : 0;
+        break;
+      case NodeKind::block:
+        s.width = rng.range(1000, 8000);  // 8 to 64 KiB
         break;
       default:
         break;
@@ -813,6 +898,8 @@ struct Options {
   u64 seed = 1;
   double hang_seconds = 30;
   double report_seconds = 5;
+  std::size_t memory_limit = 1u << 20;  // of the long-lived runtime; 0: none
+  std::string spill_directory;
 };
 
 lumen::Config runtime_config(unsigned workers) {
@@ -822,12 +909,21 @@ lumen::Config runtime_config(unsigned workers) {
   return c;
 }
 
+// The long-lived runtime also sets the object memory limit (one runtime may), spilling put
+// blocks that cannot be rebuilt.
+lumen::Config base_config(const Options& o, unsigned workers) {
+  lumen::Config c = runtime_config(workers);
+  c.object_memory_limit = o.memory_limit;
+  if (o.memory_limit != 0) c.spill_directory = o.spill_directory;
+  return c;
+}
+
 class Soak {
  public:
   explicit Soak(const Options& o)
       : opt(o),
         workers(o.workers != 0 ? o.workers : std::max(2u, std::thread::hardware_concurrency())),
-        base(std::make_unique<lumen::Runtime>(runtime_config(workers))),
+        base(std::make_unique<lumen::Runtime>(base_config(o, workers))),
         activities(o.threads + 1) {}
 
   const Options opt;
@@ -1746,12 +1842,27 @@ int run(const Options& opt) {
     std::fflush(stderr);
     std::_Exit(1);
   }
+  BlockPool::instance().clear();
   std::unique_ptr<lumen::Runtime> base;
   {
     std::lock_guard<std::mutex> lock(soak.churn_mutex);
     base = std::move(soak.base);
   }
+  if (opt.memory_limit != 0) {
+    const lumen::Stats st = base->stats();
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "lumen-soak memory: limit %zu bytes, %zu in use at the end, evicted %" PRIu64 ", rebuilt %" PRIu64
+                  ", spilled %" PRIu64 ", restored %" PRIu64 ", spill failures %" PRIu64 ", puts waited %" PRIu64,
+                  st.object_memory_limit, st.object_memory_used, st.objects_evicted, st.objects_rebuilt,
+                  st.objects_spilled, st.objects_restored, st.spill_failures, st.puts_waited);
+    soak.print_line(buf);
+  }
   tear_down(soak, std::move(base), 0);
+  if (!opt.spill_directory.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(opt.spill_directory, ec);
+  }
   soak.finished.store(true);
   watchdog.join();
   soak.print_line(summary(soak, 0));
@@ -1784,6 +1895,10 @@ int main(int argc, char** argv) {
     ("hang-seconds", "a result pending this long is lost; no progress this long is a hang",
      cxxopts::value<double>()->default_value("30"))
     ("report-seconds", "time between progress lines", cxxopts::value<double>()->default_value("5"))
+    ("memory-limit", "object memory limit of the long-lived runtime in bytes (0: none)",
+     cxxopts::value<std::size_t>()->default_value("1048576"))
+    ("spill-directory", "where it spills (default: a new folder under /tmp, removed at the end)",
+     cxxopts::value<std::string>()->default_value(""))
     ("h,help", "print this help");
   // clang-format on
   Options opt;
@@ -1799,6 +1914,9 @@ int main(int argc, char** argv) {
     opt.seed = args["seed"].as<u64>();
     opt.hang_seconds = args["hang-seconds"].as<double>();
     opt.report_seconds = args["report-seconds"].as<double>();
+    opt.memory_limit = args["memory-limit"].as<std::size_t>();
+    opt.spill_directory = args["spill-directory"].as<std::string>();
+    if (opt.spill_directory.empty()) opt.spill_directory = "/tmp/lumen-soak-spill-" + std::to_string(::getpid());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lumen-soak: %s\n%s\n", e.what(), cli.help().c_str());
     return 2;

@@ -439,3 +439,96 @@ TEST_CASE("without a limit nothing is counted and deterministic changes nothing"
   CHECK(st.object_memory_limit == 0);
   CHECK(st.object_memory_used == 0);
 }
+
+TEST_CASE("hostile uses: moving out an evicted value, refs inside values, runtimes that end, cancels") {
+  SUBCASE("get(std::move(ref)) of an evicted object's last ref brings it back and moves it out") {
+    lumen::Runtime rt{limited()};
+    auto only = lumen::task(make_block).deterministic().submit(std::uint64_t{4});
+    lumen::wait(std::vector{only}, 1);
+    auto filler = deterministic_blocks(100, 40);
+    REQUIRE(rt.stats().objects_evicted > 0);
+    Block out = lumen::get(std::move(only));
+    CHECK_FALSE(only.valid());
+    CHECK(wrong_elements(out, 4) == 0);
+  }
+  SUBCASE("a value holding refs is rebuilt with refs to equal values") {
+    lumen::Runtime rt{limited()};
+    auto holder = lumen::task([](int n) {
+                    std::vector<lumen::ObjectRef<int>> v;
+                    for (int i = 0; i < n; ++i) v.push_back(lumen::put(i * 3));
+                    return v;
+                  })
+                      .deterministic()
+                      .submit(20000);  // about 160 KiB of refs
+    lumen::wait(std::vector{holder}, 1);
+    auto filler = deterministic_blocks(100, 40);
+    const long sum = lumen::read(holder, [](const std::vector<lumen::ObjectRef<int>>& v) {
+      long s = 0;
+      for (const auto& r : v) s += lumen::get(r);
+      return s;
+    });
+    CHECK(sum == 3L * 19999 * 20000 / 2);
+  }
+  SUBCASE("a put argument lives with the deterministic result that needs it") {
+    lumen::Runtime rt{limited()};
+    auto seed = lumen::put(std::uint64_t{11});
+    auto derived = lumen::task([](std::uint64_t k) { return make_block(k); }).deterministic().submit(seed);
+    seed.reset();  // only the recipe holds it now
+    lumen::wait(std::vector{derived}, 1);
+    auto filler = deterministic_blocks(100, 40);
+    CHECK(lumen::read(derived, [](const Block& v) { return wrong_elements(v, 11); }) == 0);
+  }
+  SUBCASE("an object evicted under a runtime that has ended is rebuilt on the one in scope") {
+    lumen::ObjectRef<Block> survivor;
+    {
+      lumen::Runtime rt{limited()};
+      survivor = lumen::task(make_block).deterministic().submit(std::uint64_t{6});
+      lumen::wait(std::vector{survivor}, 1);
+      auto filler = deterministic_blocks(100, 40);
+      REQUIRE(rt.stats().objects_evicted > 0);
+    }
+    lumen::Runtime next{lumen::Config{.workers = 1}};
+    CHECK(lumen::read(survivor, [](const Block& v) { return wrong_elements(v, 6); }) == 0);
+  }
+  SUBCASE("cancelled and failed deterministic tasks leave nothing behind") {
+    lumen::Runtime rt{limited()};
+    std::atomic<bool> release{false};
+    auto blocker = lumen::submit([&release] {
+      while (!release.load()) std::this_thread::yield();
+    });
+    auto blocker2 = lumen::submit([&release] {
+      while (!release.load()) std::this_thread::yield();
+    });
+    auto queued = lumen::task(make_block).deterministic().submit(std::uint64_t{1});
+    CHECK(lumen::cancel(queued));
+    auto failing = lumen::task([](int) -> Block { throw std::runtime_error("no"); }).deterministic().submit(1);
+    release = true;
+    CHECK_THROWS_AS(lumen::get(queued), lumen::cancelled_error);
+    CHECK_THROWS_AS(lumen::get(failing), std::runtime_error);
+    lumen::get(blocker);
+    lumen::get(blocker2);
+  }
+  SUBCASE("a trivially copyable struct spills and comes back byte for byte") {
+    TempFolder folder;
+    lumen::Runtime rt{limited(1u << 20, folder.path.string())};
+    struct Record {
+      std::uint64_t words[64];
+    };
+    std::vector<lumen::ObjectRef<Record>> refs;
+    for (std::uint64_t k = 0; k < 4096; ++k) {  // 2 MiB of 512-byte records
+      Record r;
+      for (std::uint64_t i = 0; i < 64; ++i) r.words[i] = element(k, i);
+      refs.push_back(lumen::put(r));
+    }
+    CHECK(rt.stats().objects_spilled > 0);
+    std::size_t wrong = 0;
+    for (std::uint64_t k = 0; k < 4096; ++k) {
+      wrong += lumen::read(refs[k], [k](const Record& r) {
+        std::size_t w = 0;
+        for (std::uint64_t i = 0; i < 64; ++i) w += r.words[i] != element(k, i) ? 1 : 0;
+        return w;
+      });
+    }
+    CHECK(wrong == 0);
+  }
+}
