@@ -85,11 +85,12 @@ class ObjectRef {
   // The object's id as text; empty for a default-constructed ref.
   std::string ID() const { return ref_.valid() ? internal::object_id_text(ref_.id().value) : std::string(); }
 
-  // A copy of the value, once it is ready. Throws RayTaskException when the task that
-  // produces it threw, RayActorException when its actor had ended.
+  // A copy of the value, once it is ready (made from a temporary ref, so that under a memory
+  // limit the object stays free to leave memory afterwards). Throws RayTaskException when the
+  // task that produces it threw, RayActorException when its actor had ended.
   std::shared_ptr<T> Get() const {
     const auto& ref = internal::readable(ref_, "ray::Get");
-    return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(ref)); });
+    return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref))); });
   }
   // As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
   // milliseconds (a negative timeout waits without limit).
@@ -97,7 +98,7 @@ class ObjectRef {
     if (timeout_ms < 0) return Get();
     const auto& ref = internal::readable(ref_, "ray::Get");
     return internal::with_ray_exceptions(
-        [&] { return std::make_shared<T>(lumen::get(ref, internal::timeout_of(timeout_ms))); });
+        [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), internal::timeout_of(timeout_ms))); });
   }
 
   // lumen's ref to the same object: for lumen::get without a copy, or lumen::wait.
@@ -186,7 +187,7 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, co
     const auto& ref = internal::readable(r.native(), "ray::Get");
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     out.push_back(internal::with_ray_exceptions(
-        [&] { return std::make_shared<T>(lumen::get(ref, std::max(left, std::chrono::milliseconds(0)))); }));
+        [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), std::max(left, std::chrono::milliseconds(0)))); }));
   }
   return out;
 }
