@@ -39,7 +39,7 @@ if ! ninja -C "$dir" tests/fuzz/fuzz_api >"$dir/build-output.txt" 2>&1; then
   exit 1
 fi
 set +e
-meson test -C "$dir" --print-errorlogs --no-rebuild fuzz_api | tee "$dir/fuzz-output.txt"
+meson test -C "$dir" --print-errorlogs --no-rebuild --suite fuzz | tee "$dir/fuzz-output.txt"
 status=${PIPESTATUS[0]}
 set -e
 count() { sed -n "s/^$1: *\([0-9][0-9]*\).*/\1/p" "$dir/fuzz-output.txt" | tail -1; }

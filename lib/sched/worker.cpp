@@ -322,12 +322,15 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
     // runs it anyway (the rest of the stack beats waiting on work nobody else will take).
     if (room_to_run_inline() || idle_rounds >= 1024) {
       if (Task* t = find_task()) {
-        ++depth_;  // not the loop's own run: completions are not deferred
+        // Not the loop's own run, so completions must not be deferred: the one waited for
+        // would sit in the batch while this loop looks for it. depth_ is 0 here when the
+        // waiting task parked earlier and resumed (see run_task), so lift it past 1.
+        depth_ += 2;
         TaskContext& context = task_context();
         ++context.helped_depth;
         run_without_actor(context, [t] { t->run(t); });
         --context.helped_depth;
-        --depth_;
+        depth_ -= 2;
         tasks_run.add();
         idle_rounds = 0;
         continue;

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include <lumen/lumen.h>
+#include <unistd.h>
 
 namespace {
 
@@ -112,18 +114,21 @@ struct Expect {
   bool may_die = false;      // actor_died
   bool may_misuse = false;   // usage_error (an actor method that returned an empty ObjectRef)
   std::vector<Thrown> errors;
+  bool may_cancel = false;   // cancelled_error (it, or what it depends on, was cancelled)
 
   static Expect exactly(u64 v) { return Expect{true, v, false, false, {}}; }
   static Expect any_value() { return Expect{}; }
   static Expect died() { return Expect{false, std::nullopt, true, false, {}}; }
   static Expect thrown(Thrown t) { return Expect{false, std::nullopt, false, false, {t}}; }
+  static Expect cancelled() { return Expect{false, std::nullopt, false, false, {}, true}; }
 
-  bool may_fail() const { return may_die || may_misuse || !errors.empty(); }
+  bool may_fail() const { return may_die || may_misuse || may_cancel || !errors.empty(); }
   bool allows(Thrown t) const { return std::find(errors.begin(), errors.end(), t) != errors.end(); }
   // The failures another object may pass on to this one.
   void add_failures_of(const Expect& o) {
     may_die = may_die || o.may_die;
     may_misuse = may_misuse || o.may_misuse;
+    may_cancel = may_cancel || o.may_cancel;
     for (const Thrown& t : o.errors)
       if (!allows(t)) errors.push_back(t);
   }
@@ -142,6 +147,8 @@ Outcome check_read(const Expect& e, bool may_time_out, const char* what, Read&& 
   } catch (const lumen::timeout_error&) {
     EXPECT(may_time_out, "%s timed out, but the object is resolved or the timeout unbounded", what);
     return Outcome::timed_out;
+  } catch (const lumen::cancelled_error& x) {
+    EXPECT(e.may_cancel, "%s threw cancelled_error (%s)", what, x.what());
   } catch (const lumen::actor_died& x) {
     EXPECT(e.may_die, "%s threw actor_died (%s)", what, x.what());
   } catch (const lumen::usage_error& x) {
@@ -264,6 +271,7 @@ struct Entry {
   // The attempts the task must have made, when its dependencies cannot fail it.
   std::shared_ptr<std::atomic<int>> attempts;
   int expected_attempts = -1;
+  bool cancellable = false;  // a task's result (cancelling an actor call would change the actor)
 };
 
 // How an actor's constructor behaves: the first `failures` constructions throw.
@@ -593,7 +601,35 @@ void op_submit(Program& p) {
     return;
   }
   EXPECT(!bad, "submit accepted an empty ref, negative retries or a bad resource claim");
+  e.cancellable = true;
   p.add_entry(std::move(e));
+}
+
+// Cancels a task's result. A cancel that wins fails it with cancelled_error at once, and may
+// fail whatever depends on it; one that loses changes nothing.
+void op_cancel(Program& p) {
+  if (p.entries.empty()) return;
+  Entry& e = p.entries[p.pick_entry()];
+  const bool recursive = p.in.ConsumeBool();
+  if (!e.ref.valid()) {
+    expect_usage_error("cancel of an empty ref", [&] { (void)lumen::cancel(e.ref); });
+    return;
+  }
+  if (!e.cancellable) return;
+  const bool won = lumen::cancel(e.ref, {.recursive = recursive});
+  trace("  entry %llu, recursive %d: %s", ull(e.id), recursive, won ? "cancelled" : "too late");
+  if (!won) return;
+  EXPECT(e.ref.ready(), "a cancelled object is not resolved when cancel returns");
+  EXPECT(!lumen::cancel(e.ref), "a second cancel of the same object returned true");
+  const u64 id = e.id;
+  for (Entry& o : p.entries) {
+    const bool depends = std::find(o.deps.begin(), o.deps.end(), id) != o.deps.end();
+    if (o.id != id && !depends) continue;
+    if (o.id == id) o.expect = Expect::cancelled();
+    o.expect.may_cancel = true;
+    o.failure_name.reset();
+    o.expected_attempts = -1;
+  }
 }
 
 // A task that waits for a gate in lumen::blocking: its worker goes on with other work.
@@ -610,6 +646,7 @@ void op_gated(Program& p) {
     return v;
   });
   e.expect = Expect::exactly(v);
+  e.cancellable = true;
   e.gates = u64{1} << p.gates.size();
   p.gates.push_back(g);
   p.add_entry(std::move(e));
@@ -2005,6 +2042,71 @@ void op_runtime(Program& p) {
   }
 }
 
+// A short-lived runtime with an object memory limit: deterministic results and puts of
+// vectors of drawn sizes, read back with read() (get(const ref&) would keep them in memory).
+void op_memory_limit(Program& p) {
+  FDP& in = p.in;
+  static const std::size_t limits[] = {0, 1, 4096, 64 * 1024, 1 << 20, std::numeric_limits<std::size_t>::max()};
+  lumen::Config cfg;
+  cfg.workers = 2;
+  cfg.object_memory_limit = limits[in.ConsumeIntegralInRange(0, 5)];
+  const int spill = in.ConsumeIntegralInRange(0, 2);  // none, a folder, a path under a file
+  const std::string folder = "/tmp/lumen-fuzz-spill-" + std::to_string(::getpid());
+  if (spill == 1) cfg.spill_directory = folder;
+  if (spill == 2) cfg.spill_directory = "/proc/version/spill";
+  cfg.put_at_limit = in.ConsumeBool() ? lumen::PutAtLimit::wait : lumen::PutAtLimit::fail;
+  const bool bad = (spill != 0 && cfg.object_memory_limit == 0) || spill == 2;
+  trace("  limit %zu, spill %d, %s", cfg.object_memory_limit, spill,
+        cfg.put_at_limit == lumen::PutAtLimit::wait ? "wait" : "fail");
+  {
+    std::optional<lumen::Runtime> rt;
+    try {
+      rt.emplace(cfg);
+    } catch (const lumen::usage_error& x) {
+      EXPECT(bad, "a Runtime rejected a memory limit within the documented ranges: %s", x.what());
+      return;
+    }
+    EXPECT(!bad, "a Runtime accepted spilling without a limit, or a spill folder under a file");
+    using Values = std::vector<u64>;
+    auto make = [](u64 seed, std::size_t n) {
+      Values v(n);
+      for (std::size_t i = 0; i < n; ++i) v[i] = mix(seed + i);
+      return v;
+    };
+    struct Made {
+      lumen::ObjectRef<Values> ref;
+      u64 seed;
+      std::size_t n;
+    };
+    std::vector<Made> made;
+    // A put that must wait with nothing able to leave would wait for ever: only puts that can
+    // be spilled are made under `wait`.
+    const bool puts_ok = cfg.put_at_limit == lumen::PutAtLimit::fail || spill == 1 || cfg.object_memory_limit == 0;
+    for (int k = in.ConsumeIntegralInRange(0, 24); k > 0; --k) {
+      static const std::size_t sizes[] = {0, 1, 2, 3, 100, 4096, 20000};
+      const std::size_t n = sizes[in.ConsumeIntegralInRange(0, 6)];
+      const u64 seed = in.ConsumeIntegral<u64>();
+      if (in.ConsumeBool() || !puts_ok) {
+        made.push_back({lumen::task(make).deterministic().submit(seed, n), seed, n});
+        continue;
+      }
+      const std::size_t bytes = sizeof(Values) + n * sizeof(u64);
+      try {
+        made.push_back({lumen::put(make(seed, n)), seed, n});
+      } catch (const lumen::resource_error&) {
+        EXPECT(cfg.put_at_limit == lumen::PutAtLimit::fail || bytes > cfg.object_memory_limit,
+               "a put that may wait threw resource_error though it fits under the limit");
+      }
+    }
+    for (const Made& m : made) {
+      const bool right = lumen::read(m.ref, [&](const Values& v) { return v == make(m.seed, m.n); });
+      EXPECT(right, "a value under a memory limit of %zu came back wrong", cfg.object_memory_limit);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(folder, ec);
+}
+
 // ---- the end of an input -----------------------------------------------------------------------
 
 void finish(Program& p) {
@@ -2084,6 +2186,8 @@ constexpr Operation kOperations[] = {
     {"graph", op_graph},
     {"short-lived runtime", op_runtime},
     {"short-lived runtime", op_runtime},
+    {"cancel", op_cancel},
+    {"memory limit", op_memory_limit},
 };
 constexpr int kOperationCount = static_cast<int>(sizeof kOperations / sizeof kOperations[0]);
 

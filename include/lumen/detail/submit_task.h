@@ -207,7 +207,7 @@ class ArgPins<std::tuple<Args...>> {
   explicit ArgPins(std::tuple<Args...>& args) {
     if constexpr (kMax > 0) {
       try {
-        std::apply([this](auto&... a) { (pin(a), ...); }, args);
+        std::apply([this](auto&... a) { (this->pin(a), ...); }, args);
       } catch (...) {
         unpin_all();
         throw;
