@@ -2,9 +2,11 @@
 //
 // Outside threads keep building random task graphs (dependencies, nested submit + get,
 // retries against injected faults, task_groups with cancel, parallel loops and sorts inside
-// tasks, actor calls inside tasks and from outside) and running actor sessions (restarts,
-// replayed calls, checkpoints, kills with and without restart, exit_actor, calls from several
-// threads), while the main thread keeps destroying and creating a Runtime under them. Every
+// tasks, actor calls inside tasks and from outside, cancels and timeouts, streams, and large
+// values under the long-lived runtime's memory limit, evicted and rebuilt or spilled and read
+// back) and running actor sessions (restarts, replayed calls, checkpoints, kills with and
+// without restart, exit_actor, calls from several threads), while the main thread keeps
+// destroying and creating a Runtime under them. Every
 // graph is evaluated again serially from the same seed: a value must equal the serial one, an
 // injected fault must surface where the model puts it (with its type, origin and task name),
 // and every node must resolve. A watchdog prints what is in flight and aborts when nothing
@@ -401,9 +403,10 @@ enum class NodeKind : int {
   blocking,  // lumen::blocking around a sleep
   limited,   // a resource slot and a priority
   block,     // a deterministic task's vector, read by a task; checks an older block in BlockPool
+  stream,    // consumes a lumen::stream whose producer may throw mid-stream
 };
-const char* const kNodeKindNames[] = {"put",  "plain", "faulty", "retry",    "nested",  "group", "loop",
-                                      "refs", "oracle", "echo",  "blocking", "limited", "block"};
+const char* const kNodeKindNames[] = {"put",  "plain",  "faulty", "retry",    "nested",  "group", "loop",
+                                      "refs", "oracle", "echo",   "blocking", "limited", "block", "stream"};
 
 enum class LoopMode : int { for_each, reduce, deterministic_reduce, nested, chunks, sort };
 
@@ -486,6 +489,11 @@ u64 serial_node_value(const NodeSpec& s, u64 h) {
       u64 sum = 0;
       for (u64 i = 0; i < static_cast<u64>(s.width); ++i) sum += mix(h, i);
       return mix(h, sum);
+    }
+    case NodeKind::stream: {
+      u64 acc = h;
+      for (u64 i = 0; i < static_cast<u64>(s.width); ++i) acc = mix(acc, mix(h, i));
+      return acc;
     }
     default:
       return h;
@@ -696,6 +704,30 @@ u64 run_block(const NodeSpec& s, u64 h) {
   return mix(h, sum);
 }
 
+// A producer task emits width items (throwing its fault at fail_at), at most `grain` ahead of
+// this node, which folds them in order; the fault reaches it through get at that item.
+u64 run_stream(const NodeSpec& s, u64 h) {
+  const auto n = static_cast<u64>(s.width);
+  const auto fail_at = static_cast<u64>(s.fail_at);
+  auto items = lumen::stream<u64>(
+      lumen::StreamOptions{.max_ahead = s.grain},
+      [h, n, fail_at, fault = s.fault, origin = static_cast<u64>(s.index)](lumen::Emitter<u64>& out) {
+        for (u64 i = 0; i < n; ++i) {
+          if (i == fail_at) throw_fault(fault, origin);
+          out.emit(mix(h, i));
+        }
+      });
+  u64 acc = h;
+  u64 taken = 0;
+  while (auto item = items.next()) {
+    acc = mix(acc, lumen::get(*item));
+    ++taken;
+  }
+  if (taken != n) throw Violation("a stream ended after " + std::to_string(taken) + " of " + std::to_string(n) + " items");
+  lumen::get(items.task());
+  return acc;
+}
+
 // The body of a task node. Inputs arrive as values (ObjectRef arguments are dependencies).
 struct NodeBody {
   std::shared_ptr<const NodeSpec> spec;
@@ -724,6 +756,8 @@ struct NodeBody {
         return lumen::get(oracle.call(&Oracle::apply, h));
       case NodeKind::block:
         return run_block(s, h);
+      case NodeKind::stream:
+        return run_stream(s, h);
       case NodeKind::blocking:
         return lumen::blocking([h] {
           std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -754,8 +788,8 @@ std::vector<NodeSpec> make_dag(u64 seed) {
   Rng rng(seed);
   int n = rng.range(3, 32);
   std::vector<NodeSpec> dag(static_cast<std::size_t>(n));
-  //                          put plain faulty retry nested group loop refs oracle echo blocking limited block
-  const std::array<int, 13> weights{8, 18, 4, 12, 10, 9, 10, 7, 7, 7, 2, 6, 6};
+  //                          put plain faulty retry nested group loop refs oracle echo blocking limited block stream
+  const std::array<int, 14> weights{8, 18, 4, 12, 10, 9, 10, 7, 7, 7, 2, 6, 6, 6};
   for (int i = 0; i < n; ++i) {
     NodeSpec& s = dag[static_cast<std::size_t>(i)];
     s.index = i;
@@ -808,6 +842,11 @@ std::vector<NodeSpec> make_dag(u64 seed) {
         break;
       case NodeKind::block:
         s.width = rng.range(1000, 8000);  // 8 to 64 KiB
+        break;
+      case NodeKind::stream:
+        s.width = rng.range(0, 300);
+        s.grain = static_cast<std::size_t>(rng.range(1, 16));  // max_ahead
+        if (s.width > 0 && rng.chance(0.2)) s.fail_at = rng.range(0, s.width - 1);
         break;
       default:
         break;
@@ -873,6 +912,7 @@ std::vector<Expected> evaluate_serially(const std::vector<NodeSpec>& dag) {
         break;
       case NodeKind::group:
       case NodeKind::loop:
+      case NodeKind::stream:
         own_fault = s.fail_at >= 0;
         break;
       default:
