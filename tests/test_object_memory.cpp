@@ -532,3 +532,85 @@ TEST_CASE("hostile uses: moving out an evicted value, refs inside values, runtim
     CHECK(wrong == 0);
   }
 }
+
+TEST_CASE("what a reviewer found: resources, shared rebuilds, pins, odd value types, a caught exit") {
+  SUBCASE("a rebuild claims none of the units its reader holds") {
+    lumen::Config c = limited();
+    c.resources = {{"gpu", 1}};
+    lumen::Runtime rt{c};
+    auto first = lumen::task(make_block).deterministic().resources({{"gpu", 1}}).submit(std::uint64_t{8});
+    lumen::wait(std::vector{first}, 1);
+    auto filler = deterministic_blocks(100, 40);
+    REQUIRE(rt.stats().objects_evicted > 0);
+    // Holds the only gpu unit while its argument is rebuilt.
+    auto reader = lumen::task([](const Block& b) { return wrong_elements(b, 8); }).resources({{"gpu", 1}}).submit(first);
+    CHECK(lumen::get(reader) == 0);
+  }
+  SUBCASE("one reader's timeout does not fail the rebuild other readers share") {
+    lumen::Runtime rt{limited()};
+    auto slow = lumen::task([] {
+                  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+                  return make_block(9);
+                })
+                    .deterministic()
+                    .submit();
+    lumen::wait(std::vector{slow}, 1);
+    auto filler = deterministic_blocks(100, 40);
+    REQUIRE(rt.stats().objects_evicted > 0);
+    auto impatient = lumen::task([](const Block& b) { return wrong_elements(b, 9); })
+                         .timeout(std::chrono::milliseconds(5))
+                         .submit(slow);
+    auto patient = lumen::submit([](const Block& b) { return wrong_elements(b, 9); }, slow);
+    CHECK_THROWS_AS(lumen::get(impatient), lumen::timeout_error);
+    CHECK(lumen::get(patient) == 0);
+  }
+  SUBCASE("a put waiting for room goes on once the reader pinning the only evictable value is done") {
+    lumen::Runtime rt{limited(1u << 20)};
+    auto big = lumen::task([] { return Block(100 * 1024, 1); }).deterministic().submit();  // 800 KiB
+    lumen::wait(std::vector{big}, 1);
+    std::atomic<bool> release{false};
+    auto reader = lumen::submit(
+        [&release](const Block& b) {
+          while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          return b.size();
+        },
+        big);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the reader has it pinned
+    std::thread putter([] { (void)lumen::put(Block(40 * 1024, 2)); });  // 320 KiB: must wait
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    release = true;
+    putter.join();  // before the fix it waited for ever: unpinning freed nothing
+    CHECK(lumen::get(reader) == 100 * 1024);
+    CHECK(rt.stats().objects_evicted >= 1);
+  }
+  SUBCASE("types the spill codec cannot write still work as values") {
+    TempFolder folder;
+    lumen::Runtime rt{limited(kLimit, folder.path.string())};
+    struct NoDefault {
+      explicit NoDefault(int v) : value(v) {}
+      int value;
+    };
+    auto bits = lumen::put(std::vector<bool>(100000, true));
+    auto odd = lumen::put(std::vector<NoDefault>(1000, NoDefault(3)));
+    auto filler = deterministic_blocks(100, 40);
+    CHECK(lumen::read(bits, [](const std::vector<bool>& v) { return v.size() == 100000 && v[99999]; }));
+    CHECK(lumen::read(odd, [](const std::vector<NoDefault>& v) { return v.size() == 1000 && v[999].value == 3; }));
+  }
+  SUBCASE("an actor method that catches its own exit and returns a value frees the value") {
+    struct Quitter {
+      Block quit() {
+        try {
+          lumen::exit_actor();
+        } catch (...) {
+        }
+        return make_block(1);
+      }
+    };
+    lumen::Runtime rt{limited()};
+    auto q = lumen::actor<Quitter>();
+    auto r = q.call(&Quitter::quit);
+    CHECK_THROWS_AS(lumen::get(r), lumen::actor_died);
+    r.reset();
+    CHECK(rt.stats().object_memory_used == 0);
+  }
+}

@@ -229,7 +229,7 @@ struct ActorCallFrame final : ActorCall {
     bool exit = false;
     try {
       T& obj = *static_cast<T*>(instance);
-      ArgPins<Tuple> pins(self->args);
+      ArgPins<M, 1, Tuple> pins(self->args);
       if constexpr (flatten_ref<Raw>::nested) {
         ForwardResult<Value>::forward(invoke_method<true>(self->method, obj, self->args, kSeq), out);
         out = nullptr;
@@ -252,6 +252,13 @@ struct ActorCallFrame final : ActorCall {
     const End end = exit ? End::actor_exit : error != nullptr ? End::failed : End::served;
     ctx->actor->count_executed();
     if (exit) {
+      // A method that caught its own exit_actor() and returned a value: its result fails, so
+      // the value goes now (a failed object never destroys one).
+      if (out != nullptr && out->destroy_value != nullptr) {
+        out->destroy_value(out);
+        out->destroy_value = nullptr;
+        out->flags.fetch_and(static_cast<std::uint16_t>(~ObjectSlot::kHasResidency), std::memory_order_relaxed);
+      }
       ctx->exit_result = out;
     } else if (out != nullptr) {
       if (error != nullptr) {

@@ -55,7 +55,8 @@ struct TaskOptions {
   // Under Config::object_memory_limit its result may then be evicted and is computed again
   // from a copy of the callable and arguments when next read, as Ray's lineage
   // reconstruction does; the copy (and the objects its ref arguments name) lives as long as
-  // the result. Needs a copyable callable and arguments. Without a limit it changes nothing.
+  // the result. A rebuild claims no resources (it runs for a reader, which may hold them) and
+  // has no timeout. Needs a copyable callable and arguments. Without a limit it changes nothing.
   bool deterministic = false;
 };
 
@@ -107,9 +108,18 @@ struct RecipeFor final : Recipe {
       : Recipe{&rebuild_task, &destroy_recipe}, f(std::forward<FF>(fn)), args(std::forward<AA>(a)...), options(o) {
     options.deterministic = false;  // the rebuild's own result is a temporary
     options.timeout = std::chrono::nanoseconds::max();
+    // A rebuild runs for a reader, which may hold the very units the task would claim.
+    options.resources.clear();
   }
   static ObjectSlot* rebuild_task(Recipe* r) {
     auto* self = static_cast<RecipeFor*>(r);
+    // Not a child of the reader that starts it: other readers share the rebuild, so one
+    // reader's cancel or timeout must not stop it.
+    struct NoParent {
+      TaskContext& context = task_context();
+      const void* saved = std::exchange(context.task, nullptr);
+      ~NoParent() { context.task = saved; }
+    } no_parent;
     RuntimeEntry entry;
     auto ref = std::apply(
         [&](const Args&... a) { return submit_with(entry.scheduler(), &self->options, F(self->f), Args(a)...); },

@@ -74,6 +74,10 @@ int read_file(const std::string& path, void* out, std::size_t n) noexcept {
 // The slot's value address, or null once it left memory.
 void set_value(ObjectSlot* s, void* v) noexcept { std::memcpy(s->storage, &v, sizeof v); }
 
+// Set while a thread holds a record's lock and brings back another value (a rebuild's own,
+// spilled value): the evictor it would start might try to lock the record this thread holds.
+thread_local int tls_holding_record = 0;
+
 }  // namespace
 
 ObjectMemory& ObjectMemory::instance() noexcept {
@@ -180,7 +184,7 @@ void ObjectMemory::track(ObjectSlot* s, std::size_t bytes, const ValueOps* ops, 
   s->destroy_value = &destroy_tracked;
   count(bytes);
   const std::size_t limit = limit_.load(std::memory_order_relaxed);
-  if (used_.load(std::memory_order_relaxed) > limit) make_room(limit, false);
+  if (limit != 0 && used_.load(std::memory_order_relaxed) > limit) make_room(limit, false);
 }
 
 void ObjectMemory::destroy_tracked(ObjectSlot* s) noexcept {
@@ -216,10 +220,16 @@ bool ObjectMemory::take_out(Residency* r) noexcept {
   if (!r->word.compare_exchange_strong(idle, Residency::kAbsent, std::memory_order_acq_rel)) return false;
   void* value = value_of(s);
   if (r->recipe == nullptr) {
+    // Spilled under an earlier runtime's folder; this runtime has none.
+    if (spill_directory_.empty()) {
+      r->word.store(0, std::memory_order_release);
+      return false;
+    }
     int err;
     try {
       r->spill_path = spill_directory_ + "/lumen-" + std::to_string(::getpid()) + "-" + std::to_string(s->id()) + ".spill";
-      err = write_file(r->spill_path, r->ops->spill_data(value), r->ops->spill_size(value));
+      r->spill_bytes = r->ops->spill_size(value);
+      err = write_file(r->spill_path, r->ops->spill_data(value), r->spill_bytes);
     } catch (...) {
       err = ENOMEM;
     }
@@ -240,6 +250,7 @@ bool ObjectMemory::take_out(Residency* r) noexcept {
 }
 
 void ObjectMemory::make_room(std::size_t target, bool wait_for_evictor) noexcept {
+  if (tls_holding_record != 0) return;
   // A thread that found the evictor busy left its bytes to it; the evictor may have looked at
   // the count before they came, so it looks again after letting go, as long as it gets on.
   while (used_.load(std::memory_order_seq_cst) > target) {
@@ -313,10 +324,7 @@ void* ObjectMemory::bring_back(Residency* r, bool keep, bool may_wait) {
   if ((r->word.load(std::memory_order_acquire) & Residency::kAbsent) == 0) return nullptr;
   void* value;
   if (r->recipe == nullptr) {
-    const std::size_t n = [&] {
-      struct stat st {};
-      return ::stat(r->spill_path.c_str(), &st) == 0 ? static_cast<std::size_t>(st.st_size) : 0;
-    }();
+    const std::size_t n = r->spill_bytes;
     void* made = r->ops->unspill_make(n);
     const int err = read_file(r->spill_path, r->ops->unspill_bytes(made), n);
     if (err != 0) {
@@ -350,7 +358,14 @@ void* ObjectMemory::bring_back(Residency* r, bool keep, bool may_wait) {
     if ((r->word.load(std::memory_order_acquire) & Residency::kAbsent) == 0 || r->rebuild != rebuild) return nullptr;
     // The rebuild's own value may have left memory too (spilled): pin it while moving it over.
     const bool rebuild_pinned = has_residency(rebuild);
-    void* from = rebuild_pinned ? pin(rebuild, false) : value_of(rebuild);
+    void* from;
+    {
+      struct Holding {
+        Holding() noexcept { ++tls_holding_record; }
+        ~Holding() { --tls_holding_record; }
+      } holding;
+      from = rebuild_pinned ? pin(rebuild, false) : value_of(rebuild);
+    }
     try {
       value = r->ops->move_new(from);
     } catch (...) {

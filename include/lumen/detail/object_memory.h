@@ -52,7 +52,8 @@ struct SpillCodec {
 template <class E, class A>
 struct SpillCodec<std::vector<E, A>> {
   using V = std::vector<E, A>;
-  static constexpr bool kSpillable = std::is_trivially_copyable_v<E> && std::is_default_constructible_v<E>;
+  static constexpr bool kSpillable =
+      std::is_trivially_copyable_v<E> && std::is_default_constructible_v<E> && !std::is_same_v<E, bool>;
   static const void* data(const V& v) noexcept { return v.data(); }
   static std::size_t size(const V& v) noexcept { return v.size() * sizeof(E); }
   static void* make(std::size_t bytes) { return create<V>(bytes / sizeof(E)); }
@@ -99,16 +100,22 @@ struct ValueOpsFor {
   }
   static const void* data(const void* v) noexcept { return Codec::data(*static_cast<const T*>(v)); }
   static std::size_t size(const void* v) noexcept { return Codec::size(*static_cast<const T*>(v)); }
-  static constexpr ValueOps ops{
-      &destroy_value,
-      &move_value,
-      Codec::kSpillable ? &data : nullptr,
-      Codec::kSpillable ? &size : nullptr,
-      Codec::kSpillable ? &Codec::make : nullptr,
-      Codec::kSpillable ? &Codec::bytes_of : nullptr,
-      Codec::kSpillable ? +[](void* m) noexcept -> void* { return Codec::finish(m); } : nullptr,
-      Codec::kSpillable ? &Codec::discard : nullptr,
-  };
+  static void* finish(void* m) noexcept { return Codec::finish(m); }
+  // The codec's functions are named only for spillable types: for others (vector<bool>, a
+  // vector of elements without a default constructor) they would not compile.
+  static constexpr ValueOps make_ops() noexcept {
+    ValueOps o{&destroy_value, &move_value, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    if constexpr (Codec::kSpillable) {
+      o.spill_data = &data;
+      o.spill_size = &size;
+      o.unspill_make = &Codec::make;
+      o.unspill_bytes = &Codec::bytes_of;
+      o.unspill_finish = &finish;
+      o.unspill_discard = &Codec::discard;
+    }
+    return o;
+  }
+  static constexpr ValueOps ops = make_ops();
 };
 
 // How to compute a deterministic task's value again: submits a copy of the task.
@@ -132,6 +139,7 @@ struct Residency {
   Recipe* recipe = nullptr;        // set: rebuilt from its task; else spilled
   ObjectSlot* rebuild = nullptr;   // a rebuild under way (one reference)
   std::string spill_path;          // non-empty while the value is in that file
+  std::size_t spill_bytes = 0;     // what was written there
   Residency* prev = nullptr;       // the evictor's queue, under its lock
   Residency* next = nullptr;
   bool queued = false;
@@ -202,8 +210,9 @@ class ObjectMemory {
   static void* try_pin(ObjectSlot* s) { return instance().pin_slow(s, false, false); }
   static void unpin(ObjectSlot* s) noexcept {
     Residency* r = residency_of(s);
-    if ((r->word.load(std::memory_order_relaxed) & Residency::kKept) == 0)
-      r->word.fetch_sub(1, std::memory_order_release);
+    if ((r->word.load(std::memory_order_relaxed) & Residency::kKept) != 0) return;
+    // The last reader gone: a put waiting for room may now evict this value.
+    if (r->word.fetch_sub(1, std::memory_order_release) == 1) instance().wake_waiting_puts();
   }
 
  private:
@@ -215,6 +224,9 @@ class ObjectMemory {
   bool evict_until(std::size_t target) noexcept;  // under evict_m_; true when it took any out
   void count(std::size_t bytes) noexcept;
   void uncount(std::size_t bytes) noexcept;
+  void wake_waiting_puts() noexcept {
+    if (room_wanted_.load(std::memory_order_seq_cst)) uncount(0);
+  }
   void enqueue(Residency* r) noexcept;  // under queue_m_
   void dequeue(Residency* r) noexcept;  // under queue_m_
 

@@ -196,18 +196,33 @@ inline constexpr bool may_leave_memory<ObjectRef<V>> = [] {
 }();
 
 // Pins the values of a task's ObjectRef arguments while it runs: under a memory limit they
-// are brought back if they left, and stay until the run ends (see object_memory.h).
-template <class Tuple>
+// are brought back if they left, and stay until the run ends (see object_memory.h). Only
+// arguments that reach F as values (parameter I + Offset of F, as pass_arg reads them): a
+// parameter declared as an ObjectRef gets the ref, which may not even be ready.
+template <class F, std::size_t Offset, class Tuple>
 class ArgPins;
-template <class... Args>
-class ArgPins<std::tuple<Args...>> {
-  static constexpr std::size_t kMax = (std::size_t{0} + ... + (may_leave_memory<Args> ? 1 : 0));
+template <class F, std::size_t Offset, class... Args>
+class ArgPins<F, Offset, std::tuple<Args...>> {
+  template <std::size_t I>
+  static constexpr bool pinned_arg() {
+    using A = std::tuple_element_t<I, std::tuple<Args...>>;
+    if constexpr (!may_leave_memory<A>) {
+      return false;
+    } else {
+      return !is_object_ref<std::remove_cvref_t<typename param_at<F, I + Offset>::type>>::value;
+    }
+  }
+  template <std::size_t... I>
+  static constexpr std::size_t count(std::index_sequence<I...>) {
+    return (std::size_t{0} + ... + (pinned_arg<I>() ? 1 : 0));
+  }
+  static constexpr std::size_t kMax = count(std::index_sequence_for<Args...>{});
 
  public:
   explicit ArgPins(std::tuple<Args...>& args) {
     if constexpr (kMax > 0) {
       try {
-        std::apply([this](auto&... a) { (this->pin(a), ...); }, args);
+        pin_all(args, std::index_sequence_for<Args...>{});
       } catch (...) {
         unpin_all();
         throw;
@@ -219,9 +234,13 @@ class ArgPins<std::tuple<Args...>> {
   ArgPins& operator=(const ArgPins&) = delete;
 
  private:
-  template <class A>
+  template <std::size_t... I>
+  void pin_all(std::tuple<Args...>& args, std::index_sequence<I...>) {
+    (pin<I>(std::get<I>(args)), ...);
+  }
+  template <std::size_t I, class A>
   void pin(A& a) {
-    if constexpr (may_leave_memory<A>) {
+    if constexpr (pinned_arg<I>()) {
       if (ObjectMemory::has_residency(a.slot())) {
         ObjectMemory::pin(a.slot(), false);
         pinned_[n_++] = a.slot();
@@ -289,7 +308,7 @@ struct SubmitTask final : SubmitTaskBase {
     {
       RunningTask running(self);
       try {
-        ArgPins<Tuple> pins(self->args);
+        ArgPins<F, 0, Tuple> pins(self->args);
         if constexpr (std::is_void_v<R>) {
           self->call();
           outcome = self->end_of_run();
