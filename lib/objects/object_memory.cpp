@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <new>
@@ -392,6 +394,10 @@ void* ObjectMemory::bring_back(Residency* r, bool keep, bool may_wait) {
 }
 
 void ObjectMemory::admit(std::size_t bytes) {
+  // A value can become evictable without any bytes being freed (its task publishes it, its
+  // last reader lets go), so a waiting put also looks again now and then.
+  std::chrono::milliseconds poll(1);
+  bool waited = false;
   for (;;) {
     const std::size_t limit = limit_.load(std::memory_order_relaxed);
     if (limit == 0) return;
@@ -416,8 +422,9 @@ void ObjectMemory::admit(std::size_t bytes) {
     auto hold = ObjectRef<void>::adopt(room);
     // Looked at again after asking: memory given back in between has seen the request.
     if (used_.load(std::memory_order_seq_cst) + bytes <= limit) return;
-    puts_waited_.fetch_add(1, std::memory_order_relaxed);
-    await(room);
+    if (!std::exchange(waited, true)) puts_waited_.fetch_add(1, std::memory_order_relaxed);
+    wait_resolved_until(room, Clock::now() + poll);
+    poll = std::min(poll * 2, std::chrono::milliseconds(50));
   }
 }
 
