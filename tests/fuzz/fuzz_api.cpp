@@ -1948,6 +1948,19 @@ void op_graph(Program& p) {
 
 // ---- a short-lived runtime ---------------------------------------------------------------------
 
+// Starts a runtime with cfg into rt, which runtime.h's ranges say must be refused with
+// usage_error when `bad`; true when it started.
+bool start_runtime(std::optional<lumen::Runtime>& rt, const lumen::Config& cfg, bool bad, const char* what) {
+  try {
+    rt.emplace(cfg);
+  } catch (const lumen::usage_error& x) {
+    EXPECT(bad, "a Runtime rejected %s within the documented ranges: %s", what, x.what());
+    return false;
+  }
+  EXPECT(!bad, "a Runtime accepted %s outside the documented ranges", what);
+  return true;
+}
+
 void op_runtime(Program& p) {
   FDP& in = p.in;
   lumen::Config cfg;
@@ -1998,13 +2011,7 @@ void op_runtime(Program& p) {
   lumen::ActorHandle<Acc> orphan;
   {
     std::optional<lumen::Runtime> rt;
-    try {
-      rt.emplace(cfg);
-    } catch (const lumen::usage_error& x) {
-      EXPECT(bad, "a Runtime rejected a Config within the documented ranges: %s", x.what());
-      return;
-    }
-    EXPECT(!bad, "a Runtime accepted a Config outside the documented ranges");
+    if (!start_runtime(rt, cfg, bad, "a Config")) return;
     EXPECT(rt->workers() == n, "a Runtime has %u workers, %u were asked", rt->workers(), cfg.workers);
     auto inner = lumen::submit([v] {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
@@ -2060,13 +2067,7 @@ void op_memory_limit(Program& p) {
         cfg.put_at_limit == lumen::PutAtLimit::wait ? "wait" : "fail");
   {
     std::optional<lumen::Runtime> rt;
-    try {
-      rt.emplace(cfg);
-    } catch (const lumen::usage_error& x) {
-      EXPECT(bad, "a Runtime rejected a memory limit within the documented ranges: %s", x.what());
-      return;
-    }
-    EXPECT(!bad, "a Runtime accepted spilling without a limit, or a spill folder under a file");
+    if (!start_runtime(rt, cfg, bad, "a memory limit and spill folder")) return;
     using Values = std::vector<u64>;
     auto make = [](u64 seed, std::size_t n) {
       Values v(n);
