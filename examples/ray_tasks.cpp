@@ -8,7 +8,12 @@
 #include <thread>
 
 int Square(int x) { return x * x; }
-int Sum(ray::ObjectRef<int> a, int b) { return *a.Get() + b; }  // takes the ref itself
+// Refs inside a container reach the task as refs; it reads the values it needs.
+int SumAll(std::vector<ray::ObjectRef<int>> refs) {
+  int sum = 0;
+  for (const auto& r : refs) sum += *r.Get();
+  return sum;
+}
 int SlowIdentity(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
@@ -18,16 +23,17 @@ int Divide(int a, int b) {
   return a / b;
 }
 
-RAY_REMOTE(Square, Sum, SlowIdentity, Divide);
+RAY_REMOTE(Square, SumAll, SlowIdentity, Divide);
 
 int main() {
   ray::Init();
 
-  // Refs as arguments: resolved for a plain parameter, passed as they are for an ObjectRef one.
+  // A ref as an argument is resolved: the task gets the value. Refs inside a vector stay refs.
   auto four = ray::Task(Square).Remote(2);
   auto sixteen = ray::Task(Square).Remote(four);
   std::cout << "Square(Square(2)) = " << *ray::Get(sixteen) << "\n";
-  std::cout << "Sum(ref to 16, 1) = " << *ray::Get(ray::Task(Sum).Remote(sixteen, 1)) << "\n";
+  std::vector<ray::ObjectRef<int>> parts{four, sixteen, ray::Put(1)};
+  std::cout << "SumAll([4, 16, 1]) = " << *ray::Get(ray::Task(SumAll).Remote(parts)) << "\n";
 
   // Wait for the first of three to finish.
   std::vector<ray::ObjectRef<int>> slow{ray::Task(SlowIdentity).Remote(300), ray::Task(SlowIdentity).Remote(10),

@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 #include <ray/api.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -31,6 +34,11 @@ std::string Append(std::string& s) {
 }
 std::size_t Length(const std::vector<int>& v) { return v.size(); }
 int SumOfRef(ray::ObjectRef<int> ref) { return *ray::Get(ref) + 1000; }
+int SumOfRefs(std::vector<ray::ObjectRef<int>> refs) {
+  int sum = 0;
+  for (const auto& r : refs) sum += *ray::Get(r);
+  return sum;
+}
 void Nothing() {}
 int Throws(int x) {
   if (x > 0) throw std::out_of_range("x is " + std::to_string(x));
@@ -115,7 +123,7 @@ class Concurrent {
   int Overlap() { return CountOverlap(); }
 };
 
-RAY_REMOTE(Return1, Plus1, Plus, RAY_FUNC(Overload, int), RAY_FUNC(Overload, int, int), Append, Length, SumOfRef,
+RAY_REMOTE(Return1, Plus1, Plus, RAY_FUNC(Overload, int), RAY_FUNC(Overload, int, int), Append, Length, SumOfRef, SumOfRefs,
            Nothing, Throws, Slow, Held, WaitForPromise, FulfilPromise, CountOverlap, CallShutdown, SlowThenChild);
 RAY_REMOTE(Counter::FactoryCreate, Counter::FactoryCreateFailing, Counter::FactoryFromPointer, &Counter::Add,
            &Counter::Get, &Counter::AddLength, &Counter::Restarted, &Counter::Exit, &Counter::Fail, &Counter::Block,
@@ -132,6 +140,25 @@ std::string message_of(F&& call) {
   }
   FAIL_CHECK("no exception was thrown");
   return {};
+}
+
+// What call() wrote to standard error (lumen's log).
+template <class F>
+std::string logged_by(F&& call) {
+  std::fflush(stderr);
+  FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  int saved = ::dup(2);
+  ::dup2(::fileno(file), 2);
+  call();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string text;
+  std::rewind(file);
+  for (int c; (c = std::fgetc(file)) != EOF;) text += static_cast<char>(c);
+  std::fclose(file);
+  return text;
 }
 
 const std::string kNotInitialized = "Ray has not been initialized: call ray::Init() first";
@@ -236,8 +263,11 @@ TEST_CASE("tasks: arguments by value, ObjectRef arguments, overloads, references
   CHECK(*ray::Get(ray::Task(Length).Remote(std::vector<int>{1, 2, 3})) == 3);
   CHECK(*ray::Get(ray::Task(Length).Remote(ray::Put(std::vector<int>(5)))) == 5);
 
-  // A parameter declared as an ObjectRef gets the ref itself.
-  CHECK(*ray::Get(ray::Task(SumOfRef).Remote(ray::Put(1))) == 1001);
+  // As on a Ray cluster, an ObjectRef argument for a parameter declared ObjectRef<T> is refused
+  // at the call; refs inside a container reach the task as refs.
+  CHECK_THROWS_AS(ray::Task(SumOfRef).Remote(ray::Put(1)), std::invalid_argument);
+  CHECK(*ray::Get(ray::Task(SumOfRef).Remote(ray::Put(1).ID())) == 1001);  // a ref made from an id
+  CHECK(*ray::Get(ray::Task(SumOfRefs).Remote(std::vector<ray::ObjectRef<int>>{ray::Put(1), ray::Put(2)})) == 3);
 
   ray::ObjectRef<void> done = ray::Task(Nothing).Remote();
   done.Get();
@@ -439,7 +469,8 @@ TEST_CASE("resources: checked as Ray checks them, and held while tasks run") {
   CHECK_THROWS_AS(ray::Task(Return1).SetResources({{"CPU", 0}}).Remote(), ray::internal::RayException);
   CHECK_THROWS_AS(ray::Task(Return1).SetResources({{"", 1}}).Remote(), ray::internal::RayException);
   CHECK_THROWS_AS(ray::Task(Return1).SetResource("CPU", 1.5).Remote(), ray::internal::RayException);
-  CHECK_THROWS_AS(ray::Task(Return1).SetResource("GPU", 1).Remote(), ray::internal::RayException);
+  // Infeasible: pending, as in Ray (a Get with a timeout times out).
+  CHECK_THROWS_AS(ray::Task(Return1).SetResource("GPU", 1).Remote().Get(20), ray::internal::RayTimeoutException);
   CHECK_THROWS_AS(ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", -1}}).Remote(0), ray::internal::RayException);
   CHECK(*ray::Get(ray::Task(Return1).SetResource("CPU", 0.5).SetName("half").Remote()) == 1);
 
@@ -616,14 +647,17 @@ TEST_CASE("error texts name actors as their users did and resources in Ray's uni
   CHECK(message_of([] { ray::ActorHandle<Counter>().Kill(); }) ==
         "Kill() on an empty ActorHandle (default-constructed): it refers to no actor");
 
-  // Resources as the user wrote them, never in lumen's ten-thousandths.
+  // Resources as the user wrote them, never in lumen's ten-thousandths: the warning about an
+  // infeasible task.
   std::string cpus = std::to_string(std::max(1u, std::thread::hardware_concurrency()));
-  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 1e9).Remote(); }) ==
-        "1e9 CPU requested, but this node has " + cpus + " CPU: it could never be scheduled");
-  CHECK(message_of([] { ray::Task(Return1).SetResource("GPU", 1).Remote(); }) ==
-        "1 GPU requested, but this node has no GPU: it could never be scheduled");
-  CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 1e300).Remote(); }) ==
-        "1e300 CPU requested, but this node has " + cpus + " CPU: it could never be scheduled");
+  CHECK(logged_by([] { ray::Task(Return1).SetResource("CPU", 1e9).Remote(); })
+            .find("The task Return1 cannot be scheduled: it requires {CPU: 1e9}, but this node has {CPU: " + cpus + "}") !=
+        std::string::npos);
+  CHECK(logged_by([] { ray::Task(Return1).SetName("gpu_work").SetResource("GPU", 1).Remote(); })
+            .find("The task gpu_work cannot be scheduled: it requires {GPU: 1}, but this node has no GPU") !=
+        std::string::npos);
+  CHECK(logged_by([] { ray::Task(Return1).SetResource("CPU", 1e300).Remote(); })
+            .find("it requires {CPU: 1e300}, but this node has {CPU: " + cpus + "}") != std::string::npos);
   CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 1.5).Remote(); }) ==
         "A resource value should be an integer if it is greater than 1.0. Specified resource: CPU = 1.5.");
   CHECK(message_of([] { ray::Task(Return1).SetResource("CPU", 0.00001).Remote(); }) ==
@@ -633,11 +667,11 @@ TEST_CASE("error texts name actors as their users did and resources in Ray's uni
   CHECK(*ray::Get(ray::Task(Return1).SetResource("CPU", 0.25).Remote()) == 1);
   ray::PlacementGroup group = ray::CreatePlacementGroup({"g", {{{"CPU", 1}}}, ray::PlacementStrategy::PACK});
   REQUIRE(group.Wait(10));
-  CHECK(message_of([&] { ray::Task(Return1).SetPlacementGroup(group, 0).SetResource("CPU", 2).Remote(); }) ==
-        "2 CPU requested, but bundle 0 of placement group " + group.GetID() +
-            " has 1 CPU: it could never be scheduled");
-  CHECK(message_of([&] { ray::Task(Return1).SetPlacementGroup(group, -1).SetResource("GPU", 0.5).Remote(); }) ==
-        "0.5 GPU requested, but placement group " + group.GetID() + " has no GPU: it could never be scheduled");
+  CHECK(logged_by([&] { ray::Task(Return1).SetPlacementGroup(group, 0).SetResource("CPU", 2).Remote(); })
+            .find("it requires {CPU: 2}, but bundle 0 of placement group " + group.GetID() + " has {CPU: 1}") !=
+        std::string::npos);
+  CHECK(logged_by([&] { ray::Task(Return1).SetPlacementGroup(group, -1).SetResource("GPU", 0.5).Remote(); })
+            .find("it requires {GPU: 0.5}, but placement group " + group.GetID() + " has no GPU") != std::string::npos);
   CHECK(*ray::Get(ray::Task(Return1).SetPlacementGroup(group, 0).SetResource("CPU", 0.5).Remote()) == 1);
   CHECK_FALSE(ray::CreatePlacementGroup({"huge", {{{"CPU", 1e300}}}, ray::PlacementStrategy::PACK}).Wait(0));
 

@@ -398,6 +398,7 @@ class TypedActorCore final : public ActorCore {
 };
 
 ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::type_info& type);
+ActorCore* find_actor_by_id(std::uint64_t id, const std::type_info& type);
 void validate(const ActorSettings& settings);
 
 }  // namespace detail
@@ -533,6 +534,15 @@ template <class T>
 std::optional<ActorHandle<T>> get_actor(const std::string& name) {
   detail::RuntimeEntry entry;
   detail::ActorCore* c = detail::find_named_actor(entry.scheduler(), name, typeid(T));
+  if (c == nullptr) return std::nullopt;
+  return ActorHandle<T>::adopt(c);
+}
+
+// The live actor whose ActorHandle::id() is `id` (of any runtime), or nullopt once it has been
+// destroyed. Throws usage_error when the actor is not a T.
+template <class T>
+std::optional<ActorHandle<T>> get_actor(std::uint64_t id) {
+  detail::ActorCore* c = detail::find_actor_by_id(id, typeid(T));
   if (c == nullptr) return std::nullopt;
   return ActorHandle<T>::adopt(c);
 }

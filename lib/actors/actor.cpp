@@ -122,6 +122,10 @@ ActorCore* find_named_actor(Scheduler& s, const std::string& name, const std::ty
   return ActorDirectory::instance().find(s, name, type);
 }
 
+ActorCore* find_actor_by_id(std::uint64_t id, const std::type_info& type) {
+  return ActorDirectory::instance().find(id, type);
+}
+
 // ---- the core -----------------------------------------------------------------------------
 
 ActorCore::ActorCore(Scheduler& s, const ActorSpec& spec, ActorSettings settings)
@@ -641,7 +645,7 @@ void ActorDirectory::add(ActorCore* a) {
     a->named_ = true;
     a->add_ref();
   }
-  live_.insert(a);
+  live_.emplace(a->id_, a);
 }
 
 void ActorDirectory::unbind(ActorCore* a) noexcept {
@@ -656,12 +660,21 @@ void ActorDirectory::unbind(ActorCore* a) noexcept {
 
 void ActorDirectory::remove(ActorCore* a) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  live_.erase(a);
+  live_.erase(a->id_);
   if (a->sched_ == nullptr) return;
   try {
     retired_calls_[a->sched_] += a->executed_.load(std::memory_order_relaxed);
   } catch (...) {  // no memory for the entry: the runtime's count of calls run comes out low
   }
+}
+
+ActorCore* ActorDirectory::find(std::uint64_t id, const std::type_info& type) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = live_.find(id);
+  if (it == live_.end()) return nullptr;
+  ActorCore* a = it->second;
+  if (*a->spec_->type != type) throw usage_error("lumen: actor " + std::to_string(id) + " has another type than the one asked for");
+  return a->try_add_ref() ? a : nullptr;
 }
 
 ActorCore* ActorDirectory::find(const Scheduler& s, const std::string& name, const std::type_info& type) {
@@ -683,7 +696,7 @@ void ActorDirectory::end_runtime(const Scheduler& s) noexcept {
     bool dying = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (ActorCore* a : live_) {
+      for (const auto& [id, a] : live_) {
         if (a->home_id_ != scheduler_id(s)) continue;
         if (a->try_add_ref()) {
           ending.push_back(a);
@@ -719,7 +732,7 @@ void ActorDirectory::add_stats(const Scheduler& s, Stats& out) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = retired_calls_.find(&s);
   out.actor_calls_executed = it != retired_calls_.end() ? it->second : 0;
-  for (ActorCore* a : live_) {
+  for (const auto& [id, a] : live_) {
     if (a->home_id_ != scheduler_id(s)) continue;
     if (!a->dead()) ++out.actors_alive;
     out.actor_calls_queued += a->calls_queued();

@@ -1,4 +1,4 @@
-// Every live actor of the process: names for get_actor, counts for stats, and the end of the
+// Every live actor of the process: names and ids for get_actor, counts for stats, and the end of the
 // actors of a runtime that shuts down. Creating, naming and destroying actors takes its lock;
 // calls never do.
 #pragma once
@@ -9,7 +9,6 @@
 #include <string>
 #include <typeinfo>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "lumen/detail/actor_core.h"
@@ -31,6 +30,9 @@ class ActorDirectory {
   void remove(ActorCore* a) noexcept;
   // The named actor with one more reference, or null.
   ActorCore* find(const Scheduler& s, const std::string& name, const std::type_info& type);
+  // The live actor with this id, with one more reference, or null (also when it is being
+  // destroyed).
+  ActorCore* find(std::uint64_t id, const std::type_info& type);
 
   // After the runtime's last task: every actor of s ends (instance destroyed, later calls fail)
   // and names are dropped.
@@ -40,7 +42,7 @@ class ActorDirectory {
  private:
   std::mutex mutex_;
   std::map<std::pair<const Scheduler*, std::string>, ActorCore*> names_;
-  std::unordered_set<ActorCore*> live_;
+  std::unordered_map<std::uint64_t, ActorCore*> live_;  // by id
   std::unordered_map<const Scheduler*, std::uint64_t> retired_calls_;  // calls run by destroyed actors
 };
 

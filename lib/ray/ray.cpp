@@ -6,22 +6,29 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <stdexcept>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+
+#include <unistd.h>
 
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/runtime.h"
@@ -165,7 +172,7 @@ void replace_first(std::string& text, std::string_view from, std::string_view to
 
 // Ray: "The actor 'NAME' died: WHY", or the actor's ID() for an anonymous one, WHY in Ray's calls.
 std::string actor_death_in_ray_terms(const lumen::actor_died& e) {
-  std::string who = e.actor_name().empty() ? object_id_text(e.actor_id())
+  std::string who = e.actor_name().empty() ? actor_id_text(e.actor_id())
                                            : with_ray_actor_names("'" + e.actor_name() + "'", false);
   std::string why = with_ray_actor_names(e.reason(), false);
   replace_first(why, "exit_actor() was called", "ray::ExitActor() was called");
@@ -219,8 +226,99 @@ std::string object_id_text(std::uint64_t id) {
   return text;
 }
 
-[[noreturn]] void throw_empty_ref(const char* call) {
+// ---- ids ----------------------------------------------------------------------------------
+
+namespace {
+
+// Ids are short enough for std::string's inline buffer (15 characters with libstdc++), so a
+// ref's id costs no allocation: 13 base-32 digits hold 64 bits, 2 more hold a type tag.
+constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuv";
+constexpr std::size_t kIdDigits = 13;
+constexpr std::size_t kTagDigits = 2;
+
+void write_base32(char* out, std::size_t n, std::uint64_t value) {
+  for (std::size_t i = n; i-- > 0;) {
+    out[i] = kDigits[value & 31];
+    value >>= 5;
+  }
+}
+
+std::optional<std::uint64_t> read_base32(std::string_view text) {
+  std::uint64_t value = 0;
+  for (char c : text) {
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'v' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    value = value << 5 | static_cast<std::uint64_t>(digit);
+  }
+  return value;
+}
+
+std::uint64_t type_tag(const std::type_info& type) { return type.hash_code() & ((1u << (5 * kTagDigits)) - 1); }
+
+// lumen's id in an id text of `length` characters ("ObjectRef", "ActorHandle" name the kind).
+std::uint64_t parse_id(const std::string& id, std::size_t length, const char* kind) {
+  std::optional<std::uint64_t> value;
+  // The top digit holds one bit only.
+  if (id.size() == length && id[0] <= '1') value = read_base32(std::string_view(id).substr(0, kIdDigits));
+  if (!value) throw RayException(std::string(kind) + "('" + id + "'): not an id this process made (ID() gives them)");
+  return *value;
+}
+
+}  // namespace
+
+std::string object_ref_id(std::uint64_t id, const std::type_info& type) {
+  std::string text(kIdDigits + kTagDigits, '0');
+  write_base32(text.data(), kIdDigits, id);
+  write_base32(text.data() + kIdDigits, kTagDigits, type_tag(type));
+  return text;
+}
+
+lumen::detail::ObjectSlot* find_object(const std::string& id, const std::type_info& type) {
+  std::uint64_t value = parse_id(id, kIdDigits + kTagDigits, "ObjectRef");
+  if (read_base32(std::string_view(id).substr(kIdDigits)) != type_tag(type))
+    throw RayException("ObjectRef<" + type_name(type) + ">('" + id + "'): the object with this id holds another type");
+  return lumen::detail::ObjectTable::instance().acquire(value);
+}
+
+std::string actor_id_text(std::uint64_t id) {
+  if (id == 0) return {};
+  std::string text(kIdDigits, '0');
+  write_base32(text.data(), kIdDigits, id);
+  return text;
+}
+
+lumen::detail::ActorCore* find_actor(const std::string& id, const std::type_info& type) {
+  if (id.empty()) return nullptr;
+  std::uint64_t value = parse_id(id, kIdDigits, "ActorHandle");
+  try {
+    return lumen::detail::find_actor_by_id(value, type);
+  } catch (const lumen::usage_error&) {
+    throw RayException("ActorHandle('" + id + "'): the actor with this id is of another class than the handle's");
+  }
+}
+
+lumen::detail::ObjectSlot* missing_actor_result(const std::string& actor_id) {
+  auto& table = lumen::detail::ObjectTable::instance();
+  lumen::detail::ObjectSlot* s = table.allocate(1);
+  table.fail(s, lumen::detail::make_failure(std::make_exception_ptr(RayActorException(
+                                                "The actor " + actor_id + " died: no actor with this id lives in this "
+                                                "process (it ended, or the id is from another process)")),
+                                            {}));
+  return s;
+}
+
+[[noreturn]] void throw_empty_ref(const char* call, const std::string& id) {
+  if (!id.empty())
+    throw RayException(std::string(call) + ": no object with id " + id +
+                       " lives in this process (every ref to it was dropped, or the id is from another process)");
   throw RayException(std::string(call) + " on an empty ObjectRef (default-constructed or moved from)");
+}
+
+[[noreturn]] void throw_ref_to_ref_parameter() {
+  throw std::invalid_argument(
+      "Remote() was given an ObjectRef for a parameter declared ObjectRef<T>: a Ray cluster passes an ObjectRef "
+      "argument only as its value (Ray's local mode alone accepts this). Declare the parameter as T, or pass the ref "
+      "inside a container or struct");
 }
 
 [[noreturn]] void throw_empty_argument() {
@@ -256,13 +354,41 @@ std::string qualified_actor_name(const std::string& ray_namespace, const std::st
 
 namespace {
 
-// Ray counts resources in ten-thousandths; lumen in whole units. A lumen unit is one of Ray's.
+// Ray counts resources in ten-thousandths; lumen in whole units. A lumen unit is one of Ray's,
+// except for memory: Ray counts it in bytes, lumen in MiB (its counts are 32-bit).
 constexpr double kUnitsPerResource = 10000;
+constexpr double kBytesPerMemoryUnit = 1 << 20;
+
+bool is_memory(const std::string& resource) { return resource == "memory" || resource == "object_store_memory"; }
 
 // The node's "CPU", in Ray's units: its hardware threads, as Ray counts them.
 unsigned node_cpus() {
   static const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   return cpus;
+}
+
+// The memory this process may use: the machine's, or less under a cgroup (v2) limit.
+double system_memory_bytes() {
+  double bytes = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (std::FILE* f = std::fopen("/sys/fs/cgroup/memory.max", "r")) {
+    unsigned long long limit = 0;
+    if (std::fscanf(f, "%llu", &limit) == 1 && limit > 0) bytes = std::min(bytes, static_cast<double>(limit));
+    std::fclose(f);
+  }
+  return bytes;
+}
+
+// Ray's split of a node's memory: 30% for the object store (at most 200 GB), the rest for
+// "memory", both in whole MiB.
+double node_object_store_memory() {
+  static const double bytes =
+      std::floor(std::min(system_memory_bytes() * 0.3, 200e9) / kBytesPerMemoryUnit) * kBytesPerMemoryUnit;
+  return bytes;
+}
+double node_memory() {
+  static const double bytes =
+      std::floor((system_memory_bytes() - node_object_store_memory()) / kBytesPerMemoryUnit) * kBytesPerMemoryUnit;
+  return bytes;
 }
 
 struct RuntimeState {
@@ -276,8 +402,8 @@ struct RuntimeState {
 };
 
 RuntimeState& state() {
-  static RuntimeState s;
-  return s;
+  static auto* s = new RuntimeState;  // never destroyed: an abandoned task may call Ray after exit begins
+  return *s;
 }
 
 std::string argument_value(int argc, char** argv, std::string_view flag) {
@@ -289,7 +415,7 @@ std::string argument_value(int argc, char** argv, std::string_view flag) {
   return {};
 }
 
-void start(const std::string& address, std::string ray_namespace) {
+void start(const std::string& address, std::string ray_namespace, const RuntimeEnv* job_env) {
   std::string cluster = address;
   if (cluster.empty()) {
     if (const char* env = std::getenv("RAY_ADDRESS")) cluster = env;
@@ -306,10 +432,14 @@ void start(const std::string& address, std::string ray_namespace) {
     throw internal::RayException("ray::Init() was called while ray::Shutdown() was stopping Ray: call it once Shutdown "
                                  "has returned");
   if (s.runtime != nullptr) return;
+  // Before the workers start, so that no task reads the environment while it changes.
+  if (job_env != nullptr) internal::apply_env_vars(*job_env);
   // Ray code blocks its threads freely; Ray's local mode gives it 10 threads (config.h).
   lumen::Config config;
   config.workers = std::max(10u, node_cpus());
-  config.resources = {{"CPU", node_cpus() * kUnitsPerResource}};
+  config.resources = {{"CPU", node_cpus() * kUnitsPerResource},
+                      {"memory", node_memory() / kBytesPerMemoryUnit},
+                      {"object_store_memory", node_object_store_memory() / kBytesPerMemoryUnit}};
   s.runtime = std::make_unique<lumen::Runtime>(config);
   s.scheduler = &s.runtime->scheduler();
   if (ray_namespace.empty()) {
@@ -336,12 +466,17 @@ void Init() {
   Init(config);
 }
 
-void Init(RayConfig& config) { start(config.address, config.ray_namespace); }
+void Init(RayConfig& config) {
+  if (config.runtime_env) internal::check_runtime_env(*config.runtime_env);
+  start(config.address, config.ray_namespace, config.runtime_env.get_ptr());
+}
 
 void Init(RayConfig& config, int argc, char** argv) {
+  if (config.runtime_env) internal::check_runtime_env(*config.runtime_env);
   std::string address = argument_value(argc, argv, "ray_address");
   std::string ray_namespace = argument_value(argc, argv, "ray_namespace");
-  start(address.empty() ? config.address : address, ray_namespace.empty() ? config.ray_namespace : ray_namespace);
+  start(address.empty() ? config.address : address, ray_namespace.empty() ? config.ray_namespace : ray_namespace,
+        config.runtime_env.get_ptr());
 }
 
 bool IsInitialized() { return state().initialized.load(std::memory_order_acquire); }
@@ -379,8 +514,8 @@ struct Groups {
 };
 
 Groups& groups() {
-  static Groups g;
-  return g;
+  static auto* g = new Groups;  // never destroyed, as the runtime state
+  return *g;
 }
 
 std::string bundle_resource(const std::string& resource, int bundle_index, const std::string& group_id) {
@@ -388,15 +523,23 @@ std::string bundle_resource(const std::string& resource, int bundle_index, const
   return resource + "_group_" + std::to_string(bundle_index) + "_" + group_id;
 }
 
-std::uint64_t units(double amount) { return static_cast<std::uint64_t>(std::llround(amount * kUnitsPerResource)); }
+// `amount` of `resource` in lumen's units; memory rounds up to whole MiB.
+std::uint64_t units(const std::string& resource, double amount) {
+  if (is_memory(resource)) return static_cast<std::uint64_t>(std::ceil(amount / kBytesPerMemoryUnit));
+  return static_cast<std::uint64_t>(std::llround(amount * kUnitsPerResource));
+}
 
 // True when `amount` is more than `held` (both in Ray's units) in lumen's units. Amounts far
 // above `held` never reach units(), which they would overflow.
-bool exceeds(double amount, double held) { return amount > held + 1 || units(amount) > units(held); }
+bool exceeds(const std::string& resource, double amount, double held) {
+  return amount > held + 1 || units(resource, amount) > units(resource, held);
+}
 
 // How much of `resource` the node has, in Ray's units; none for a resource it lacks.
 std::optional<double> node_capacity(const std::string& resource) {
   if (resource == "CPU") return node_cpus();
+  if (resource == "memory") return node_memory();
+  if (resource == "object_store_memory") return node_object_store_memory();
   return std::nullopt;
 }
 
@@ -405,11 +548,11 @@ void create_bundles(internal::PlacementGroupRecord& r) {
   std::map<std::string, double> whole;
   for (std::size_t i = 0; i < r.options.bundles.size(); ++i) {
     for (const auto& [name, amount] : r.options.bundles[i]) {
-      lumen::detail::add_resource(*r.scheduler, bundle_resource(name, static_cast<int>(i), r.id), units(amount));
+      lumen::detail::add_resource(*r.scheduler, bundle_resource(name, static_cast<int>(i), r.id), units(name, amount));
       whole[name] += amount;
     }
   }
-  for (const auto& [name, amount] : whole) lumen::detail::add_resource(*r.scheduler, bundle_resource(name, -1, r.id), units(amount));
+  for (const auto& [name, amount] : whole) lumen::detail::add_resource(*r.scheduler, bundle_resource(name, -1, r.id), units(name, amount));
   r.state = CREATED;
 }
 
@@ -456,15 +599,23 @@ PlacementGroup CreatePlacementGroup(const PlacementGroupCreationOptions& create_
   record->feasible = !(create_options.strategy == PlacementStrategy::STRICT_SPREAD && create_options.bundles.size() > 1);
   for (const auto& [name, amount] : total) {
     std::optional<double> capacity = node_capacity(name);
-    if (!capacity || exceeds(amount, *capacity)) {
+    if (!capacity || exceeds(name, amount, *capacity)) {
       record->feasible = false;  // more than the node has, or a resource it lacks: pending forever, as in Ray
       continue;
     }
-    record->reservation.push_back(lumen::detail::resource_demand(sched, name, static_cast<double>(units(amount))));
+    record->reservation.push_back(lumen::detail::resource_demand(sched, name, static_cast<double>(units(name, amount))));
   }
   {
     Groups& g = groups();
     std::lock_guard<std::mutex> lock(g.mutex);
+    if (!create_options.name.empty()) {
+      for (const auto& [id, other] : g.by_id) {
+        std::lock_guard<std::mutex> other_lock(other->mutex);
+        if (other->options.name == create_options.name && other->state != REMOVED)
+          throw internal::RayException("Failed to create placement group '" + create_options.name +
+                                       "' because name already exists.");
+      }
+    }
     record->id = internal::object_id_text(g.next_id++);
     g.by_id.emplace(record->id, record);
   }
@@ -562,13 +713,12 @@ std::string specified(const std::string& name, double value) {
   return "Specified resource: " + name + " = " + amount_text(value) + ".";
 }
 
-// `holder` ("this node", "bundle 0 of placement group ...") has `held` of `resource`, or none:
-// never enough for `amount`.
-[[noreturn]] void throw_unschedulable(const std::string& resource, double amount, const std::string& holder,
-                                      std::optional<double> held) {
-  throw internal::RayException(amount_text(amount) + " " + resource + " requested, but " + holder + " has " +
-                               (held ? amount_text(*held) + " " + resource : "no " + resource) +
-                               ": it could never be scheduled");
+// Why a claim of `amount` of `resource` can never be granted by `holder` ("this node", "bundle
+// 0 of placement group ..."), which has `held` of it, or none.
+std::string unschedulable(const std::string& resource, double amount, const std::string& holder,
+                          std::optional<double> held) {
+  return "it requires {" + resource + ": " + amount_text(amount) + "}, but " + holder + " has " +
+         (held ? "{" + resource + ": " + amount_text(*held) + "}" : "no " + resource);
 }
 
 // What bundle `bundle_index` of `bundles` holds of `resource` (-1: all of them together).
@@ -595,20 +745,27 @@ void check_resources(const std::unordered_map<std::string, double>& resources) {
     if (value > 1 && std::modf(value, &whole) != 0.0)
       throw RayException("A resource value should be an integer if it is greater than 1.0. " + specified(name, value));
     // Ray counts resources in steps of 1 / kUnitsPerResource.
-    if (value < 1 && units(value) == 0)
+    if (value < 1 && !is_memory(name) && units(name, value) == 0)
       throw RayException("Resource values should be at least 0.0001. " + specified(name, value));
   }
 }
 
-std::vector<std::pair<std::string, double>> lumen_resources(const std::unordered_map<std::string, double>& resources,
-                                                            const PlacementGroup& group, int bundle_index) {
+ResourceClaims lumen_resources(const std::unordered_map<std::string, double>& resources, const PlacementGroup& group,
+                               int bundle_index) {
   check_resources(resources);
-  std::vector<std::pair<std::string, double>> out;
+  ResourceClaims out;
+  auto infeasible = [&](std::string why) {
+    out.claims.clear();
+    if (out.infeasible.empty()) out.infeasible = std::move(why);
+  };
   if (group.Empty()) {
     for (const auto& [name, value] : resources) {
       std::optional<double> capacity = node_capacity(name);
-      if (!capacity || exceeds(value, *capacity)) throw_unschedulable(name, value, "this node", capacity);
-      out.emplace_back(name, static_cast<double>(units(value)));
+      if (!capacity || exceeds(name, value, *capacity)) {
+        infeasible(unschedulable(name, value, "this node", capacity));
+      } else if (out.infeasible.empty()) {
+        out.claims.emplace_back(name, static_cast<double>(units(name, value)));
+      }
     }
     return out;
   }
@@ -626,17 +783,122 @@ std::vector<std::pair<std::string, double>> lumen_resources(const std::unordered
   const std::unordered_map<std::string, double> one_cpu{{"CPU", 1}};
   for (const auto& [name, value] : resources.empty() ? one_cpu : resources) {
     std::optional<double> capacity = bundle_capacity(r.options.bundles, bundle_index, name);
-    if (!capacity || exceeds(value, *capacity)) throw_unschedulable(name, value, holder, capacity);
-    out.emplace_back(bundle_resource(name, bundle_index, r.id), static_cast<double>(units(value)));
+    if (!capacity || exceeds(name, value, *capacity)) {
+      infeasible(unschedulable(name, value, holder, capacity));
+      continue;
+    }
+    if (!out.infeasible.empty()) continue;
+    out.claims.emplace_back(bundle_resource(name, bundle_index, r.id), static_cast<double>(units(name, value)));
     // A task in bundle i also draws from the group as a whole, as in Ray.
-    if (bundle_index >= 0) out.emplace_back(bundle_resource(name, -1, r.id), static_cast<double>(units(value)));
+    if (bundle_index >= 0) out.claims.emplace_back(bundle_resource(name, -1, r.id), static_cast<double>(units(name, value)));
   }
   return out;
+}
+
+// ---- infeasible tasks ---------------------------------------------------------------------
+
+namespace {
+
+// Results of tasks that can never run, held (one reference each) until Shutdown fails them.
+struct Infeasible {
+  std::mutex mutex;
+  std::vector<std::pair<lumen::detail::ObjectSlot*, std::string>> results;  // slot, what never ran
+};
+
+Infeasible& infeasible_tasks() {
+  static auto* tasks = new Infeasible;  // never destroyed: results may be made during exit
+  return *tasks;
+}
+
+// Fails every infeasible task's result: the job ends without them.
+void fail_infeasible_tasks() {
+  std::vector<std::pair<lumen::detail::ObjectSlot*, std::string>> results;
+  {
+    Infeasible& t = infeasible_tasks();
+    std::lock_guard<std::mutex> lock(t.mutex);
+    results.swap(t.results);
+  }
+  auto& table = lumen::detail::ObjectTable::instance();
+  for (auto& [slot, what] : results) {
+    table.fail(slot, lumen::detail::make_failure(
+                         std::make_exception_ptr(RayException(what + " was never scheduled: ray::Shutdown() ended the job")),
+                         {}));
+    table.release(slot);
+  }
+}
+
+}  // namespace
+
+lumen::detail::ObjectSlot* infeasible_result(const std::string& name, const std::string& why) {
+  auto& table = lumen::detail::ObjectTable::instance();
+  lumen::detail::ObjectSlot* s = table.allocate(2);
+  std::string what = "The task " + name;
+  {
+    Infeasible& t = infeasible_tasks();
+    std::lock_guard<std::mutex> lock(t.mutex);
+    try {
+      t.results.emplace_back(s, what);
+    } catch (...) {
+      table.discard(s);
+      throw;
+    }
+  }
+  RAYLOG(WARNING) << what << " cannot be scheduled: " << why
+                  << ". It stays pending, as on a Ray cluster without such a node, until ray::Shutdown()";
+  return s;
 }
 
 }  // namespace internal
 
 // ---- the rest of the runtime --------------------------------------------------------------
+
+namespace {
+
+// How long Shutdown waits for submitted work: LUMEN_RAY_SHUTDOWN_TIMEOUT seconds, 30 unless set.
+std::chrono::milliseconds shutdown_timeout() {
+  constexpr double kDefaultSeconds = 30;
+  double seconds = kDefaultSeconds;
+  if (const char* text = std::getenv("LUMEN_RAY_SHUTDOWN_TIMEOUT")) {
+    char* end = nullptr;
+    double value = std::strtod(text, &end);
+    if (end != text && *end == '\0' && value >= 0 && value <= 1e9) {
+      seconds = value;
+    } else {
+      RAYLOG(WARNING) << "LUMEN_RAY_SHUTDOWN_TIMEOUT='" << text << "' is not a number of seconds from 0 to 1e9; "
+                      << "ray::Shutdown() waits " << kDefaultSeconds << " s";
+    }
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+// Stops the runtime once its submitted tasks and actor calls are done, waiting at most
+// shutdown_timeout(). Past it, the work still running is abandoned: the runtime ends on a
+// thread of its own once that work returns (a task's thread cannot be taken from it), and the
+// log says what was left.
+void stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
+  const auto deadline = std::chrono::steady_clock::now() + shutdown_timeout();
+  lumen::Stats left = runtime->stats();
+  while (left.tasks_pending + left.actor_calls_queued > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    left = runtime->stats();
+  }
+  if (left.tasks_pending + left.actor_calls_queued == 0) {
+    runtime.reset();  // only the actors' ends are left
+    return;
+  }
+  RAYLOG(WARNING) << "ray::Shutdown() stopped waiting after " << shutdown_timeout().count() / 1000.0 << " s: "
+                  << left.tasks_pending << " task(s) and " << left.actor_calls_queued
+                  << " actor call(s) were still queued or running. They are abandoned: no Get will see their "
+                     "results, and they finish in the background (a running task keeps its thread until it "
+                     "returns). Set LUMEN_RAY_SHUTDOWN_TIMEOUT (seconds) to wait longer.";
+  try {
+    std::thread([runtime = std::move(runtime)]() mutable { runtime.reset(); }).detach();
+  } catch (const std::system_error&) {
+    (void)runtime.release();  // no thread to end it on: it is left running, which is what abandoning means
+  }
+}
+
+}  // namespace
 
 void Shutdown() {
   RuntimeState& s = state();
@@ -652,7 +914,8 @@ void Shutdown() {
     s.stopping = true;
     runtime = std::move(s.runtime);
   }
-  runtime.reset();  // waits for every task and actor call
+  internal::fail_infeasible_tasks();  // no one waits for them: a task waiting on one gets its error
+  stop_within_bound(std::move(runtime));
   std::map<std::string, std::shared_ptr<internal::PlacementGroupRecord>> removed;
   {
     Groups& g = groups();
@@ -687,5 +950,105 @@ std::string GetNamespace() {
     throw internal::RayException("ExitActor() was called outside an actor's method");
   }
 }
+
+// ---- runtime environments ------------------------------------------------------------------
+
+void RuntimeEnv::SetJsonStr(const std::string& name, const std::string& json_str) {
+  try {
+    fields_[name] = nlohmann::json::parse(json_str);
+  } catch (const std::exception& e) {
+    throw internal::RayRuntimeEnvException("Failed to set the field " + name + " by json string: " + e.what());
+  }
+}
+
+std::string RuntimeEnv::GetJsonStr(const std::string& name) const {
+  if (!Contains(name)) throw internal::RayRuntimeEnvException("The field " + name + " not found.");
+  return fields_.at(name).dump();
+}
+
+std::string RuntimeEnv::SerializeToRuntimeEnvInfo() const {
+  return nlohmann::json{{"serialized_runtime_env", Serialize()}}.dump();
+}
+
+RuntimeEnv RuntimeEnv::Deserialize(const std::string& serialized_runtime_env) {
+  RuntimeEnv env;
+  try {
+    env.fields_ = nlohmann::json::parse(serialized_runtime_env);
+  } catch (const std::exception& e) {
+    throw internal::RayRuntimeEnvException(std::string("Failed to deserialize the runtime env: ") + e.what());
+  }
+  if (!env.fields_.is_object())
+    throw internal::RayRuntimeEnvException("Failed to deserialize the runtime env: " + serialized_runtime_env +
+                                           " is not a JSON object");
+  return env;
+}
+
+namespace internal {
+
+void check_runtime_env(const RuntimeEnv& env) {
+  if (!env.Contains("env_vars")) return;
+  env.Get<std::map<std::string, std::string>>("env_vars");  // throws RayRuntimeEnvException naming the field
+}
+
+void apply_env_vars(const RuntimeEnv& env) {
+  if (!env.Contains("env_vars")) return;
+  for (const auto& [name, value] : env.Get<std::map<std::string, std::string>>("env_vars")) {
+    if (name.empty() || name.find('=') != std::string::npos)
+      throw RayRuntimeEnvException("Failed to set the environment variable '" + name + "': not a variable name");
+    if (::setenv(name.c_str(), value.c_str(), 1) != 0)
+      throw RayRuntimeEnvException("Failed to set the environment variable " + name + ": " + std::strerror(errno));
+  }
+}
+
+// ---- the log ------------------------------------------------------------------------------
+
+namespace {
+
+RayLogLevel lowest_logged_level() {
+  static const RayLogLevel level = [] {
+    const char* text = std::getenv("RAY_BACKEND_LOG_LEVEL");
+    std::string name = text != nullptr ? text : "";
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "debug" || name == "trace") return RayLogLevel::DEBUG;
+    if (name == "warning") return RayLogLevel::WARNING;
+    if (name == "error") return RayLogLevel::ERROR;
+    if (name == "fatal") return RayLogLevel::FATAL;
+    return RayLogLevel::INFO;
+  }();
+  return level;
+}
+
+const char* level_name(RayLogLevel level) {
+  switch (level) {
+    case RayLogLevel::DEBUG: return "DEBUG";
+    case RayLogLevel::INFO: return "INFO";
+    case RayLogLevel::WARNING: return "WARNING";
+    case RayLogLevel::ERROR: return "ERROR";
+    case RayLogLevel::FATAL: return "FATAL";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool log_enabled(RayLogLevel level) noexcept { return level >= RayLogLevel::FATAL || level >= lowest_logged_level(); }
+
+RayLogLine::RayLogLine(const char* file, int line, RayLogLevel level) : level_(level) {
+  const char* base = std::strrchr(file, '/');
+  text_ << "[lumen ray " << level_name(level) << ' ' << (base != nullptr ? base + 1 : file) << ':' << line << "] ";
+}
+
+RayLogLine::~RayLogLine() noexcept(false) {
+  text_ << '\n';
+  std::string line = text_.str();
+  // One write per line: lines of threads that log at once do not interleave.
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  if (level_ == RayLogLevel::FATAL) {
+    std::fflush(stderr);
+    std::abort();
+  }
+}
+
+}  // namespace internal
 
 }  // namespace ray

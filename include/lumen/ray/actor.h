@@ -36,10 +36,12 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 
 #include <boost/optional.hpp>
+#include <msgpack.hpp>
 
 #include "lumen/actor.h"
 #include "lumen/ray/arguments.h"
@@ -95,19 +97,44 @@ struct MethodInvoker {
   }
 };
 
+// A call to an actor that is not in this process (a handle made from an unknown id): its
+// result fails with RayActorException naming the id.
+lumen::detail::ObjectSlot* missing_actor_result(const std::string& actor_id);
+
 template <class C, class M>
 class ActorTaskCaller {
  public:
   using Result = result_of<M>;
 
-  ActorTaskCaller(lumen::ActorHandle<ActorInstance<C>> actor, M method, const std::string* name)
-      : actor_(std::move(actor)), method_(method), name_(name) {}
+  ActorTaskCaller(lumen::ActorHandle<ActorInstance<C>> actor, const std::string* actor_id, M method,
+                  const std::string* name)
+      : actor_(std::move(actor)), actor_id_(actor_id), method_(method), name_(name) {}
+
+  // Names the call, as Ray names the task it becomes.
+  ActorTaskCaller& SetName(std::string name) {
+    call_name_ = std::move(name);
+    return *this;
+  }
+  // Checked as Ray checks them (RayException at Remote for bad values). The call runs on what
+  // its actor holds, so it claims nothing more.
+  ActorTaskCaller& SetResources(std::unordered_map<std::string, double> resources) {
+    resources_ = std::move(resources);
+    return *this;
+  }
+  ActorTaskCaller& SetResource(std::string name, double value) {
+    resources_[std::move(name)] = value;
+    return *this;
+  }
 
   template <class... Args>
   ObjectRef<Result> Remote(Args&&... args) {
-    check_argument_count<M, Args...>();
+    check_arguments<M, Args...>();
     check_initialized();
-    if (!actor_.valid()) throw_empty_handle("Task(...).Remote()");
+    check_resources(resources_);
+    if (!actor_.valid()) {
+      if (actor_id_->empty()) throw_empty_handle("Task(...).Remote()");
+      return ObjectRef<Result>(lumen::ObjectRef<Result>::adopt(missing_actor_result(*actor_id_)));
+    }
     return call(static_cast<typename signature<M>::params*>(nullptr), std::forward<Args>(args)...);
   }
 
@@ -120,9 +147,18 @@ class ActorTaskCaller {
   }
 
   lumen::ActorHandle<ActorInstance<C>> actor_;
+  const std::string* actor_id_;
   M method_;
   const std::string* name_;
+  std::string call_name_;
+  std::unordered_map<std::string, double> resources_;
 };
+
+// The text of an actor's id (ActorHandle::ID()): lumen's 64-bit id in 13 base-32 digits.
+std::string actor_id_text(std::uint64_t id);
+// The live actor of type `type` (typeid of its ActorInstance) named by `id`, with one more
+// reference, or null. Throws RayException for a malformed id or an actor of another type.
+lumen::detail::ActorCore* find_actor(const std::string& id, const std::type_info& type);
 
 }  // namespace internal
 
@@ -131,16 +167,25 @@ class ActorTaskCaller {
 template <class ActorType, bool IsXlang = false>
 class ActorHandle {
   static_assert(!IsXlang, "actors of other languages need Ray itself");
+  using Native = lumen::ActorHandle<internal::ActorInstance<ActorType>>;
 
  public:
   ActorHandle() = default;
-  explicit ActorHandle(lumen::ActorHandle<internal::ActorInstance<ActorType>> native) : native_(std::move(native)) {}
+  explicit ActorHandle(Native native) : native_(std::move(native)), id_(internal::actor_id_text(native_.id())) {}
+  // The actor whose ID() is `id`, while it lives. A handle to an actor that has ended (or an id
+  // no actor of this process had) makes calls that fail with RayActorException. Throws
+  // RayException for a malformed id or an actor of another class.
+  ActorHandle(const std::string& id)
+      : native_(Native::adopt(internal::find_actor(id, typeid(internal::ActorInstance<ActorType>)))), id_(id) {}
 
   // Used by Ray to tell handles from other argument types.
   static bool IsActorHandle() { return true; }
 
-  // The actor's id as text; unique among the process's actors.
-  std::string ID() const { return native_.valid() ? internal::object_id_text(native_.id()) : std::string(); }
+  // The actor's id; unique among the process's actors.
+  const std::string& ID() const { return id_; }
+
+  // A handle from what ID() gave (Ray's serialized handle is its id here).
+  static ActorHandle FromBytes(const std::string& serialized_actor_handle) { return ActorHandle(serialized_actor_handle); }
 
   // A caller for a registered method of ActorType (or of a base class of it). Throws
   // RayException when RAY_REMOTE did not register it.
@@ -150,23 +195,28 @@ class ActorHandle {
     using Self = typename internal::signature<F>::object;
     static_assert(std::is_same_v<ActorType, Self> || std::is_base_of_v<Self, ActorType>, "Class types must be same.");
     const std::string& name = internal::registered_name(actor_func);
-    return internal::ActorTaskCaller<ActorType, F>(native_, actor_func, &name);
+    return internal::ActorTaskCaller<ActorType, F>(native_, &id_, actor_func, &name);
   }
 
   // Ends the actor; it is not restarted.
   void Kill() const { Kill(true); }
-  // Ends the actor; with no_restart false it is rebuilt if it has restarts left.
+  // Ends the actor; with no_restart false it is rebuilt if it has restarts left. Killing an
+  // actor that has ended already does nothing.
   void Kill(bool no_restart) const {
     internal::check_initialized();
-    if (!native_.valid()) internal::throw_empty_handle("Kill()");
+    if (!native_.valid()) {
+      if (id_.empty()) internal::throw_empty_handle("Kill()");
+      return;
+    }
     internal::with_ray_exceptions([&] { native_.kill(no_restart); });
   }
 
   // The lumen actor behind this handle.
-  const lumen::ActorHandle<internal::ActorInstance<ActorType>>& native() const noexcept { return native_; }
+  const Native& native() const noexcept { return native_; }
 
  private:
-  lumen::ActorHandle<internal::ActorInstance<ActorType>> native_;
+  Native native_;
+  std::string id_;
 };
 
 namespace internal {
@@ -205,7 +255,7 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
   // of the namespace has.
   template <class... Args>
   ActorHandle<C> Remote(Args&&... args) {
-    check_argument_count<F, Args...>();
+    check_arguments<F, Args...>();
     check_initialized();
     check_actor_options(options_);
     check_resources(this->resources_);
@@ -271,3 +321,8 @@ boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name) {
 inline bool WasCurrentActorRestarted() { return lumen::actor_restarted(); }
 
 }  // namespace ray
+
+namespace ray::internal {
+template <class T>
+struct travels_as_id<ActorHandle<T>> : std::true_type {};  // msgpack: see object_ref.h
+}  // namespace ray::internal

@@ -18,7 +18,9 @@
 
 namespace ray::internal {
 
-// The return type, parameters and class of a function or member function pointer.
+// The return type, parameters and class of a function or member function pointer, with every
+// cv-, ref- and noexcept-qualification a member function may carry. `rvalue_object` is true
+// for methods callable only on an rvalue (`int Take() &&`): the call moves the actor's object.
 template <class F>
 struct signature;
 template <class R, class... P>
@@ -28,18 +30,26 @@ struct signature<R (*)(P...)> {
 };
 template <class R, class... P>
 struct signature<R (*)(P...) noexcept> : signature<R (*)(P...)> {};
-template <class R, class C, class... P>
-struct signature<R (C::*)(P...)> {
+
+template <class R, class C, bool Rvalue, class... P>
+struct member_signature {
   using result = R;
   using params = std::tuple<P...>;
   using object = C;
+  static constexpr bool rvalue_object = Rvalue;
 };
-template <class R, class C, class... P>
-struct signature<R (C::*)(P...) const> : signature<R (C::*)(P...)> {};
-template <class R, class C, class... P>
-struct signature<R (C::*)(P...) noexcept> : signature<R (C::*)(P...)> {};
-template <class R, class C, class... P>
-struct signature<R (C::*)(P...) const noexcept> : signature<R (C::*)(P...)> {};
+#define LUMEN_RAY_MEMBER_SIGNATURE(qualifiers, rvalue)                                       \
+  template <class R, class C, class... P>                                                     \
+  struct signature<R (C::*)(P...) qualifiers> : member_signature<R, C, rvalue, P...> {};      \
+  template <class R, class C, class... P>                                                     \
+  struct signature<R (C::*)(P...) qualifiers noexcept> : member_signature<R, C, rvalue, P...> {};
+LUMEN_RAY_MEMBER_SIGNATURE(, false)
+LUMEN_RAY_MEMBER_SIGNATURE(const, false)
+LUMEN_RAY_MEMBER_SIGNATURE(&, false)
+LUMEN_RAY_MEMBER_SIGNATURE(const&, false)
+LUMEN_RAY_MEMBER_SIGNATURE(&&, true)
+LUMEN_RAY_MEMBER_SIGNATURE(const&&, true)
+#undef LUMEN_RAY_MEMBER_SIGNATURE
 
 template <class F>
 using result_of = std::decay_t<typename signature<F>::result>;
@@ -52,11 +62,30 @@ constexpr void check_argument_count() {
 
 // An ObjectRef argument whose value a parameter needs names no object.
 [[noreturn]] void throw_empty_argument();
+// An ObjectRef argument for a parameter declared ObjectRef<T>: std::invalid_argument, as a
+// Ray cluster gives.
+[[noreturn]] void throw_ref_to_ref_parameter();
+
+template <class... P, class... A>
+void check_ref_arguments(std::tuple<P...>*, std::tuple<A...>*) {
+  if constexpr (sizeof...(P) == sizeof...(A)) {
+    if constexpr (((is_object_ref_v<A> && is_object_ref_v<std::remove_cvref_t<P>>) || ...)) throw_ref_to_ref_parameter();
+  }
+}
+
+// Remote(args...) of F: as many arguments as parameters (at compile time), and no ObjectRef
+// argument for a parameter declared ObjectRef<T> (std::invalid_argument, as a Ray cluster
+// refuses it; only Ray's local mode passes the ref).
+template <class F, class... Args>
+void check_arguments() {
+  check_argument_count<F, Args...>();
+  check_ref_arguments(static_cast<typename signature<F>::params*>(nullptr), static_cast<std::tuple<Args...>*>(nullptr));
+}
 
 // What Remote keeps of an argument for a parameter of type P until the call runs: a value of
-// the parameter's type (Ray converts arguments to it when it serializes them), the ref itself
-// for an ObjectRef parameter, or, for a task's ObjectRef argument to a plain parameter, the
-// lumen::ObjectRef that lumen waits for and passes as the value.
+// the parameter's type (Ray converts arguments to it when it serializes them), or, for a
+// task's ObjectRef argument, the lumen::ObjectRef that lumen waits for and passes as the
+// value. (check_arguments has refused ObjectRef arguments for ObjectRef parameters.)
 template <class P, bool ResolveByLumen, class A>
 auto stored_argument(A&& a) {
   using Param = std::remove_cvref_t<P>;
@@ -75,10 +104,13 @@ auto stored_argument(A&& a) {
 // The argument for a parameter of type P from what the call received: its own stored value
 // (an rvalue it may take) or an object's value in the table (const: other readers share it).
 // A non-const reference parameter gets an lvalue; one that would bind to a shared value gets
-// a copy instead, as a Ray worker's parameter is its own. A Bound lives until the call returns.
+// a copy instead, as a Ray worker's parameter is its own. An rvalue reference parameter takes
+// the stored value, or a copy of it when lumen passes it as an lvalue (a task that may run
+// again keeps its arguments). A Bound lives until the call returns.
 template <class P, class A,
-          bool Copy = std::is_const_v<std::remove_reference_t<A>> && std::is_reference_v<P> &&
-                      !std::is_const_v<std::remove_reference_t<P>>>
+          bool Copy = (std::is_const_v<std::remove_reference_t<A>> && std::is_reference_v<P> &&
+                       !std::is_const_v<std::remove_reference_t<P>>) ||
+                      (std::is_rvalue_reference_v<P> && std::is_lvalue_reference_v<A>)>
 class Bound {
  public:
   explicit Bound(A&& a) : a_(std::forward<A>(a)) {}
@@ -128,7 +160,12 @@ decltype(auto) invoke_bound(std::tuple<P...>*, F& f, A&&... a) {
 
 template <class... P, class M, class C, class... A>
 decltype(auto) invoke_method_bound(std::tuple<P...>*, M m, C& object, A&&... a) {
-  return std::invoke(m, object, Bound<P, decltype(resolved<P>(std::forward<A>(a)))>(resolved<P>(std::forward<A>(a))).get()...);
+  if constexpr (signature<M>::rvalue_object) {
+    return std::invoke(m, std::move(object),
+                       Bound<P, decltype(resolved<P>(std::forward<A>(a)))>(resolved<P>(std::forward<A>(a))).get()...);
+  } else {
+    return std::invoke(m, object, Bound<P, decltype(resolved<P>(std::forward<A>(a)))>(resolved<P>(std::forward<A>(a))).get()...);
+  }
 }
 
 // Turns the exception being handled into the RayTaskException a Ray worker reports for it.

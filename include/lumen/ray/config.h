@@ -33,6 +33,8 @@
 
 #include <boost/optional.hpp>
 
+#include "lumen/ray/runtime_env.h"
+
 namespace ray {
 
 enum class ActorLifetime {
@@ -60,10 +62,14 @@ class RayConfig {
   bool is_worker_ = false;
   // Named actors are looked up in this namespace. Empty: an anonymous namespace of this job.
   std::string ray_namespace = "";
+  // The job's environment: Init sets its "env_vars" in the process's environment (see
+  // runtime_env.h).
+  boost::optional<RuntimeEnv> runtime_env;
 };
 
 // Starts the runtime. No-op when it is running already. Throws RayException for a cluster
-// address, or while Shutdown is stopping the runtime.
+// address, or while Shutdown is stopping the runtime; RayRuntimeEnvException for a
+// runtime_env whose "env_vars" are not strings.
 void Init();
 void Init(RayConfig& config);
 // As Init(config); --ray_address=... and --ray_namespace=... in argv take precedence over
@@ -71,9 +77,15 @@ void Init(RayConfig& config);
 void Init(RayConfig& config, int argc, char** argv);
 bool IsInitialized();
 // Waits for every task and actor call already submitted, then stops the runtime. Named
-// actors end and placement groups are removed. Init may be called again afterwards. A no-op
-// when Ray is not initialized; throws RayException inside a task or actor method, which the
-// shutdown would wait for.
+// actors end and placement groups are removed; infeasible tasks (task_caller.h) fail with
+// RayException. Init may be called again afterwards. A no-op when Ray is not initialized;
+// throws RayException inside a task or actor method, which the shutdown would wait for.
+//
+// The wait is bounded (a Ray cluster's driver does not wait at all): after
+// LUMEN_RAY_SHUTDOWN_TIMEOUT seconds (environment variable; 30 unless set; 0 waits for
+// nothing) the work still queued or running is abandoned, with a warning in the log that
+// counts it. It finishes in the background, on the old runtime's threads, and no Get sees
+// its results; Init may start a new runtime meanwhile.
 void Shutdown();
 // The namespace of this job: RayConfig::ray_namespace, or the anonymous one made for it.
 std::string GetNamespace();

@@ -4,17 +4,25 @@
 //   std::shared_ptr<int> v = ray::Get(ref);                      // 100
 //   std::shared_ptr<int> w = ref.Get(50);                        // or RayTimeoutException
 //   ray::WaitResult<int> r = ray::Wait(refs, 2, 1000);           // r.ready, r.unready
+//   const std::string& id = ref.ID();                            // an id, as in Ray
+//   ray::ObjectRef<int> same(id);                                // the same object again
+//   std::vector<std::shared_ptr<int>> all = ray::Get<int>(ids);  // by ids
 //
-// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it): copying one is an
-// atomic increment, and an object lives while a ref to it does, as in Ray.
+// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it) and its id: copying one
+// is an atomic increment and a 15-byte copy, and an object lives while a ref to it does, as in
+// Ray. A ref made from an id (ObjectRef(id), Get<T>(ids), msgpack) finds the object while some
+// other ref keeps it alive; an id whose object is gone gives a ref that Get rejects with
+// RayException.
 //
 // What differs from Ray, and why:
 // - Get returns a std::shared_ptr to a copy of the value: Ray deserializes a fresh copy for
 //   each Get, and code may change what it got without touching the object. The copy is the one
 //   cost Ray code pays over lumen's zero-copy lumen::get(ref.native()), which returns a
-//   reference to the value in place.
-// - ID() is the hexadecimal text of lumen's 64-bit object id (Ray's are 28 bytes of binary),
-//   returned by value: a ref does not carry a string it would rarely need.
+//   reference to the value in place. Values are copied as C++ objects, never serialized: see
+//   docs/coming-from-ray.md ("Serialization").
+// - ID() is 15 characters: lumen's 64-bit object id and a tag of the value's type (Ray's are
+//   28 bytes of binary). ObjectRef<U>(id) of an object of another type throws RayException
+//   at once (Ray would fail to deserialize it at Get).
 // - Blocking: Get and Wait inside a task park the task's fiber and its worker runs other work.
 #pragma once
 
@@ -24,8 +32,11 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
+
+#include <msgpack.hpp>
 
 #include "lumen/object_ref.h"
 #include "lumen/ray/config.h"
@@ -54,16 +65,35 @@ decltype(auto) with_ray_exceptions(F&& f) {
 
 std::string object_id_text(std::uint64_t id);
 
-// `call` ("ray::Get", "ray::Wait") was given a default-constructed or moved-from ref.
-[[noreturn]] void throw_empty_ref(const char* call);
+// The text of an object's id: lumen's id in 13 base-32 digits, then 2 of a tag of `type`.
+std::string object_ref_id(std::uint64_t id, const std::type_info& type);
+// The slot of the live object named by `id`, with one more reference, or null when no object
+// with that id lives. Throws RayException when the id is malformed or names an object of
+// another type than `type`.
+lumen::detail::ObjectSlot* find_object(const std::string& id, const std::type_info& type);
+
+// `call` ("ray::Get", "ray::Wait") was given a default-constructed or moved-from ref, or one
+// made from the id `id` of an object that no longer lives.
+[[noreturn]] void throw_empty_ref(const char* call, const std::string& id);
 
 // The lumen ref behind a ray::ObjectRef that `call` reads: Ray must be initialized and the ref
 // must name an object.
 template <class T>
-const lumen::ObjectRef<T>& readable(const lumen::ObjectRef<T>& ref, const char* call) {
+const lumen::ObjectRef<T>& readable(const lumen::ObjectRef<T>& ref, const std::string& id, const char* call) {
   check_initialized();
-  if (!ref.valid()) throw_empty_ref(call);
+  if (!ref.valid()) throw_empty_ref(call, id);
   return ref;
+}
+
+template <class T>
+std::string id_of(const lumen::ObjectRef<T>& ref) {
+  return ref.valid() ? object_ref_id(ref.id().value, typeid(T)) : std::string();
+}
+
+template <class T>
+lumen::ObjectRef<T> ref_from_id(const std::string& id) {
+  if (id.empty()) return {};
+  return lumen::ObjectRef<T>::adopt(find_object(id, typeid(T)));
 }
 
 // A negative timeout waits without limit, as in Ray.
@@ -75,28 +105,30 @@ template <class T>
 class ObjectRef {
  public:
   ObjectRef() = default;
-  explicit ObjectRef(lumen::ObjectRef<T> ref) noexcept : ref_(std::move(ref)) {}
+  explicit ObjectRef(lumen::ObjectRef<T> ref) : ref_(std::move(ref)), id_(internal::id_of(ref_)) {}
+  // The object whose ID() is `id`, while another ref keeps it alive.
+  ObjectRef(const std::string& id) : ref_(internal::ref_from_id<T>(id)), id_(id) {}
 
   // Used by Ray to tell refs from other argument types.
   static bool IsObjectRef() { return true; }
 
-  bool operator==(const ObjectRef& other) const { return ref_ == other.ref_; }
+  bool operator==(const ObjectRef& other) const { return id_ == other.id_; }
 
-  // The object's id as text; empty for a default-constructed ref.
-  std::string ID() const { return ref_.valid() ? internal::object_id_text(ref_.id().value) : std::string(); }
+  // The object's id; empty for a default-constructed ref.
+  const std::string& ID() const { return id_; }
 
   // A copy of the value, once it is ready (made from a temporary ref, so that under a memory
   // limit the object stays free to leave memory afterwards). Throws RayTaskException when the
   // task that produces it threw, RayActorException when its actor had ended.
   std::shared_ptr<T> Get() const {
-    const auto& ref = internal::readable(ref_, "ray::Get");
+    const auto& ref = internal::readable(ref_, id_, "ray::Get");
     return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref))); });
   }
   // As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
   // milliseconds (a negative timeout waits without limit).
   std::shared_ptr<T> Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
-    const auto& ref = internal::readable(ref_, "ray::Get");
+    const auto& ref = internal::readable(ref_, id_, "ray::Get");
     return internal::with_ray_exceptions(
         [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), internal::timeout_of(timeout_ms))); });
   }
@@ -106,6 +138,7 @@ class ObjectRef {
 
  private:
   lumen::ObjectRef<T> ref_;
+  std::string id_;
 };
 
 // The result of a task that returns nothing: Get() waits for it and rethrows its error.
@@ -113,19 +146,20 @@ template <>
 class ObjectRef<void> {
  public:
   ObjectRef() = default;
-  explicit ObjectRef(lumen::ObjectRef<void> ref) noexcept : ref_(std::move(ref)) {}
+  explicit ObjectRef(lumen::ObjectRef<void> ref) : ref_(std::move(ref)), id_(internal::id_of(ref_)) {}
+  ObjectRef(const std::string& id) : ref_(internal::ref_from_id<void>(id)), id_(id) {}
 
   static bool IsObjectRef() { return true; }
-  bool operator==(const ObjectRef& other) const { return ref_ == other.ref_; }
-  std::string ID() const { return ref_.valid() ? internal::object_id_text(ref_.id().value) : std::string(); }
+  bool operator==(const ObjectRef& other) const { return id_ == other.id_; }
+  const std::string& ID() const { return id_; }
 
   void Get() const {
-    const auto& ref = internal::readable(ref_, "ray::Get");
+    const auto& ref = internal::readable(ref_, id_, "ray::Get");
     internal::with_ray_exceptions([&] { lumen::get(ref); });
   }
   void Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
-    const auto& ref = internal::readable(ref_, "ray::Get");
+    const auto& ref = internal::readable(ref_, id_, "ray::Get");
     internal::with_ray_exceptions([&] { lumen::get(ref, internal::timeout_of(timeout_ms)); });
   }
 
@@ -133,6 +167,7 @@ class ObjectRef<void> {
 
  private:
   lumen::ObjectRef<void> ref_;
+  std::string id_;
 };
 
 namespace internal {
@@ -184,13 +219,32 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, co
   std::vector<std::shared_ptr<T>> out;
   out.reserve(objects.size());
   for (const auto& r : objects) {
-    const auto& ref = internal::readable(r.native(), "ray::Get");
+    const auto& ref = internal::readable(r.native(), r.ID(), "ray::Get");
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     out.push_back(internal::with_ray_exceptions(
         [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), std::max(left, std::chrono::milliseconds(0)))); }));
   }
   return out;
 }
+
+// The values of the objects with these ids (ObjectRef::ID()), in order: ray::Get<int>(ids).
+template <class T>
+std::vector<std::shared_ptr<T>> Get(const std::vector<std::string>& ids) {
+  internal::check_initialized();
+  std::vector<ObjectRef<T>> refs(ids.begin(), ids.end());
+  return Get(refs);
+}
+
+namespace internal {
+// The ids of the refs, in order: what Get<T>(ids) takes.
+template <class T>
+std::vector<std::string> ObjectRefsToObjectIDs(const std::vector<ObjectRef<T>>& object_refs) {
+  std::vector<std::string> ids;
+  ids.reserve(object_refs.size());
+  for (const auto& r : object_refs) ids.push_back(r.ID());
+  return ids;
+}
+}  // namespace internal
 
 template <class T>
 class WaitResult {
@@ -216,7 +270,7 @@ WaitResult<T> Wait(const std::vector<ObjectRef<T>>& objects, int num_objects, in
   internal::check_wait_count(num_objects, objects.size());
   std::vector<lumen::ObjectRef<T>> natives;
   natives.reserve(objects.size());
-  for (const auto& r : objects) natives.push_back(internal::readable(r.native(), "ray::Wait"));
+  for (const auto& r : objects) natives.push_back(internal::readable(r.native(), r.ID(), "ray::Wait"));
   auto count = static_cast<std::size_t>(num_objects);
   lumen::WaitResult<T> split = internal::with_ray_exceptions([&] {
     return timeout_ms < 0 ? lumen::wait(natives, count) : lumen::wait(natives, count, internal::timeout_of(timeout_ms));
@@ -228,3 +282,33 @@ WaitResult<T> Wait(const std::vector<ObjectRef<T>>& objects, int num_objects, in
 }
 
 }  // namespace ray
+
+namespace ray::internal {
+// Types that travel through msgpack as their id (ID(), and a constructor from it), as Ray's refs
+// and actor handles do: a struct holding one can have MSGPACK_DEFINE.
+template <class T>
+struct travels_as_id : std::false_type {};
+template <class T>
+struct travels_as_id<ObjectRef<T>> : std::true_type {};
+}  // namespace ray::internal
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+namespace adaptor {
+template <class T>
+struct pack<T, std::enable_if_t<ray::internal::travels_as_id<T>::value>> {
+  template <class Stream>
+  packer<Stream>& operator()(packer<Stream>& out, const T& value) const {
+    return out.pack(value.ID());
+  }
+};
+template <class T>
+struct convert<T, std::enable_if_t<ray::internal::travels_as_id<T>::value>> {
+  const msgpack::object& operator()(const msgpack::object& in, T& value) const {
+    value = T(in.as<std::string>());
+    return in;
+  }
+};
+}  // namespace adaptor
+}
+}  // namespace msgpack

@@ -82,14 +82,18 @@ struct Overload {
   static constexpr auto of(R (*f)(Args...)) {
     return f;
   }
-  template <class R, class C>
-  static constexpr auto of(R (C::*f)(Args...)) {
-    return f;
+#define LUMEN_RAY_OVERLOAD_OF(qualifiers)                 \
+  template <class R, class C>                             \
+  static constexpr auto of(R (C::*f)(Args...) qualifiers) { \
+    return f;                                             \
   }
-  template <class R, class C>
-  static constexpr auto of(R (C::*f)(Args...) const) {
-    return f;
-  }
+  LUMEN_RAY_OVERLOAD_OF()
+  LUMEN_RAY_OVERLOAD_OF(const)
+  LUMEN_RAY_OVERLOAD_OF(&)
+  LUMEN_RAY_OVERLOAD_OF(const&)
+  LUMEN_RAY_OVERLOAD_OF(&&)
+  LUMEN_RAY_OVERLOAD_OF(const&&)
+#undef LUMEN_RAY_OVERLOAD_OF
 };
 
 }  // namespace ray::internal

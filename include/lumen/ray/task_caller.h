@@ -6,16 +6,23 @@
 //   ray::ObjectRef<int> b = ray::Task(Plus).SetResources({{"CPU", 2}}).Remote(a, 10);  // 13
 //
 // Arguments are copied, converted to the parameter's type, and kept until the task runs. An
-// ObjectRef<T> argument makes the task wait for that object and passes its value, unless the
-// parameter is an ObjectRef itself; a task whose argument failed fails with the same error
-// without running. `T&` parameters get the task's own copy, as on a Ray worker.
+// ObjectRef<T> argument makes the task wait for that object and passes its value. As on a Ray
+// cluster, an ObjectRef argument for a parameter declared ObjectRef<T> throws
+// std::invalid_argument at Remote (only Ray's local mode accepts it): pass refs inside a
+// container or a struct instead, or take the value. A task whose argument failed fails with the
+// same error without running. `T&` and `T&&` parameters get the task's own copy, as on a Ray
+// worker.
 //
 // Resources: a task runs once it holds what SetResources asks for (checked as Ray checks it:
 // positive values, whole numbers above 1), and holds it while it runs, so SetResources({{"CPU",
 // 2}}) limits how many such tasks run at once to the runtime's CPUs / 2. Tasks that ask for
 // nothing claim nothing (Ray charges every task 1 CPU; here a task that asks for nothing needs
-// no bookkeeping, and the workers bound how many run). A resource the runtime does not have,
-// or more of one than it has, throws RayException (Ray would leave the task pending forever).
+// no bookkeeping, and the workers bound how many run). The node has "CPU" (its hardware
+// threads), "memory" and "object_store_memory" (bytes, sized from the machine as Ray sizes
+// them; see config.h). A task that asks for more than the node (or its placement group
+// bundle) has, or for a resource it lacks, is infeasible: as in Ray it stays pending, with a
+// warning in the log, so a Get with a timeout times out; ray::Shutdown fails it with
+// RayException.
 //
 // Cost: the registered name is looked up once per thread and function type; without options
 // a task is a plain lumen task (one allocation, one object slot), with options one more
@@ -32,6 +39,7 @@
 #include "lumen/ray/object_ref.h"
 #include "lumen/ray/placement_group.h"
 #include "lumen/ray/remote.h"
+#include "lumen/ray/runtime_env.h"
 #include "lumen/task.h"
 
 namespace ray {
@@ -39,10 +47,17 @@ namespace ray {
 namespace internal {
 
 // lumen's resource claims for Ray's: validated as Ray validates them, in lumen's units, and,
-// for a task placed in a group, drawn from the group's bundle. Throws RayException, in Ray's
-// units, for a claim that the node (or the bundle) could never grant.
-std::vector<std::pair<std::string, double>> lumen_resources(const std::unordered_map<std::string, double>& resources,
-                                                            const PlacementGroup& group, int bundle_index);
+// for a task placed in a group, drawn from the group's bundle. Throws RayException for values
+// Ray refuses. A claim that the node (or the bundle) could never grant leaves `claims` empty
+// and says why in `infeasible`, in Ray's units.
+struct ResourceClaims {
+  std::vector<std::pair<std::string, double>> claims;
+  std::string infeasible;
+};
+ResourceClaims lumen_resources(const std::unordered_map<std::string, double>& resources, const PlacementGroup& group,
+                               int bundle_index);
+// The result of an infeasible task `name`: pending until ray::Shutdown fails it. Logs a warning.
+lumen::detail::ObjectSlot* infeasible_result(const std::string& name, const std::string& why);
 // Throws RayException when a value is not what Ray accepts.
 void check_resources(const std::unordered_map<std::string, double>& resources);
 
@@ -66,11 +81,19 @@ class ResourceOptions {
     has_options_ = true;
     return static_cast<Derived&>(*this);
   }
+  // Checked (RayRuntimeEnvException for bad "env_vars") and recorded; see runtime_env.h for
+  // what applies in one process.
+  Derived& SetRuntimeEnv(const RuntimeEnv& runtime_env) {
+    check_runtime_env(runtime_env);
+    runtime_env_ = runtime_env;
+    return static_cast<Derived&>(*this);
+  }
 
  protected:
   std::unordered_map<std::string, double> resources_;
   PlacementGroup group_;
   int bundle_index_ = -1;
+  RuntimeEnv runtime_env_;
   bool has_options_ = false;  // anything set: the task needs lumen's options
 };
 
@@ -90,7 +113,7 @@ class TaskCaller : public ResourceOptions<TaskCaller<F>> {
   // Throws RayException when Ray is not initialized or an option is not what Ray accepts.
   template <class... Args>
   ObjectRef<Result> Remote(Args&&... args) {
-    check_argument_count<F, Args...>();
+    check_arguments<F, Args...>();
     check_initialized();
     return submit(static_cast<typename signature<F>::params*>(nullptr), std::forward<Args>(args)...);
   }
@@ -99,11 +122,20 @@ class TaskCaller : public ResourceOptions<TaskCaller<F>> {
   template <class... P, class... Args>
   ObjectRef<Result> submit(std::tuple<P...>*, Args&&... args) {
     TaskInvoker<F> invoker{f_, name_};
+    if (!this->has_options_) {
+      return ObjectRef<Result>(
+          with_ray_exceptions([&] { return lumen::submit(invoker, stored_argument<P, true>(std::forward<Args>(args))...); }));
+    }
+    ResourceClaims resources = lumen_resources(this->resources_, this->group_, this->bundle_index_);
+    if (!resources.infeasible.empty()) {
+      (stored_argument<P, true>(std::forward<Args>(args)), ...);  // the arguments are checked all the same
+      return ObjectRef<Result>(lumen::ObjectRef<Result>::adopt(
+          infeasible_result(task_name_.empty() ? *name_ : task_name_, resources.infeasible)));
+    }
     return ObjectRef<Result>(with_ray_exceptions([&] {
-      if (!this->has_options_) return lumen::submit(invoker, stored_argument<P, true>(std::forward<Args>(args))...);
       return lumen::task(invoker)
           .name(task_name_)
-          .resources(lumen_resources(this->resources_, this->group_, this->bundle_index_))
+          .resources(std::move(resources.claims))
           .submit(stored_argument<P, true>(std::forward<Args>(args))...);
     }));
   }
