@@ -470,7 +470,9 @@ TEST_CASE("resources: checked as Ray checks them, and held while tasks run") {
   CHECK_THROWS_AS(ray::Task(Return1).SetResources({{"", 1}}).Remote(), ray::internal::RayException);
   CHECK_THROWS_AS(ray::Task(Return1).SetResource("CPU", 1.5).Remote(), ray::internal::RayException);
   // Infeasible: pending, as in Ray (a Get with a timeout times out).
-  CHECK_THROWS_AS(ray::Task(Return1).SetResource("GPU", 1).Remote().Get(20), ray::internal::RayTimeoutException);
+  ray::ObjectRef<int> infeasible;
+  logged_by([&] { infeasible = ray::Task(Return1).SetResource("GPU", 1).Remote(); });
+  CHECK_THROWS_AS(infeasible.Get(20), ray::internal::RayTimeoutException);
   CHECK_THROWS_AS(ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", -1}}).Remote(0), ray::internal::RayException);
   CHECK(*ray::Get(ray::Task(Return1).SetResource("CPU", 0.5).SetName("half").Remote()) == 1);
 
@@ -689,5 +691,63 @@ TEST_CASE("error texts name actors as their users did and resources in Ray's uni
         "Get timed out: some object(s) not ready.");
   g_promise->set_value(1);
   ray::Get(pending);
+  ray::Shutdown();
+}
+
+TEST_CASE("an actor holds its resources from its construction until it ends") {
+  RayRuntime rt;
+  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  // Every CPU of the node, held by the actor once it is built (its first call has run).
+  auto holder = ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", cpus}}).Remote(0);
+  REQUIRE(*holder.Task(&Counter::Get).Remote().Get() == 0);
+  // A task that needs one CPU cannot run while the actor lives...
+  auto waiting = ray::Task(Return1).SetResource("CPU", 1).Remote();
+  CHECK_THROWS_AS(waiting.Get(50), ray::internal::RayTimeoutException);
+  // ...and runs once it has ended.
+  holder.Kill();
+  CHECK(*waiting.Get() == 1);
+
+  // An actor that asks for nothing holds nothing.
+  auto free_actor = ray::Actor(Counter::FactoryCreate).Remote(1);
+  REQUIRE(*free_actor.Task(&Counter::Get).Remote().Get() == 1);
+  CHECK(*ray::Task(Return1).SetResource("CPU", cpus).Remote().Get() == 1);
+}
+
+TEST_CASE("an actor waits for resources other actors hold, and Shutdown lets go of them") {
+  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  ray::ObjectRef<int> second_call;
+  ray::ObjectRef<int> task_needing_cpu;
+  {
+    RayRuntime rt;
+    auto first = ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", cpus}}).Remote(1);
+    REQUIRE(*first.Task(&Counter::Get).Remote().Get() == 1);
+    // The second actor's factory waits for the CPUs the first holds; its calls queue meanwhile.
+    auto second = ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", 1}}).Remote(2);
+    second_call = second.Task(&Counter::Get).Remote();
+    CHECK_THROWS_AS(second_call.Get(50), ray::internal::RayTimeoutException);
+    // Shutdown neither hangs on the waiting actor nor on a task that needs the held CPUs.
+    task_needing_cpu = ray::Task(Return1).SetResource("CPU", cpus).Remote();
+  }
+  ray::Init();
+  CHECK(*task_needing_cpu.Get() == 1);
+  CHECK_THROWS_AS(second_call.Get(), ray::internal::RayActorException);
+  ray::Shutdown();
+}
+
+TEST_CASE("an actor that asks for more than the node has stays pending until Shutdown") {
+  ray::ObjectRef<int> call;
+  {
+    RayRuntime rt;
+    std::string log = logged_by([&] {
+      auto gpu_actor = ray::Actor(Counter::FactoryCreate).SetResources({{"GPU", 1}}).Remote(0);
+      call = gpu_actor.Task(&Counter::Add).Remote(1);
+    });
+    CHECK(log.find("The actor Counter::FactoryCreate cannot be scheduled: it requires {GPU: 1}, but this node has no GPU") !=
+          std::string::npos);
+    CHECK_THROWS_AS(call.Get(50), ray::internal::RayTimeoutException);
+  }
+  ray::Init();
+  CHECK(message_of<ray::internal::RayActorException>([&] { call.Get(); }).find("was never scheduled") !=
+        std::string::npos);
   ray::Shutdown();
 }

@@ -848,6 +848,146 @@ lumen::detail::ObjectSlot* infeasible_result(const std::string& name, const std:
   return s;
 }
 
+// ---- what actors hold --------------------------------------------------------------------
+
+// A claim on the runtime's resources for an actor's life. Its Task part is what the scheduler
+// spawns once a claim it queued is granted. The state moves idle -> waiting -> held -> idle
+// (per construction: a restart claims again), or to abandoned when Shutdown begins.
+struct ActorResources : lumen::detail::Task {
+  enum class State { idle, waiting, held, abandoned };
+
+  lumen::detail::Scheduler* scheduler = nullptr;
+  std::vector<lumen::detail::ResourceDemand> demands;
+  std::string description;  // "The actor Counter::FactoryCreate"
+  std::string infeasible;   // why it can never be granted; empty when it can
+  std::mutex mutex;
+  State state = State::idle;
+  lumen::detail::ObjectSlot* granted = nullptr;  // while waiting: resolved when granted
+};
+
+namespace {
+
+// Every claim made since Init, kept until the runtime has stopped: the scheduler may hold a
+// queued claim's Task until then.
+struct ActorClaims {
+  std::mutex mutex;
+  std::vector<std::shared_ptr<ActorResources>> claims;
+};
+
+ActorClaims& actor_claims() {
+  static auto* claims = new ActorClaims;  // never destroyed, as the runtime state
+  return *claims;
+}
+
+void claim_granted(lumen::detail::Task* t) noexcept {
+  auto& r = *static_cast<ActorResources*>(t);
+  lumen::detail::ObjectSlot* granted = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (r.state != ActorResources::State::waiting) {
+      // Shutdown gave up on it meanwhile: the grant goes back.
+      lumen::detail::release_resources(*r.scheduler, r.demands.data(), r.demands.size());
+      return;
+    }
+    r.state = ActorResources::State::held;
+    granted = std::exchange(r.granted, nullptr);
+  }
+  auto& table = lumen::detail::ObjectTable::instance();
+  table.resolve(granted, lumen::detail::ObjectState::ready);
+  table.release(granted);
+}
+
+// At Shutdown: actors let go of what they hold (the tasks Shutdown waits for may need it), and
+// actors still waiting for resources fail.
+void abandon_actor_claims() {
+  std::vector<std::shared_ptr<ActorResources>> claims;
+  {
+    ActorClaims& c = actor_claims();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    claims = c.claims;
+  }
+  auto& table = lumen::detail::ObjectTable::instance();
+  for (const auto& r : claims) {
+    lumen::detail::ObjectSlot* waiting = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(r->mutex);
+      if (r->state == ActorResources::State::held)
+        lumen::detail::release_resources(*r->scheduler, r->demands.data(), r->demands.size());
+      if (r->state == ActorResources::State::waiting) waiting = std::exchange(r->granted, nullptr);
+      r->state = ActorResources::State::abandoned;
+    }
+    if (waiting == nullptr) continue;
+    table.fail(waiting, lumen::detail::make_failure(std::make_exception_ptr(RayActorException(
+                                                        r->description + " was never scheduled: ray::Shutdown() "
+                                                                         "ended the job while it waited for resources")),
+                                                    {}));
+    table.release(waiting);
+  }
+}
+
+// After the runtime has stopped: no scheduler holds the claims any more.
+void forget_actor_claims() {
+  ActorClaims& c = actor_claims();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.claims.clear();
+}
+
+}  // namespace
+
+std::shared_ptr<ActorResources> actor_resources(const std::unordered_map<std::string, double>& resources,
+                                                const PlacementGroup& group, int bundle_index,
+                                                const std::string& factory_name) {
+  check_resources(resources);
+  if (!group.Empty() && resources.empty()) {
+    lumen_resources(resources, group, bundle_index);  // checks the group and the index
+    return nullptr;
+  }
+  if (resources.empty()) return nullptr;
+  ResourceClaims claims = lumen_resources(resources, group, bundle_index);
+  lumen::detail::Scheduler& sched = ray_scheduler();
+  auto r = std::make_shared<ActorResources>();
+  r->run = &claim_granted;
+  r->scheduler = &sched;
+  r->description = "The actor " + factory_name;
+  r->infeasible = claims.infeasible;
+  for (const auto& [name, amount] : claims.claims) r->demands.push_back(lumen::detail::resource_demand(sched, name, amount));
+  {
+    ActorClaims& c = actor_claims();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.claims.push_back(r);
+  }
+  if (!r->infeasible.empty())
+    RAYLOG(WARNING) << r->description << " cannot be scheduled: " << r->infeasible
+                    << ". It stays pending, as on a Ray cluster without such a node, until ray::Shutdown()";
+  return r;
+}
+
+void hold(ActorResources& r) {
+  auto& table = lumen::detail::ObjectTable::instance();
+  lumen::detail::ObjectSlot* granted = table.allocate(2);  // one reference here, one for the granter
+  auto wait_for_it = lumen::ObjectRef<void>::adopt(granted);
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (r.state == ActorResources::State::abandoned) {
+      table.release(granted);
+      throw RayActorException(r.description + " was never scheduled: ray::Shutdown() ended the job");
+    }
+    r.state = ActorResources::State::waiting;
+    r.granted = granted;
+  }
+  if (r.infeasible.empty() && lumen::detail::acquire_resources(*r.scheduler, &r, r.demands.data(), r.demands.size())) {
+    claim_granted(&r);
+  }
+  with_ray_exceptions([&] { lumen::get(wait_for_it); });
+}
+
+void let_go(ActorResources& r) noexcept {
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (r.state != ActorResources::State::held) return;
+  lumen::detail::release_resources(*r.scheduler, r.demands.data(), r.demands.size());
+  r.state = ActorResources::State::idle;
+}
+
 }  // namespace internal
 
 // ---- the rest of the runtime --------------------------------------------------------------
@@ -872,10 +1012,10 @@ std::chrono::milliseconds shutdown_timeout() {
 }
 
 // Stops the runtime once its submitted tasks and actor calls are done, waiting at most
-// shutdown_timeout(). Past it, the work still running is abandoned: the runtime ends on a
-// thread of its own once that work returns (a task's thread cannot be taken from it), and the
-// log says what was left.
-void stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
+// shutdown_timeout(); true when it has stopped. Past the wait, the work still running is
+// abandoned: the runtime ends on a thread of its own once that work returns (a task's thread
+// cannot be taken from it), and the log says what was left.
+bool stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
   const auto deadline = std::chrono::steady_clock::now() + shutdown_timeout();
   lumen::Stats left = runtime->stats();
   while (left.tasks_pending + left.actor_calls_queued > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -884,7 +1024,7 @@ void stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
   }
   if (left.tasks_pending + left.actor_calls_queued == 0) {
     runtime.reset();  // only the actors' ends are left
-    return;
+    return true;
   }
   RAYLOG(WARNING) << "ray::Shutdown() stopped waiting after " << shutdown_timeout().count() / 1000.0 << " s: "
                   << left.tasks_pending << " task(s) and " << left.actor_calls_queued
@@ -896,6 +1036,7 @@ void stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
   } catch (const std::system_error&) {
     (void)runtime.release();  // no thread to end it on: it is left running, which is what abandoning means
   }
+  return false;
 }
 
 }  // namespace
@@ -915,7 +1056,8 @@ void Shutdown() {
     runtime = std::move(s.runtime);
   }
   internal::fail_infeasible_tasks();  // no one waits for them: a task waiting on one gets its error
-  stop_within_bound(std::move(runtime));
+  internal::abandon_actor_claims();
+  if (stop_within_bound(std::move(runtime))) internal::forget_actor_claims();
   std::map<std::string, std::shared_ptr<internal::PlacementGroupRecord>> removed;
   {
     Groups& g = groups();

@@ -23,12 +23,18 @@
 // after Kill(false) or ExitActor(), up to n times (-1: always); calls pending then fail, as
 // with Ray's default max_task_retries of 0.
 //
+// Resources, as in Ray: an actor created with SetResources holds them (from the node, or from
+// its placement group bundle) from before its factory runs until it ends, so tasks that claim
+// the same resources wait for them meanwhile; one that asks for nothing holds nothing. When
+// they are taken, the factory waits; when the node (or bundle) could never grant them, the
+// actor is infeasible: a warning is logged and it stays pending, its calls queued, until
+// ray::Shutdown fails it (RayActorException). Shutdown first lets go of what actors hold, so
+// the tasks it waits for get their resources. An actor's calls claim nothing more.
+//
 // What differs from Ray, and why:
 // - An actor lives while a handle to it exists; a named actor until it is killed or Shutdown,
 //   whatever its lifetime (a detached actor in Ray outlives its job, which cannot happen in one
 //   process; a named non-detached one ends with its last handle in Ray).
-// - SetResources and SetPlacementGroup are checked as Ray checks them but not held: an actor
-//   is not a process that sits on a CPU, and its calls run on the shared workers.
 // - Names are unique per namespace; lumen::get_actor sees a Ray actor's name with its
 //   namespace in front, so use ray::GetActor for Ray actors.
 #pragma once
@@ -55,13 +61,29 @@ namespace ray {
 
 namespace internal {
 
-// The lumen actor behind a Ray actor: it owns the object the factory made.
+// The resources a Ray actor holds while its object lives (SetResources), as in Ray. Opaque:
+// lib/ray/ray.cpp keeps them.
+struct ActorResources;
+// What an actor made by `factory_name` with these options will hold: null when it asks for
+// nothing. Throws RayException for values Ray refuses or a group it cannot use. An actor
+// that asks for more than the node (or its bundle) has is infeasible: a warning is logged, and
+// it waits, as in Ray, until Shutdown fails it.
+std::shared_ptr<ActorResources> actor_resources(const std::unordered_map<std::string, double>& resources,
+                                                const PlacementGroup& group, int bundle_index,
+                                                const std::string& factory_name);
+// Waits (parking the constructing task) until the resources are granted. Throws
+// RayActorException when ray::Shutdown comes first.
+void hold(ActorResources& resources);
+void let_go(ActorResources& resources) noexcept;
+
+// The lumen actor behind a Ray actor: it owns the object the factory made, and the resources
+// the actor holds from before the factory runs until after the object is destroyed.
 template <class C>
 class ActorInstance {
  public:
   template <class F, class... A>
-  ActorInstance(const std::string* factory_name, F factory, A&&... args)
-      : object_(run_remote(*factory_name, [&] {
+  ActorInstance(std::shared_ptr<ActorResources> resources, const std::string* factory_name, F factory, A&&... args)
+      : held_(std::move(resources)), object_(run_remote(*factory_name, [&] {
           return invoke_bound(static_cast<typename signature<F>::params*>(nullptr), factory, std::forward<A>(args)...);
         })) {
     if (object_ == nullptr) throw RayException("The factory " + *factory_name + " returned a null actor");
@@ -70,6 +92,22 @@ class ActorInstance {
   C& object() noexcept { return *object_; }
 
  private:
+  class Held {
+   public:
+    explicit Held(std::shared_ptr<ActorResources> r) : r_(std::move(r)) {
+      if (r_ != nullptr) hold(*r_);
+    }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+    ~Held() {
+      if (r_ != nullptr) let_go(*r_);
+    }
+
+   private:
+    std::shared_ptr<ActorResources> r_;
+  };
+
+  Held held_;
   std::unique_ptr<C> object_;
 };
 
@@ -258,14 +296,14 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
     check_arguments<F, Args...>();
     check_initialized();
     check_actor_options(options_);
-    check_resources(this->resources_);
-    if (!this->group_.Empty()) lumen_resources(this->resources_, this->group_, this->bundle_index_);
-    return create(static_cast<typename signature<F>::params*>(nullptr), std::forward<Args>(args)...);
+    return create(static_cast<typename signature<F>::params*>(nullptr),
+                  actor_resources(this->resources_, this->group_, this->bundle_index_, *factory_name_),
+                  std::forward<Args>(args)...);
   }
 
  private:
   template <class... P, class... Args>
-  ActorHandle<C> create(std::tuple<P...>*, Args&&... args) {
+  ActorHandle<C> create(std::tuple<P...>*, std::shared_ptr<ActorResources> resources, Args&&... args) {
     if constexpr (!(std::is_copy_constructible_v<decltype(stored_argument<P, false>(std::declval<Args>()))> && ...)) {
       if (options_.max_restarts != 0)
         throw RayException("SetMaxRestarts needs factory arguments that can be copied: a restart calls the factory "
@@ -274,7 +312,7 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
     lumen::ActorOptions options = options_;
     if (!name_.empty()) options.name = qualified_actor_name(namespace_, name_);
     return ActorHandle<C>(with_ray_exceptions([&] {
-      return lumen::actor<ActorInstance<C>>(std::move(options), factory_name_, factory_,
+      return lumen::actor<ActorInstance<C>>(std::move(options), std::move(resources), factory_name_, factory_,
                                             stored_argument<P, false>(std::forward<Args>(args))...);
     }));
   }
