@@ -751,3 +751,24 @@ TEST_CASE("an actor that asks for more than the node has stays pending until Shu
         std::string::npos);
   ray::Shutdown();
 }
+
+TEST_CASE("RayConfig::head_args give the node the resources `ray start --head` would") {
+  ray::RayConfig config;
+  config.head_args = {"--num-cpus", "3", "--resources", R"({"resource1": 1, "resource2": 2})", "--num-gpus=1",
+                      "--port=6379"};
+  ray::Init(config);
+  CHECK(*ray::Task(Return1).SetResources({{"resource1", 1}, {"GPU", 1}, {"CPU", 3}}).Remote().Get() == 1);
+  ray::ObjectRef<int> too_much;
+  std::string log = logged_by([&] { too_much = ray::Task(Return1).SetResource("resource2", 3).Remote(); });
+  CHECK(log.find("it requires {resource2: 3}, but this node has {resource2: 2}") != std::string::npos);
+  CHECK_THROWS_AS(too_much.Get(20), ray::internal::RayTimeoutException);
+  ray::Shutdown();
+
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--num-cpus", "many"}, {"--num-cpus=-1"}, {"--resources", "[1]"}, {"--resources", R"({"r": "x"})"},
+           {"--resources", R"({"r": 1e12})"}}) {
+    config.head_args = bad;
+    CHECK_THROWS_AS(ray::Init(config), ray::internal::RayException);
+    CHECK_FALSE(ray::IsInitialized());
+  }
+}

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -253,7 +254,6 @@ std::optional<std::uint64_t> read_base32(std::string_view text) {
   return value;
 }
 
-std::uint64_t type_tag(const std::type_info& type) { return type.hash_code() & ((1u << (5 * kTagDigits)) - 1); }
 
 // lumen's id in an id text of `length` characters ("ObjectRef", "ActorHandle" name the kind).
 std::uint64_t parse_id(const std::string& id, std::size_t length, const char* kind) {
@@ -266,10 +266,14 @@ std::uint64_t parse_id(const std::string& id, std::size_t length, const char* ki
 
 }  // namespace
 
-std::string object_ref_id(std::uint64_t id, const std::type_info& type) {
+std::uint32_t type_tag(const std::type_info& type) noexcept {
+  return static_cast<std::uint32_t>(type.hash_code() & ((1u << (5 * kTagDigits)) - 1));
+}
+
+std::string object_ref_id(std::uint64_t id, std::uint32_t tag) {
   std::string text(kIdDigits + kTagDigits, '0');
   write_base32(text.data(), kIdDigits, id);
-  write_base32(text.data() + kIdDigits, kTagDigits, type_tag(type));
+  write_base32(text.data() + kIdDigits, kTagDigits, tag);
   return text;
 }
 
@@ -391,6 +395,33 @@ double node_memory() {
   return bytes;
 }
 
+// The shortest text that reads back as `amount`, as a user would write it: 2, 0.5, 1e9.
+std::string amount_text(double amount) {
+  char text[32];
+  auto [end, error] = std::to_chars(text, text + sizeof text, amount);
+  std::string out(text, error == std::errc() ? end : text);
+  // to_chars writes exponents as e+09 and e-05.
+  std::size_t e = out.find('e');
+  if (e != std::string::npos) {
+    std::size_t digits = out.find_first_not_of("+-0", e + 1);
+    std::string sign = out[e + 1] == '-' ? "-" : "";
+    out = out.substr(0, e + 1) + sign + (digits == std::string::npos ? std::string("0") : out.substr(digits));
+  }
+  return out;
+}
+
+// `amount` of `resource` in lumen's units; memory rounds up to whole MiB.
+std::uint64_t units(const std::string& resource, double amount) {
+  if (is_memory(resource)) return static_cast<std::uint64_t>(std::ceil(amount / kBytesPerMemoryUnit));
+  return static_cast<std::uint64_t>(std::llround(amount * kUnitsPerResource));
+}
+
+// True when `amount` is more than `held` (both in Ray's units) in lumen's units. Amounts far
+// above `held` never reach units(), which they would overflow.
+bool exceeds(const std::string& resource, double amount, double held) {
+  return amount > held + 1 || units(resource, amount) > units(resource, held);
+}
+
 struct RuntimeState {
   std::mutex mutex;
   std::unique_ptr<lumen::Runtime> runtime;         // moved out by Shutdown while it stops it
@@ -399,6 +430,7 @@ struct RuntimeState {
   std::atomic<bool> initialized{false};            // from Init until Shutdown starts
   std::atomic<bool> running{false};                // from Init until Shutdown has stopped the runtime
   std::string ray_namespace;
+  std::map<std::string, double> node;  // the node's resources, in Ray's units
 };
 
 RuntimeState& state() {
@@ -415,7 +447,69 @@ std::string argument_value(int argc, char** argv, std::string_view flag) {
   return {};
 }
 
-void start(const std::string& address, std::string ray_namespace, const RuntimeEnv* job_env) {
+// The number `text` given for head argument `flag`; RayException unless it is one, at least 0.
+double head_number(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value >= 0) || std::isinf(value))
+    throw internal::RayException("RayConfig::head_args: " + flag + " needs a number of at least 0, not '" + text + "'");
+  return value;
+}
+
+// The node's resources, in Ray's units, as `ray start --head` with these arguments would give
+// them: --num-cpus, --num-gpus, --memory, --object-store-memory and --resources (a JSON object)
+// change the machine's defaults; other arguments mean nothing to one process and are ignored.
+std::map<std::string, double> node_resources(const std::vector<std::string>& head_args) {
+  std::map<std::string, double> node{
+      {"CPU", node_cpus()}, {"memory", node_memory()}, {"object_store_memory", node_object_store_memory()}};
+  for (std::size_t i = 0; i < head_args.size(); ++i) {
+    std::string flag = head_args[i];
+    std::string value;
+    if (std::size_t eq = flag.find('='); eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+    } else if (flag.rfind("--", 0) == 0 && i + 1 < head_args.size()) {
+      value = head_args[i + 1];
+    }
+    bool taken = true;
+    if (flag == "--num-cpus") {
+      node["CPU"] = head_number(flag, value);
+    } else if (flag == "--num-gpus") {
+      node["GPU"] = head_number(flag, value);
+    } else if (flag == "--memory") {
+      node["memory"] = head_number(flag, value);
+    } else if (flag == "--object-store-memory") {
+      node["object_store_memory"] = head_number(flag, value);
+    } else if (flag == "--resources") {
+      nlohmann::json custom;
+      try {
+        custom = nlohmann::json::parse(value);
+      } catch (const std::exception&) {
+        custom = nullptr;
+      }
+      if (!custom.is_object())
+        throw internal::RayException("RayConfig::head_args: --resources needs a JSON object of numbers, not '" + value + "'");
+      for (const auto& [name, amount] : custom.items()) {
+        if (!amount.is_number()) throw internal::RayException("RayConfig::head_args: --resources: " + name + " is not a number");
+        node[name] = head_number("--resources", std::to_string(amount.get<double>()));
+      }
+    } else {
+      taken = false;
+    }
+    if (taken && head_args[i].find('=') == std::string::npos) ++i;  // the value was the next argument
+  }
+  for (const auto& [name, amount] : node) {
+    if (units(name, amount) > std::numeric_limits<std::uint32_t>::max())
+      throw internal::RayException("RayConfig::head_args: the node cannot have " + amount_text(amount) + " " + name +
+                                   ": lumen counts at most " + amount_text(std::numeric_limits<std::uint32_t>::max() /
+                                                                           (is_memory(name) ? 1.0 / kBytesPerMemoryUnit
+                                                                                            : kUnitsPerResource)));
+  }
+  return node;
+}
+
+void start(const std::string& address, std::string ray_namespace, const RuntimeEnv* job_env,
+           const std::vector<std::string>& head_args) {
   std::string cluster = address;
   if (cluster.empty()) {
     if (const char* env = std::getenv("RAY_ADDRESS")) cluster = env;
@@ -432,15 +526,15 @@ void start(const std::string& address, std::string ray_namespace, const RuntimeE
     throw internal::RayException("ray::Init() was called while ray::Shutdown() was stopping Ray: call it once Shutdown "
                                  "has returned");
   if (s.runtime != nullptr) return;
+  std::map<std::string, double> node = node_resources(head_args);
   // Before the workers start, so that no task reads the environment while it changes.
   if (job_env != nullptr) internal::apply_env_vars(*job_env);
   // Ray code blocks its threads freely; Ray's local mode gives it 10 threads (config.h).
   lumen::Config config;
   config.workers = std::max(10u, node_cpus());
-  config.resources = {{"CPU", node_cpus() * kUnitsPerResource},
-                      {"memory", node_memory() / kBytesPerMemoryUnit},
-                      {"object_store_memory", node_object_store_memory() / kBytesPerMemoryUnit}};
+  for (const auto& [name, amount] : node) config.resources.emplace_back(name, static_cast<double>(units(name, amount)));
   s.runtime = std::make_unique<lumen::Runtime>(config);
+  s.node = std::move(node);
   s.scheduler = &s.runtime->scheduler();
   if (ray_namespace.empty()) {
     static std::uint64_t jobs = 0;  // under s.mutex
@@ -468,7 +562,7 @@ void Init() {
 
 void Init(RayConfig& config) {
   if (config.runtime_env) internal::check_runtime_env(*config.runtime_env);
-  start(config.address, config.ray_namespace, config.runtime_env.get_ptr());
+  start(config.address, config.ray_namespace, config.runtime_env.get_ptr(), config.head_args);
 }
 
 void Init(RayConfig& config, int argc, char** argv) {
@@ -476,7 +570,7 @@ void Init(RayConfig& config, int argc, char** argv) {
   std::string address = argument_value(argc, argv, "ray_address");
   std::string ray_namespace = argument_value(argc, argv, "ray_namespace");
   start(address.empty() ? config.address : address, ray_namespace.empty() ? config.ray_namespace : ray_namespace,
-        config.runtime_env.get_ptr());
+        config.runtime_env.get_ptr(), config.head_args);
 }
 
 bool IsInitialized() { return state().initialized.load(std::memory_order_acquire); }
@@ -523,24 +617,13 @@ std::string bundle_resource(const std::string& resource, int bundle_index, const
   return resource + "_group_" + std::to_string(bundle_index) + "_" + group_id;
 }
 
-// `amount` of `resource` in lumen's units; memory rounds up to whole MiB.
-std::uint64_t units(const std::string& resource, double amount) {
-  if (is_memory(resource)) return static_cast<std::uint64_t>(std::ceil(amount / kBytesPerMemoryUnit));
-  return static_cast<std::uint64_t>(std::llround(amount * kUnitsPerResource));
-}
-
-// True when `amount` is more than `held` (both in Ray's units) in lumen's units. Amounts far
-// above `held` never reach units(), which they would overflow.
-bool exceeds(const std::string& resource, double amount, double held) {
-  return amount > held + 1 || units(resource, amount) > units(resource, held);
-}
-
 // How much of `resource` the node has, in Ray's units; none for a resource it lacks.
 std::optional<double> node_capacity(const std::string& resource) {
-  if (resource == "CPU") return node_cpus();
-  if (resource == "memory") return node_memory();
-  if (resource == "object_store_memory") return node_object_store_memory();
-  return std::nullopt;
+  RuntimeState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.node.find(resource);
+  if (it == s.node.end()) return std::nullopt;
+  return it->second;
 }
 
 // The claim was granted: the bundles become resources of their own. Runs under the mutex of r.
@@ -692,21 +775,6 @@ bool PlacementGroup::Wait(int timeout_seconds) {
 // ---- resources ----------------------------------------------------------------------------
 
 namespace {
-
-// The shortest text that reads back as `amount`, as a user would write it: 2, 0.5, 1e9.
-std::string amount_text(double amount) {
-  char text[32];
-  auto [end, error] = std::to_chars(text, text + sizeof text, amount);
-  std::string out(text, error == std::errc() ? end : text);
-  // to_chars writes exponents as e+09 and e-05.
-  std::size_t e = out.find('e');
-  if (e != std::string::npos) {
-    std::size_t digits = out.find_first_not_of("+-0", e + 1);
-    std::string sign = out[e + 1] == '-' ? "-" : "";
-    out = out.substr(0, e + 1) + sign + (digits == std::string::npos ? std::string("0") : out.substr(digits));
-  }
-  return out;
-}
 
 // "Specified resource: CPU = 1.5.", as Ray's checks end.
 std::string specified(const std::string& name, double value) {

@@ -168,7 +168,7 @@ class ActorTaskCaller {
   ObjectRef<Result> Remote(Args&&... args) {
     check_arguments<M, Args...>();
     check_initialized();
-    check_resources(resources_);
+    if (!resources_.empty()) check_resources(resources_);
     if (!actor_.valid()) {
       if (actor_id_->empty()) throw_empty_handle("Task(...).Remote()");
       return ObjectRef<Result>(lumen::ObjectRef<Result>::adopt(missing_actor_result(*actor_id_)));

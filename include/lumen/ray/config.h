@@ -51,7 +51,9 @@ class RayConfig {
   bool local_mode = false;
   // Where Ray's workers look for the program's code; one process needs no search.
   std::vector<std::string> code_search_path;
-  // Arguments for `ray start` when Init starts a head node; none is started here.
+  // Arguments for `ray start` when Init starts a head node. None is started here, but the
+  // resource flags (--num-cpus, --num-gpus, --memory, --object-store-memory, --resources
+  // '{"name": n}') set the resources of this process's node; the others are ignored.
   std::vector<std::string> head_args = {};
   // The lifetime of actors created without SetLifetime. In one process every actor ends
   // with Shutdown, whichever it is.

@@ -65,8 +65,17 @@ decltype(auto) with_ray_exceptions(F&& f) {
 
 std::string object_id_text(std::uint64_t id);
 
-// The text of an object's id: lumen's id in 13 base-32 digits, then 2 of a tag of `type`.
-std::string object_ref_id(std::uint64_t id, const std::type_info& type);
+// A 10-bit tag of a type, and the text of an object's id: lumen's id in 13 base-32 digits,
+// then 2 of the tag of its value's type.
+std::uint32_t type_tag(const std::type_info& type) noexcept;
+std::string object_ref_id(std::uint64_t id, std::uint32_t tag);
+
+// The tag of T, worked out once (hashing a type's name is most of an id's cost).
+template <class T>
+std::uint32_t type_tag_of() noexcept {
+  static const std::uint32_t tag = type_tag(typeid(T));
+  return tag;
+}
 // The slot of the live object named by `id`, with one more reference, or null when no object
 // with that id lives. Throws RayException when the id is malformed or names an object of
 // another type than `type`.
@@ -87,7 +96,7 @@ const lumen::ObjectRef<T>& readable(const lumen::ObjectRef<T>& ref, const std::s
 
 template <class T>
 std::string id_of(const lumen::ObjectRef<T>& ref) {
-  return ref.valid() ? object_ref_id(ref.id().value, typeid(T)) : std::string();
+  return ref.valid() ? object_ref_id(ref.id().value, type_tag_of<T>()) : std::string();
 }
 
 template <class T>

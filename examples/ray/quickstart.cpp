@@ -1,7 +1,7 @@
 // Ray's C++ quick start, unchanged: a task, an actor, Put and Get. Built against lumen it runs
 // in this process; built against Ray, on a Ray cluster.
 //
-//   c++ ray_quickstart.cpp $(pkg-config --cflags --libs lumen-ray)
+//   c++ -std=c++20 quickstart.cpp $(pkg-config --cflags --libs lumen-ray)
 #include <ray/api.h>
 
 #include <iostream>
