@@ -532,6 +532,9 @@ void start(const std::string& address, std::string ray_namespace, const RuntimeE
   // Ray code blocks its threads freely; Ray's local mode gives it 10 threads (config.h).
   lumen::Config config;
   config.workers = std::max(10u, node_cpus());
+  // Ray's tasks run on worker threads' stacks (8 MiB by default on Linux) and programs pass
+  // large values by value; a fiber's stack takes memory only as it is touched.
+  config.fiber_stack_size = 8 << 20;
   for (const auto& [name, amount] : node) config.resources.emplace_back(name, static_cast<double>(units(name, amount)));
   s.runtime = std::make_unique<lumen::Runtime>(config);
   s.node = std::move(node);

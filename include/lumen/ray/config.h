@@ -14,8 +14,14 @@
 // extra workers: idle workers sleep. (lumen code marks blocking explicitly with
 // lumen::blocking and needs no extra workers.)
 //
-// The runtime offers "CPU" equal to the hardware threads, as Ray counts a node's CPUs; tasks
-// claim it only when they say so (SetResources), see task_caller.h.
+// Each task runs on a fiber stack of 8 MiB, as large as a Linux thread's default, since Ray
+// code runs on its workers' thread stacks and passes large values (a std::array of 100,000
+// ints) by value; a stack takes memory only as it is touched.
+//
+// The runtime is one node with Ray's default resources: "CPU" equal to the hardware threads,
+// "object_store_memory" 30% of the memory (of the machine, or of the cgroup's limit; at most
+// 200 GB) and "memory" the rest, in bytes; RayConfig::head_args change them. Tasks claim them
+// only when they say so (SetResources), see task_caller.h; actors hold them (actor.h).
 //
 // A RayConfig (or the RAY_ADDRESS environment variable, or --ray_address) that names a
 // cluster makes Init throw RayException: a cluster needs Ray itself, linked instead of lumen.
