@@ -309,6 +309,37 @@ TEST_CASE("exit_actor ends the actor; max_restarts rebuilds it from its argument
   CHECK_FALSE(lumen::actor_restarted());
 }
 
+TEST_CASE("exit_actor(true) and a constructor that throws without restart_failed_constructor end the actor for good") {
+  lumen::Runtime rt(lumen::Config{.workers = 2});
+  struct Quitter {
+    int quit_for_good() { lumen::exit_actor(/*no_restart=*/true); }
+    int one() { return 1; }
+  };
+  // With restarts left, on one worker (max_concurrency 1) and on several.
+  for (int concurrency : {1, 3}) {
+    auto q = lumen::actor<Quitter>(lumen::ActorOptions{.max_concurrency = concurrency, .max_restarts = -1});
+    CHECK(lumen::get(q.call(&Quitter::one)) == 1);
+    CHECK(died_message(q.call(&Quitter::quit_for_good)).find("exit_actor") != std::string::npos);
+    CHECK(died_message(q.call(&Quitter::one)).find("exit_actor") != std::string::npos);
+    CHECK(q.dead());
+  }
+
+  static std::atomic<int> constructions{0};
+  struct Failing {
+    Failing() {
+      ++constructions;
+      throw std::runtime_error("no");
+    }
+    int one() { return 1; }
+  };
+  constructions = 0;
+  auto f = lumen::actor<Failing>(lumen::ActorOptions{.max_restarts = 3, .restart_failed_constructor = false});
+  CHECK(died_message(f.call(&Failing::one)).find("constructor threw") != std::string::npos);
+  CHECK(died_message(f.call(&Failing::one)).find("constructor threw") != std::string::npos);
+  CHECK(constructions == 1);
+  CHECK(f.dead());
+}
+
 TEST_CASE("kill(no_restart = false) restarts; kill() does not") {
   lumen::Runtime rt(lumen::Config{.workers = 2});
   auto c = lumen::actor<Counter>(lumen::ActorOptions{.max_restarts = -1}, 1);

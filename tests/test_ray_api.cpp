@@ -772,3 +772,21 @@ TEST_CASE("RayConfig::head_args give the node the resources `ray start --head` w
     CHECK_FALSE(ray::IsInitialized());
   }
 }
+
+TEST_CASE("ExitActor and a factory that throws end a Ray actor for good, whatever its restarts") {
+  RayRuntime rt;
+  auto exiting = ray::Actor(Counter::FactoryCreate).SetMaxRestarts(-1).Remote(1);
+  CHECK_THROWS_AS(exiting.Task(&Counter::Exit).Remote().Get(), ray::internal::RayActorException);
+  CHECK_THROWS_AS(exiting.Task(&Counter::Get).Remote().Get(), ray::internal::RayActorException);
+  // Kill(false) is a crash: it restarts.
+  auto crashing = ray::Actor(Counter::FactoryCreate).SetMaxRestarts(1).Remote(1);
+  REQUIRE(*crashing.Task(&Counter::Add).Remote(1).Get() == 2);
+  crashing.Kill(false);
+  CHECK(*crashing.Task(&Counter::Restarted).Remote().Get());
+
+  auto failing = ray::Actor(Counter::FactoryCreateFailing).SetMaxRestarts(2).Remote(0);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(message_of<ray::internal::RayActorException>([&] { failing.Task(&Counter::Get).Remote().Get(); })
+              .find("no counter today") != std::string::npos);
+  }
+}

@@ -72,15 +72,19 @@ struct ActorOptions {
   int max_task_retries = 0;     // times a pending call is replayed on a rebuilt actor (-1: always)
   int checkpoint_interval = 1;  // successful calls between checkpoints, for types that have them
   std::string checkpoint_file = {};  // also keep checkpoints in this file (see above); empty: none
+  // Whether a constructor that throws counts as a failure that max_restarts rebuilds from
+  // (true), or ends the actor for good, as Ray treats an exception in an actor's constructor.
+  bool restart_failed_constructor = true;
 };
 
 // Ends the actor whose method calls it, once the method unwinds (it throws a value that is not
 // a std::exception; do not swallow it). The call resolves to actor_died; max_restarts decides
-// whether the actor is rebuilt. A caller that sees that call fail and calls again reaches the
-// rebuilt instance. With max_concurrency > 1 the instance ends once the calls running beside
-// the exiting one have finished; they may wait on its result, which fails as soon as it
-// returns. Outside an actor's method it throws usage_error.
-[[noreturn]] void exit_actor();
+// whether the actor is rebuilt, unless no_restart (then it ends for good, as Ray's intended
+// exits do). A caller that sees that call fail and calls again reaches the rebuilt instance.
+// With max_concurrency > 1 the instance ends once the calls running beside the exiting one
+// have finished; they may wait on its result, which fails as soon as it returns. Outside an
+// actor's method it throws usage_error.
+[[noreturn]] void exit_actor(bool no_restart = false);
 
 // True inside a method of an actor instance that was rebuilt after a failure.
 bool actor_restarted() noexcept;
@@ -509,7 +513,8 @@ ActorHandle<T> actor(ActorOptions options, Args&&... args) {
     throw usage_error("lumen: ActorOptions::checkpoint_file needs checkpoint() to return std::string (the serialized state)");
   detail::ActorSettings settings{std::move(options.name),          options.max_concurrency,
                                  options.max_restarts,             options.max_task_retries,
-                                 options.checkpoint_interval,      std::move(options.checkpoint_file)};
+                                 options.checkpoint_interval,      std::move(options.checkpoint_file),
+                                 options.restart_failed_constructor};
   detail::validate(settings);
   if constexpr (!(std::is_copy_constructible_v<std::decay_t<Args>> && ...)) {
     if (settings.max_restarts != 0)

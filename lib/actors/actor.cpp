@@ -17,10 +17,11 @@
 
 namespace lumen {
 
-void exit_actor() {
+void exit_actor(bool no_restart) {
   detail::ActorContext* ctx = detail::current_actor_context();
   if (ctx == nullptr) throw usage_error("lumen: exit_actor() called outside an actor's method");
   ctx->exit_requested = true;
+  ctx->exit_for_good = ctx->exit_for_good || no_restart;
   throw detail::actor_exit_request{};
 }
 
@@ -327,10 +328,11 @@ ActorCore::Step ActorCore::step(unsigned& budget) noexcept {
   if (kill_pending || end_requested_.load(std::memory_order_acquire)) {
     if (running_.load(std::memory_order_seq_cst) != 0) return Step::idle;  // the last call to finish reschedules
     end_requested_.store(false, std::memory_order_relaxed);  // a kill covers an exit
+    const bool for_good = end_for_good_.exchange(false, std::memory_order_relaxed);
     if (kill_pending) {
-      end_instance(death_notice("it was killed"), false, Pending::until_marker);
+      end_instance(death_notice("it was killed"), for_good, Pending::until_marker);
     } else {
-      end_instance(death_notice("exit_actor() was called"), false, Pending::all_visible);
+      end_instance(death_notice("exit_actor() was called"), for_good, Pending::all_visible);
     }
     return Step::progress;
   }
@@ -430,7 +432,7 @@ void ActorCore::construct() noexcept {
       why = "its constructor threw " + describe_exception(error);
     } catch (...) {
     }
-    end_instance(death_notice(why), false, Pending::all_visible, nullptr, true);
+    end_instance(death_notice(why), !settings_.restart_failed_constructor, Pending::all_visible, nullptr, true);
   }
   if (first) end_task(*sched_);
 }
@@ -443,7 +445,7 @@ void ActorCore::serve(ActorCall* c) noexcept {
     end = c->invoke(c, instance_);
   }
   if (end == ActorCall::End::actor_exit) {
-    end_instance(death_notice("exit_actor() was called"), false, Pending::all_visible, ctx.exit_result);
+    end_instance(death_notice("exit_actor() was called"), ctx.exit_for_good, Pending::all_visible, ctx.exit_result);
   } else if (end == ActorCall::End::served) {
     after_success();
   }
@@ -478,7 +480,7 @@ void ActorCore::run_call(Task* t) noexcept {
     ContextScope scope(&ctx);
     end = c->invoke(c, a->instance_);
   }
-  if (end == ActorCall::End::actor_exit) a->request_exit(ctx.exit_result);
+  if (end == ActorCall::End::actor_exit) a->request_exit(ctx.exit_result, ctx.exit_for_good);
   a->running_.fetch_sub(1, std::memory_order_seq_cst);
   if (a->can_progress()) a->schedule();
   Scheduler& s = *a->sched_;
@@ -492,7 +494,7 @@ void ActorCore::run_call(Task* t) noexcept {
 // pending at the exit (replayed or failed) from those made after its caller saw it fail (they
 // reach the restarted instance). Without memory for the marker, every call queued when the
 // instance ends counts as pending.
-void ActorCore::request_exit(ObjectSlot* exit_result) noexcept {
+void ActorCore::request_exit(ObjectSlot* exit_result, bool no_restart) noexcept {
   ActorCall* marker = nullptr;
   try {
     marker = create<ActorCall>();
@@ -500,10 +502,12 @@ void ActorCore::request_exit(ObjectSlot* exit_result) noexcept {
   }
   if (marker != nullptr) {
     marker->exit_marker = true;
+    marker->no_restart = no_restart;
     begin_nested_task(*sched_);  // the marker's count, as a kill's
     mailbox_.push(marker);
     kills_requested_.fetch_add(1, std::memory_order_seq_cst);
   } else {
+    if (no_restart) end_for_good_.store(true, std::memory_order_relaxed);
     end_requested_.store(true, std::memory_order_seq_cst);
   }
   if (exit_result != nullptr) ObjectTable::instance().fail(exit_result, death_notice("exit_actor() was called"), true);

@@ -1158,7 +1158,7 @@ std::string GetNamespace() {
 
 [[noreturn]] void ExitActor() {
   try {
-    lumen::exit_actor();
+    lumen::exit_actor(/*no_restart=*/true);
   } catch (const lumen::usage_error&) {
     throw internal::RayException("ExitActor() was called outside an actor's method");
   }

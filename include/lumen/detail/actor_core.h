@@ -99,6 +99,7 @@ struct ActorSettings {
   int max_task_retries = 0;
   int checkpoint_interval = 1;
   std::string checkpoint_file;
+  bool restart_failed_constructor = true;
 };
 
 // The actor a call runs for, per fiber (task_context().actor): what exit_actor() and
@@ -108,6 +109,7 @@ struct ActorContext {
   bool restarted = false;
   bool exit_requested = false;
   ObjectSlot* exit_result = nullptr;  // the result of a call that ended the actor, still pending
+  bool exit_for_good = false;         // exit_actor(no_restart = true)
 };
 ActorContext* current_actor_context() noexcept;
 
@@ -203,7 +205,7 @@ class ActorCore : public Task {
   void construct() noexcept;
   void serve(ActorCall* c) noexcept;
   void dispatch(ActorCall* c) noexcept;
-  void request_exit(ObjectSlot* exit_result) noexcept;
+  void request_exit(ObjectSlot* exit_result, bool no_restart) noexcept;
   bool abandoned() const noexcept;
   void after_success() noexcept;
   ActorCall* next_call() noexcept;
@@ -235,6 +237,7 @@ class ActorCore : public Task {
   std::atomic<int> running_{0};                  // calls running as tasks (max_concurrency > 1)
   std::atomic<std::uint64_t> kills_requested_{0};  // markers pushed
   std::atomic<bool> end_requested_{false};        // exit_actor() in a call that ran as a task
+  std::atomic<bool> end_for_good_{false};         // ... with no_restart
                                                   // and found no memory for an exit marker
   bool constructed_once_ = false;
   std::atomic<std::uint64_t> executed_{0};

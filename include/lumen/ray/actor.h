@@ -20,8 +20,9 @@
 // one at a time in the order they were made; the factory runs on a worker after Remote
 // returns; a factory that throws ends the actor and its calls throw RayActorException.
 // SetMaxRestarts(n) rebuilds the actor by calling the factory again with the same arguments
-// after Kill(false) or ExitActor(), up to n times (-1: always); calls pending then fail, as
-// with Ray's default max_task_retries of 0.
+// after Kill(false), up to n times (-1: always); calls pending then fail, as with Ray's default
+// max_task_retries of 0. As in Ray, ExitActor() and a factory that throws end the actor for
+// good, whatever its restarts: restarts stand in for a crashed worker process.
 //
 // Resources, as in Ray: an actor created with SetResources holds them (from the node, or from
 // its placement group bundle) from before its factory runs until it ends, so tasks that claim
@@ -321,7 +322,7 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
   const std::string* factory_name_;
   std::string name_;
   std::string namespace_;
-  lumen::ActorOptions options_;
+  lumen::ActorOptions options_{.restart_failed_constructor = false};
 };
 
 }  // namespace internal

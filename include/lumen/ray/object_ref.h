@@ -236,16 +236,23 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, co
   return out;
 }
 
-// The values of the objects with these ids (ObjectRef::ID()), in order: ray::Get<int>(ids).
+// The values of the objects with these ids (ObjectRef::ID()), in order: ray::Get<int>(ids),
+// and with one timeout for all of them.
 template <class T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<std::string>& ids) {
   internal::check_initialized();
   std::vector<ObjectRef<T>> refs(ids.begin(), ids.end());
   return Get(refs);
 }
+template <class T>
+std::vector<std::shared_ptr<T>> Get(const std::vector<std::string>& ids, const int& timeout_ms) {
+  internal::check_initialized();
+  std::vector<ObjectRef<T>> refs(ids.begin(), ids.end());
+  return Get(refs, timeout_ms);
+}
 
-namespace internal {
-// The ids of the refs, in order: what Get<T>(ids) takes.
+// The ids of the refs, in order: what Get<T>(ids) takes. Ray declares it in namespace ray and
+// its tests call it from ray::internal; both names work.
 template <class T>
 std::vector<std::string> ObjectRefsToObjectIDs(const std::vector<ObjectRef<T>>& object_refs) {
   std::vector<std::string> ids;
@@ -253,6 +260,8 @@ std::vector<std::string> ObjectRefsToObjectIDs(const std::vector<ObjectRef<T>>& 
   for (const auto& r : object_refs) ids.push_back(r.ID());
   return ids;
 }
+namespace internal {
+using ray::ObjectRefsToObjectIDs;
 }  // namespace internal
 
 template <class T>
