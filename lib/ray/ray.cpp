@@ -1160,7 +1160,9 @@ std::string GetNamespace() {
   try {
     lumen::exit_actor(/*no_restart=*/true);
   } catch (const lumen::usage_error&) {
-    throw internal::RayException("ExitActor() was called outside an actor's method");
+    // Ray's own type and words for this misuse.
+    throw std::logic_error("This shouldn't be called on a non-actor worker: ray::ExitActor() was called outside an "
+                           "actor's method");
   }
 }
 

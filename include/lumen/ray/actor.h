@@ -352,8 +352,9 @@ boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name) {
   return GetActor<T>(actor_name, GetNamespace());
 }
 
-// Ends the actor whose method calls it, once the method returns to it (do not catch what it
-// throws). Throws RayException outside an actor's method.
+// Ends the actor whose method calls it for good (no restart), once the method returns to it
+// (do not catch what it throws). Outside an actor's method it throws std::logic_error, as Ray
+// does.
 [[noreturn]] void ExitActor();
 
 // True inside a method of an actor that was rebuilt after it ended.

@@ -13,10 +13,12 @@
 //   RayActorException   a call to an actor that has ended (killed, ExitActor(), its factory
 //                       threw, or its runtime shut down).
 //   RayTimeoutException Get with a timeout that passed before the object was ready.
+//   RayRuntimeEnvException  a RuntimeEnv field that is missing or does not convert, and
+//                       "env_vars" that are not strings.
 //   RayException        misuse: an unregistered function, bad resources, a cluster address.
-// UnreconstructableException, RayFunctionNotFound, RayWorkerException and
-// RayRuntimeEnvException exist so that code catching them compiles; in one process nothing is
-// lost to a dead node or worker, so nothing throws them.
+// UnreconstructableException, RayFunctionNotFound and RayWorkerException exist so that code
+// catching them compiles; in one process nothing is lost to a dead node or worker, so nothing
+// throws them.
 #pragma once
 
 #include <exception>
