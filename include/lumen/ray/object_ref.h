@@ -8,11 +8,11 @@
 //   ray::ObjectRef<int> same(id);                                // the same object again
 //   std::vector<std::shared_ptr<int>> all = ray::Get<int>(ids);  // by ids
 //
-// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it) and its id: copying one
-// is an atomic increment and a 15-byte copy, and an object lives while a ref to it does, as in
-// Ray. A ref made from an id (ObjectRef(id), Get<T>(ids), msgpack) finds the object while some
-// other ref keeps it alive; an id whose object is gone gives a ref that Get rejects with
-// RayException.
+// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it) and its id, written the
+// first time ID() is called: copying one is an atomic increment (and a 15-byte copy once the
+// id is written), and an object lives while a ref to it does, as in Ray. A ref made from an id
+// (ObjectRef(id), Get<T>(ids), msgpack) finds the object while some other ref keeps it alive;
+// an id whose object is gone gives a ref that Get rejects with RayException.
 //
 // What differs from Ray, and why:
 // - Get returns a std::shared_ptr to a copy of the value: Ray deserializes a fresh copy for
@@ -29,8 +29,10 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -86,11 +88,11 @@ lumen::detail::ObjectSlot* find_object(const std::string& id, const std::type_in
 [[noreturn]] void throw_empty_ref(const char* call, const std::string& id);
 
 // The lumen ref behind a ray::ObjectRef that `call` reads: Ray must be initialized and the ref
-// must name an object.
-template <class T>
-const lumen::ObjectRef<T>& readable(const lumen::ObjectRef<T>& ref, const std::string& id, const char* call) {
+// must name an object. `id()` gives the ref's id for the error.
+template <class T, class Id>
+const lumen::ObjectRef<T>& readable(const lumen::ObjectRef<T>& ref, Id&& id, const char* call) {
   check_initialized();
-  if (!ref.valid()) throw_empty_ref(call, id);
+  if (!ref.valid()) throw_empty_ref(call, id());
   return ref;
 }
 
@@ -98,6 +100,66 @@ template <class T>
 std::string id_of(const lumen::ObjectRef<T>& ref) {
   return ref.valid() ? object_ref_id(ref.id().value, type_tag_of<T>()) : std::string();
 }
+
+// A ref's id text, written the first time someone asks for it: most programs never do, and
+// writing it costs more than the rest of making a ref. Safe to ask from several threads at once
+// (the first writes, the others wait for it); copies and moves carry a written id along.
+class LazyId {
+ public:
+  LazyId() = default;
+  explicit LazyId(std::string text) : text_(std::move(text)), state_(kWritten) {}
+  LazyId(const LazyId& o) {
+    if (o.state_.load(std::memory_order_acquire) == kWritten) {
+      text_ = o.text_;
+      state_.store(kWritten, std::memory_order_relaxed);
+    }
+  }
+  LazyId(LazyId&& o) noexcept {
+    if (o.state_.load(std::memory_order_acquire) == kWritten) {
+      text_ = std::move(o.text_);
+      state_.store(kWritten, std::memory_order_relaxed);
+      o.state_.store(kEmpty, std::memory_order_relaxed);
+    }
+  }
+  LazyId& operator=(const LazyId& o) {
+    if (this != &o) *this = LazyId(o);
+    return *this;
+  }
+  LazyId& operator=(LazyId&& o) noexcept {
+    if (o.state_.load(std::memory_order_acquire) == kWritten) {
+      text_ = std::move(o.text_);
+      state_.store(kWritten, std::memory_order_relaxed);
+      o.state_.store(kEmpty, std::memory_order_relaxed);
+    } else {
+      state_.store(kEmpty, std::memory_order_relaxed);
+    }
+    return *this;
+  }
+
+  // The text; `write()` makes it when it is not written yet.
+  template <class Write>
+  const std::string& get(Write&& write) const {
+    if (state_.load(std::memory_order_acquire) == kWritten) return text_;
+    std::uint8_t expected = kEmpty;
+    if (state_.compare_exchange_strong(expected, kWriting, std::memory_order_acquire)) {
+      try {
+        text_ = write();
+      } catch (...) {
+        state_.store(kEmpty, std::memory_order_release);
+        throw;
+      }
+      state_.store(kWritten, std::memory_order_release);
+      return text_;
+    }
+    while (state_.load(std::memory_order_acquire) != kWritten) std::this_thread::yield();
+    return text_;
+  }
+
+ private:
+  static constexpr std::uint8_t kEmpty = 0, kWriting = 1, kWritten = 2;
+  mutable std::string text_;
+  mutable std::atomic<std::uint8_t> state_{kEmpty};
+};
 
 template <class T>
 lumen::ObjectRef<T> ref_from_id(const std::string& id) {
@@ -114,30 +176,34 @@ template <class T>
 class ObjectRef {
  public:
   ObjectRef() = default;
-  explicit ObjectRef(lumen::ObjectRef<T> ref) : ref_(std::move(ref)), id_(internal::id_of(ref_)) {}
+  explicit ObjectRef(lumen::ObjectRef<T> ref) noexcept : ref_(std::move(ref)) {}
   // The object whose ID() is `id`, while another ref keeps it alive.
   ObjectRef(const std::string& id) : ref_(internal::ref_from_id<T>(id)), id_(id) {}
 
   // Used by Ray to tell refs from other argument types.
   static bool IsObjectRef() { return true; }
 
-  bool operator==(const ObjectRef& other) const { return id_ == other.id_; }
+  bool operator==(const ObjectRef& other) const {
+    return ref_.valid() || other.ref_.valid() ? ref_ == other.ref_ : ID() == other.ID();
+  }
 
   // The object's id; empty for a default-constructed ref.
-  const std::string& ID() const { return id_; }
+  const std::string& ID() const {
+    return id_.get([this] { return internal::id_of(ref_); });
+  }
 
   // A copy of the value, once it is ready (made from a temporary ref, so that under a memory
   // limit the object stays free to leave memory afterwards). Throws RayTaskException when the
   // task that produces it threw, RayActorException when its actor had ended.
   std::shared_ptr<T> Get() const {
-    const auto& ref = internal::readable(ref_, id_, "ray::Get");
+    const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref))); });
   }
   // As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
   // milliseconds (a negative timeout waits without limit).
   std::shared_ptr<T> Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
-    const auto& ref = internal::readable(ref_, id_, "ray::Get");
+    const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     return internal::with_ray_exceptions(
         [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), internal::timeout_of(timeout_ms))); });
   }
@@ -147,7 +213,7 @@ class ObjectRef {
 
  private:
   lumen::ObjectRef<T> ref_;
-  std::string id_;
+  internal::LazyId id_;
 };
 
 // The result of a task that returns nothing: Get() waits for it and rethrows its error.
@@ -155,20 +221,24 @@ template <>
 class ObjectRef<void> {
  public:
   ObjectRef() = default;
-  explicit ObjectRef(lumen::ObjectRef<void> ref) : ref_(std::move(ref)), id_(internal::id_of(ref_)) {}
+  explicit ObjectRef(lumen::ObjectRef<void> ref) noexcept : ref_(std::move(ref)) {}
   ObjectRef(const std::string& id) : ref_(internal::ref_from_id<void>(id)), id_(id) {}
 
   static bool IsObjectRef() { return true; }
-  bool operator==(const ObjectRef& other) const { return id_ == other.id_; }
-  const std::string& ID() const { return id_; }
+  bool operator==(const ObjectRef& other) const {
+    return ref_.valid() || other.ref_.valid() ? ref_ == other.ref_ : ID() == other.ID();
+  }
+  const std::string& ID() const {
+    return id_.get([this] { return internal::id_of(ref_); });
+  }
 
   void Get() const {
-    const auto& ref = internal::readable(ref_, id_, "ray::Get");
+    const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     internal::with_ray_exceptions([&] { lumen::get(ref); });
   }
   void Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
-    const auto& ref = internal::readable(ref_, id_, "ray::Get");
+    const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     internal::with_ray_exceptions([&] { lumen::get(ref, internal::timeout_of(timeout_ms)); });
   }
 
@@ -176,7 +246,7 @@ class ObjectRef<void> {
 
  private:
   lumen::ObjectRef<void> ref_;
-  std::string id_;
+  internal::LazyId id_;
 };
 
 namespace internal {
@@ -228,7 +298,7 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, co
   std::vector<std::shared_ptr<T>> out;
   out.reserve(objects.size());
   for (const auto& r : objects) {
-    const auto& ref = internal::readable(r.native(), r.ID(), "ray::Get");
+    const auto& ref = internal::readable(r.native(), [&] { return r.ID(); }, "ray::Get");
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     out.push_back(internal::with_ray_exceptions(
         [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), std::max(left, std::chrono::milliseconds(0)))); }));
@@ -288,7 +358,7 @@ WaitResult<T> Wait(const std::vector<ObjectRef<T>>& objects, int num_objects, in
   internal::check_wait_count(num_objects, objects.size());
   std::vector<lumen::ObjectRef<T>> natives;
   natives.reserve(objects.size());
-  for (const auto& r : objects) natives.push_back(internal::readable(r.native(), r.ID(), "ray::Wait"));
+  for (const auto& r : objects) natives.push_back(internal::readable(r.native(), [&] { return r.ID(); }, "ray::Wait"));
   auto count = static_cast<std::size_t>(num_objects);
   lumen::WaitResult<T> split = internal::with_ray_exceptions([&] {
     return timeout_ms < 0 ? lumen::wait(natives, count) : lumen::wait(natives, count, internal::timeout_of(timeout_ms));
