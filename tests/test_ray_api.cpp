@@ -760,3 +760,42 @@ TEST_CASE("ExitActor and a factory that throws end a Ray actor for good, whateve
               .find("no counter today") != std::string::npos);
   }
 }
+
+TEST_CASE("ID() asked by many threads at once of one ref: each gets the one id, written once") {
+  RayRuntime rt;
+  for (int round = 0; round < 200; ++round) {
+    const ray::ObjectRef<int> ref = ray::Put(round);
+    std::atomic<int> ready{0};
+    std::vector<const std::string*> seen(8, nullptr);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (ready.load() < 8) std::this_thread::yield();
+        seen[static_cast<std::size_t>(t)] = &ref.ID();
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const std::string* s : seen) {
+      CHECK(s == seen[0]);
+      CHECK(*s == ref.ID());
+    }
+    CHECK(ref.ID().size() == 15);
+    // A copy made after the id is written carries it; one made before writes its own, equal.
+    ray::ObjectRef<int> copy = ref;
+    CHECK(copy.ID() == ref.ID());
+  }
+}
+
+TEST_CASE("LUMEN_RAY_SHUTDOWN_TIMEOUT that is not a number of seconds: a warning, and the default") {
+  for (const char* bad : {"soon", "-1", "1e20", "nan", ""}) {
+    ::setenv("LUMEN_RAY_SHUTDOWN_TIMEOUT", bad, 1);
+    ray::Init();
+    CHECK(*ray::Task(Return1).Remote().Get() == 1);
+    std::string log = logged_by([] { ray::Shutdown(); });
+    CHECK(log.find("LUMEN_RAY_SHUTDOWN_TIMEOUT='" + std::string(bad) + "' is not a number of seconds") !=
+          std::string::npos);
+    CHECK_FALSE(ray::IsInitialized());
+  }
+  ::unsetenv("LUMEN_RAY_SHUTDOWN_TIMEOUT");
+}

@@ -1087,7 +1087,8 @@ std::chrono::milliseconds shutdown_timeout() {
 // abandoned: the runtime ends on a thread of its own once that work returns (a task's thread
 // cannot be taken from it), and the log says what was left.
 bool stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
-  const auto deadline = std::chrono::steady_clock::now() + shutdown_timeout();
+  const std::chrono::milliseconds timeout = shutdown_timeout();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   lumen::Stats left = runtime->stats();
   while (left.tasks_pending + left.actor_calls_queued > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -1097,7 +1098,7 @@ bool stop_within_bound(std::unique_ptr<lumen::Runtime> runtime) {
     runtime.reset();  // only the actors' ends are left
     return true;
   }
-  RAYLOG(WARNING) << "ray::Shutdown() stopped waiting after " << shutdown_timeout().count() / 1000.0 << " s: "
+  RAYLOG(WARNING) << "ray::Shutdown() stopped waiting after " << timeout.count() / 1000.0 << " s: "
                   << left.tasks_pending << " task(s) and " << left.actor_calls_queued
                   << " actor call(s) were still queued or running. They are abandoned: no Get will see their "
                      "results, and they finish in the background (a running task keeps its thread until it "
