@@ -799,3 +799,14 @@ TEST_CASE("LUMEN_RAY_SHUTDOWN_TIMEOUT that is not a number of seconds: a warning
   }
   ::unsetenv("LUMEN_RAY_SHUTDOWN_TIMEOUT");
 }
+
+TEST_CASE("RayConfig::local_mode passes an ObjectRef argument to an ObjectRef parameter, as Ray's local mode does") {
+  ray::RayConfig config;
+  config.local_mode = true;
+  ray::Init(config);
+  CHECK(*ray::Get(ray::Task(SumOfRef).Remote(ray::Put(1))) == 1001);
+  ray::Shutdown();
+  ray::Init();  // cluster rules again
+  CHECK_THROWS_AS(ray::Task(SumOfRef).Remote(ray::Put(1)), std::invalid_argument);
+  ray::Shutdown();
+}

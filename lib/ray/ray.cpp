@@ -227,6 +227,9 @@ std::string object_id_text(std::uint64_t id) {
   return text;
 }
 
+// True while the running job was started with RayConfig::local_mode.
+bool in_local_mode() noexcept;
+
 // ---- ids ----------------------------------------------------------------------------------
 
 namespace {
@@ -318,11 +321,12 @@ lumen::detail::ObjectSlot* missing_actor_result(const std::string& actor_id) {
   throw RayException(std::string(call) + " on an empty ObjectRef (default-constructed or moved from)");
 }
 
-[[noreturn]] void throw_ref_to_ref_parameter() {
+void check_ref_to_ref_parameter() {
+  if (in_local_mode()) return;
   throw std::invalid_argument(
       "Remote() was given an ObjectRef for a parameter declared ObjectRef<T>: a Ray cluster passes an ObjectRef "
-      "argument only as its value (Ray's local mode alone accepts this). Declare the parameter as T, or pass the ref "
-      "inside a container or struct");
+      "argument only as its value (Ray's local mode alone accepts this, and so does lumen with "
+      "RayConfig::local_mode). Declare the parameter as T, or pass the ref inside a container or struct");
 }
 
 [[noreturn]] void throw_empty_argument() {
@@ -431,6 +435,7 @@ struct RuntimeState {
   std::atomic<bool> running{false};                // from Init until Shutdown has stopped the runtime
   std::string ray_namespace;
   std::map<std::string, double> node;  // the node's resources, in Ray's units
+  std::atomic<bool> local_mode{false};   // RayConfig::local_mode of the running job
 };
 
 RuntimeState& state() {
@@ -509,7 +514,7 @@ std::map<std::string, double> node_resources(const std::vector<std::string>& hea
 }
 
 void start(const std::string& address, std::string ray_namespace, const RuntimeEnv* job_env,
-           const std::vector<std::string>& head_args) {
+           const std::vector<std::string>& head_args, bool local_mode) {
   std::string cluster = address;
   if (cluster.empty()) {
     if (const char* env = std::getenv("RAY_ADDRESS")) cluster = env;
@@ -538,6 +543,7 @@ void start(const std::string& address, std::string ray_namespace, const RuntimeE
   for (const auto& [name, amount] : node) config.resources.emplace_back(name, static_cast<double>(units(name, amount)));
   s.runtime = std::make_unique<lumen::Runtime>(config);
   s.node = std::move(node);
+  s.local_mode.store(local_mode, std::memory_order_release);
   s.scheduler = &s.runtime->scheduler();
   if (ray_namespace.empty()) {
     static std::uint64_t jobs = 0;  // under s.mutex
@@ -547,6 +553,12 @@ void start(const std::string& address, std::string ray_namespace, const RuntimeE
   s.running.store(true, std::memory_order_release);
   s.initialized.store(true, std::memory_order_release);
 }
+
+}  // namespace
+
+bool internal::in_local_mode() noexcept { return state().local_mode.load(std::memory_order_acquire); }
+
+namespace {
 
 lumen::detail::Scheduler& ray_scheduler() {
   RuntimeState& s = state();
@@ -565,7 +577,7 @@ void Init() {
 
 void Init(RayConfig& config) {
   if (config.runtime_env) internal::check_runtime_env(*config.runtime_env);
-  start(config.address, config.ray_namespace, config.runtime_env.get_ptr(), config.head_args);
+  start(config.address, config.ray_namespace, config.runtime_env.get_ptr(), config.head_args, config.local_mode);
 }
 
 void Init(RayConfig& config, int argc, char** argv) {
@@ -573,7 +585,7 @@ void Init(RayConfig& config, int argc, char** argv) {
   std::string address = argument_value(argc, argv, "ray_address");
   std::string ray_namespace = argument_value(argc, argv, "ray_namespace");
   start(address.empty() ? config.address : address, ray_namespace.empty() ? config.ray_namespace : ray_namespace,
-        config.runtime_env.get_ptr(), config.head_args);
+        config.runtime_env.get_ptr(), config.head_args, config.local_mode);
 }
 
 bool IsInitialized() { return state().initialized.load(std::memory_order_acquire); }

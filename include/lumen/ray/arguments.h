@@ -63,19 +63,19 @@ constexpr void check_argument_count() {
 // An ObjectRef argument whose value a parameter needs names no object.
 [[noreturn]] void throw_empty_argument();
 // An ObjectRef argument for a parameter declared ObjectRef<T>: std::invalid_argument, as a
-// Ray cluster gives.
-[[noreturn]] void throw_ref_to_ref_parameter();
+// Ray cluster gives, unless RayConfig::local_mode (Ray's local mode passes the ref).
+void check_ref_to_ref_parameter();
 
 template <class... P, class... A>
 void check_ref_arguments(std::tuple<P...>*, std::tuple<A...>*) {
   if constexpr (sizeof...(P) == sizeof...(A)) {
-    if constexpr (((is_object_ref_v<A> && is_object_ref_v<std::remove_cvref_t<P>>) || ...)) throw_ref_to_ref_parameter();
+    if constexpr (((is_object_ref_v<A> && is_object_ref_v<std::remove_cvref_t<P>>) || ...)) check_ref_to_ref_parameter();
   }
 }
 
 // Remote(args...) of F: as many arguments as parameters (at compile time), and no ObjectRef
 // argument for a parameter declared ObjectRef<T> (std::invalid_argument, as a Ray cluster
-// refuses it; only Ray's local mode passes the ref).
+// refuses it), except in local mode, which passes the ref as Ray's local mode does.
 template <class F, class... Args>
 void check_arguments() {
   check_argument_count<F, Args...>();
@@ -85,7 +85,7 @@ void check_arguments() {
 // What Remote keeps of an argument for a parameter of type P until the call runs: a value of
 // the parameter's type (Ray converts arguments to it when it serializes them), or, for a
 // task's ObjectRef argument, the lumen::ObjectRef that lumen waits for and passes as the
-// value. (check_arguments has refused ObjectRef arguments for ObjectRef parameters.)
+// value; an ObjectRef argument for an ObjectRef parameter (local mode only) is kept as it is.
 template <class P, bool ResolveByLumen, class A>
 auto stored_argument(A&& a) {
   using Param = std::remove_cvref_t<P>;

@@ -53,7 +53,10 @@ class RayConfig {
   // The cluster to connect to. Empty (or "local") runs in this process; anything else is a
   // cluster, which needs Ray.
   std::string address = "";
-  // Ray's debugging mode. Every program runs in this process here, so both values do.
+  // Ray's debugging mode. Every program runs in this process here, whichever the value; it
+  // decides one rule where Ray's modes differ: an ObjectRef argument for a parameter declared
+  // ObjectRef<T> is passed as the ref in local mode and refused (std::invalid_argument) on a
+  // cluster, so by default.
   bool local_mode = false;
   // Where Ray's workers look for the program's code; one process needs no search.
   std::vector<std::string> code_search_path;
