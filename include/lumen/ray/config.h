@@ -67,7 +67,8 @@ class RayConfig {
   // The lifetime of actors created without SetLifetime. In one process every actor ends
   // with Shutdown, whichever it is.
   ActorLifetime default_actor_lifetime = ActorLifetime::NON_DETACHED;
-  // The redis password of a cluster; unused here.
+  // The redis user name and password of a cluster; unused here.
+  boost::optional<std::string> redis_username_;
   boost::optional<std::string> redis_password_;
   // Set by Ray's worker processes; unused here.
   bool is_worker_ = false;
