@@ -3,6 +3,10 @@
 #include <doctest/doctest.h>
 #include <ray/api.h>
 
+#include <ray/api/function_manager.h>
+#include <ray/api/logging.h>
+#include <ray/api/serializer.h>
+
 #include "ray_checks.h"
 
 #include <atomic>
@@ -809,4 +813,52 @@ TEST_CASE("RayConfig::local_mode passes an ObjectRef argument to an ObjectRef pa
   ray::Init();  // cluster rules again
   CHECK_THROWS_AS(ray::Task(SumOfRef).Remote(ray::Put(1)), std::invalid_argument);
   ray::Shutdown();
+}
+
+int NeverRegistered(int x) { return x; }
+int RegisteredByHand(int x) { return x * 2; }
+
+TEST_CASE("Ray's own headers by name: FunctionManager, CheckTaskOptions, Serializer, IsLevelEnabled") {
+  using ray::internal::FunctionManager;
+  // Registering by hand: a name and a function once each, as RAY_REMOTE does.
+  CHECK(FunctionManager::Instance().RegisterRemoteFunction("RegisteredByHand", RegisteredByHand));
+  CHECK_THROWS_AS(FunctionManager::Instance().RegisterRemoteFunction("RegisteredByHand", RegisteredByHand),
+                  ray::internal::RayException);
+  CHECK_THROWS_AS(FunctionManager::Instance().RegisterRemoteFunction("Other", RegisteredByHand),
+                  ray::internal::RayException);
+  CHECK_THROWS_AS(FunctionManager::Instance().RegisterRemoteFunction("Plus1", NeverRegistered),
+                  ray::internal::RayException);  // the name RAY_REMOTE gave Plus1
+  CHECK(FunctionManager::Instance().GetFunctionName(RegisteredByHand) == "RegisteredByHand");
+  CHECK(FunctionManager::Instance().GetFunctionName(&Counter::Add) == "&Counter::Add");
+  CHECK(FunctionManager::Instance().GetFunctionName(NeverRegistered).empty());
+  CHECK(FunctionManager::GetClassNameByFuncName("RAY_FUNC(Counter::FactoryCreate)") == "Counter");
+  CHECK(FunctionManager::GetClassNameByFuncName("RAY_FUNC(Counter::FactoryCreate, int)") == "Counter");
+  CHECK(FunctionManager::GetClassNameByFuncName("Counter::FactoryCreate") == "Counter");
+  CHECK(FunctionManager::GetClassNameByFuncName("&Counter::Add") == "Counter");
+  CHECK(FunctionManager::GetClassNameByFuncName("FactoryCreate").empty());
+  CHECK(FunctionManager::GetClassNameByFuncName("").empty());
+  CHECK(FunctionManager::GetClassNameByFuncName("::FactoryCreate").empty());
+  {
+    RayRuntime rt;
+    CHECK(*ray::Task(RegisteredByHand).Remote(21).Get() == 42);
+  }
+
+  CHECK_THROWS_AS(ray::internal::CheckTaskOptions({{"", 1}}), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::internal::CheckTaskOptions({{"dummy", 0}}), ray::internal::RayException);
+  CHECK_THROWS_AS(ray::internal::CheckTaskOptions({{"dummy", 2.5}}), ray::internal::RayException);
+  CHECK_NOTHROW(ray::internal::CheckTaskOptions({{"dummy", 2.0}, {"other", 0.5}}));
+
+  using ray::internal::Serializer;
+  std::map<std::string, std::vector<int>> value{{"a", {1, 2}}, {"b", {}}};
+  msgpack::sbuffer bytes = Serializer::Serialize(value);
+  CHECK(Serializer::Deserialize<decltype(value)>(bytes.data(), bytes.size()) == value);
+  msgpack::sbuffer two;
+  msgpack::pack(two, 7);
+  std::size_t first = two.size();
+  msgpack::pack(two, std::string("x"));
+  CHECK(Serializer::Deserialize<std::string>(two.data(), two.size(), first) == "x");
+  CHECK_THROWS(Serializer::Deserialize<int>(bytes.data(), bytes.size()));
+
+  CHECK(ray::IsLevelEnabled(ray::RayLoggerLevel::ERROR));
+  CHECK(ray::IsLevelEnabled(ray::RayLogLevel::FATAL));
 }

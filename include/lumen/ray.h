@@ -17,13 +17,14 @@
 // One concept per header:
 //   lumen/ray/config.h           Init, Shutdown, RayConfig, GetNamespace
 //   lumen/ray/exception.h        RayException and the exceptions derived from it
-//   lumen/ray/remote.h           RAY_REMOTE, RAY_FUNC
+//   lumen/ray/remote.h           RAY_REMOTE, RAY_FUNC, FunctionManager
 //   lumen/ray/object_ref.h       ObjectRef, Put, Get, Wait, WaitResult, ids
 //   lumen/ray/task_caller.h      Task(f).Remote(...)
 //   lumen/ray/actor.h            Actor, ActorHandle, GetActor, ExitActor
 //   lumen/ray/placement_group.h  placement groups
 //   lumen/ray/runtime_env.h      RuntimeEnv
 //   lumen/ray/logging.h          RAYLOG
+//   lumen/ray/serializer.h       Serializer (msgpack, for programs that want Ray's format)
 // docs/coming-from-ray.md lists every call and what differs from Ray.
 //
 // Ray's <ray/api.h> brings more than its own names, and Ray programs rely on it (Ray's own
@@ -59,4 +60,5 @@
 #include "lumen/ray/placement_group.h"
 #include "lumen/ray/remote.h"
 #include "lumen/ray/runtime_env.h"
+#include "lumen/ray/serializer.h"
 #include "lumen/ray/task_caller.h"

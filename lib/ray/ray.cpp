@@ -102,6 +102,19 @@ void register_functions_from(const char* names, const std::string* keys, std::si
   for (std::size_t i = 0; i < count; ++i) register_function(keys[i], split[i]);
 }
 
+std::string FunctionManager::GetClassNameByFuncName(const std::string& function_name) {
+  std::string_view name = function_name;
+  constexpr std::string_view ray_func = "RAY_FUNC(";
+  if (name.substr(0, ray_func.size()) == ray_func) {
+    name.remove_prefix(ray_func.size());
+    name = name.substr(0, name.find_first_of(",)"));
+  }
+  while (!name.empty() && (name.front() == '&' || name.front() == ' ')) name.remove_prefix(1);
+  std::size_t last = name.rfind("::");
+  if (last == std::string_view::npos || last == 0) return {};
+  return std::string(name.substr(0, last));
+}
+
 // ---- errors -------------------------------------------------------------------------------
 
 // lumen's errors reach Ray's users reworded: an actor by the name its user gave it rather than

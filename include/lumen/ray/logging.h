@@ -15,7 +15,8 @@
 
 namespace ray {
 
-enum class RayLogLevel { DEBUG = -1, INFO = 0, WARNING = 1, ERROR = 2, FATAL = 3 };
+enum class RayLoggerLevel { DEBUG = -1, INFO = 0, WARNING = 1, ERROR = 2, FATAL = 3 };
+using RayLogLevel = RayLoggerLevel;  // the name Ray's own code uses
 
 namespace internal {
 
@@ -43,6 +44,10 @@ struct RayLogVoidify {
 };
 
 }  // namespace internal
+
+// Whether RAYLOG(level) writes (Ray's name for it).
+inline bool IsLevelEnabled(RayLoggerLevel level) noexcept { return internal::log_enabled(level); }
+
 }  // namespace ray
 
 #define RAYLOG(level)                                                 \

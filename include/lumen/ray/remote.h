@@ -74,6 +74,32 @@ bool register_remote_functions(const char* names, F... functions) {
   return true;
 }
 
+// Ray's registry under Ray's name, for programs that call it directly (RAY_REMOTE is the
+// usual way in). Thread-safe; names and functions are registered for the process's life.
+class FunctionManager {
+ public:
+  static FunctionManager& Instance() {
+    static FunctionManager manager;
+    return manager;
+  }
+  // Registers f under `name`; throws RayException("Duplicate RAY_REMOTE function: NAME") when
+  // f or the name is registered already.
+  template <class F>
+  bool RegisterRemoteFunction(const std::string& name, F f) {
+    register_function(function_key(f), name);
+    return true;
+  }
+  // The name f is registered under, or "" when it is not.
+  template <class F>
+  std::string GetFunctionName(F f) {
+    const std::string* name = find_function(function_key(f));
+    return name != nullptr ? *name : std::string();
+  }
+  // The class of a registered member or factory name: "Counter" for "Counter::FactoryCreate",
+  // "&Counter::Add" or "RAY_FUNC(Counter::FactoryCreate, int)"; "" for a name without one.
+  static std::string GetClassNameByFuncName(const std::string& function_name);
+};
+
 // RAY_FUNC(f, Args...): the overload of f that takes exactly Args. The parameter types are
 // fixed by the class, so deduction cannot extend them to another overload's.
 template <class... Args>

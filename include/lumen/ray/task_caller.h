@@ -60,6 +60,8 @@ ResourceClaims lumen_resources(const std::unordered_map<std::string, double>& re
 lumen::detail::ObjectSlot* infeasible_result(const std::string& name, const std::string& why);
 // Throws RayException when a value is not what Ray accepts.
 void check_resources(const std::unordered_map<std::string, double>& resources);
+// The same check under Ray's name.
+inline void CheckTaskOptions(const std::unordered_map<std::string, double>& resources) { check_resources(resources); }
 
 // The resources and placement group that tasks and actors may ask for, with Ray's setters.
 template <class Derived>
