@@ -757,7 +757,9 @@ TEST_CASE("ray::Task(f).SetResources(resources) and SetResource(name, value)") {
   // RayException at Remote.
   const std::vector<std::pair<std::string, double>> refused{
       {"", 1}, {"CPU", 0}, {"CPU", -1}, {"CPU", 1.5}, {"CPU", 0.00001}};
-  for (const auto& [name, value] : refused) {
+  for (const auto& claim : refused) {
+    const std::string& name = claim.first;  // not a structured binding: lambdas capture it
+    const double value = claim.second;
     CAPTURE(name);
     CAPTURE(value);
     CHECK_THROWS_AS(ray::Task(Return1).SetResource(name, value).Remote(), RayException);
@@ -768,7 +770,9 @@ TEST_CASE("ray::Task(f).SetResources(resources) and SetResource(name, value)") {
   // times out) and a warning is logged.
   const std::vector<std::pair<std::string, double>> infeasible{
       {"CPU", 1e6}, {"GPU", 1}, {"memory", 1e15}, {"object_store_memory", 1e15}};
-  for (const auto& [name, value] : infeasible) {
+  for (const auto& claim : infeasible) {
+    const std::string& name = claim.first;
+    const double value = claim.second;
     CAPTURE(name);
     ray::ObjectRef<int> pending;
     std::string warning = logged_by([&] { pending = ray::Task(Return1).SetResources({{name, value}}).Remote(); });
