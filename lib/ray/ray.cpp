@@ -895,6 +895,12 @@ ResourceClaims lumen_resources(const std::unordered_map<std::string, double>& re
 
 namespace {
 
+// `what` ("The task F", "The actor F") can never be granted its resources, because `why`.
+void warn_unschedulable(const std::string& what, const std::string& why) {
+  RAYLOG(WARNING) << what << " cannot be scheduled: " << why
+                  << ". It stays pending, as on a Ray cluster without such a node, until ray::Shutdown()";
+}
+
 // Results of tasks that can never run, held (one reference each) until Shutdown fails them.
 struct Infeasible {
   std::mutex mutex;
@@ -939,8 +945,7 @@ lumen::detail::ObjectSlot* infeasible_result(const std::string& name, const std:
       throw;
     }
   }
-  RAYLOG(WARNING) << what << " cannot be scheduled: " << why
-                  << ". It stays pending, as on a Ray cluster without such a node, until ray::Shutdown()";
+  warn_unschedulable(what, why);
   return s;
 }
 
@@ -1052,9 +1057,7 @@ std::shared_ptr<ActorResources> actor_resources(const std::unordered_map<std::st
     std::lock_guard<std::mutex> lock(c.mutex);
     c.claims.push_back(r);
   }
-  if (!r->infeasible.empty())
-    RAYLOG(WARNING) << r->description << " cannot be scheduled: " << r->infeasible
-                    << ". It stays pending, as on a Ray cluster without such a node, until ray::Shutdown()";
+  if (!r->infeasible.empty()) warn_unschedulable(r->description, r->infeasible);
   return r;
 }
 

@@ -149,11 +149,8 @@ class ActorTaskCaller {
                   const std::string* name)
       : actor_(std::move(actor)), actor_id_(actor_id), method_(method), name_(name) {}
 
-  // Names the call, as Ray names the task it becomes.
-  ActorTaskCaller& SetName(std::string name) {
-    call_name_ = std::move(name);
-    return *this;
-  }
+  // Accepted as Ray accepts it; nothing in one process shows an actor call's name.
+  ActorTaskCaller& SetName(const std::string&) { return *this; }
   // Checked as Ray checks them (RayException at Remote for bad values). The call runs on what
   // its actor holds, so it claims nothing more.
   ActorTaskCaller& SetResources(std::unordered_map<std::string, double> resources) {
@@ -189,7 +186,6 @@ class ActorTaskCaller {
   const std::string* actor_id_;
   M method_;
   const std::string* name_;
-  std::string call_name_;
   std::unordered_map<std::string, double> resources_;
 };
 

@@ -160,12 +160,9 @@ decltype(auto) invoke_bound(std::tuple<P...>*, F& f, A&&... a) {
 
 template <class... P, class M, class C, class... A>
 decltype(auto) invoke_method_bound(std::tuple<P...>*, M m, C& object, A&&... a) {
-  if constexpr (signature<M>::rvalue_object) {
-    return std::invoke(m, std::move(object),
-                       Bound<P, decltype(resolved<P>(std::forward<A>(a)))>(resolved<P>(std::forward<A>(a))).get()...);
-  } else {
-    return std::invoke(m, object, Bound<P, decltype(resolved<P>(std::forward<A>(a)))>(resolved<P>(std::forward<A>(a))).get()...);
-  }
+  using Object = std::conditional_t<signature<M>::rvalue_object, C&&, C&>;
+  return std::invoke(m, static_cast<Object>(object),
+                     Bound<P, decltype(resolved<P>(std::forward<A>(a)))>(resolved<P>(std::forward<A>(a))).get()...);
 }
 
 // Turns the exception being handled into the RayTaskException a Ray worker reports for it.

@@ -15,8 +15,7 @@
 //
 // What applies in one process: the job's "env_vars" (RayConfig::runtime_env) are set in the
 // process's environment by ray::Init, before any task runs. A task's or an actor's
-// environment is checked ("env_vars" must map strings to strings) and recorded, but not
-// applied: the environment of a process is shared by every task running in it at once, and
+// environment is checked ("env_vars" must map strings to strings) but not applied: the environment of a process is shared by every task running in it at once, and
 // setenv while other threads read it is undefined behaviour in C. Fields that install
 // software or pick a working folder ("pip", "conda", "working_dir", "py_modules",
 // "container") mean nothing to a C++ program in one process and are recorded as they are.

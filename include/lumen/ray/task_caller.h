@@ -83,11 +83,9 @@ class ResourceOptions {
     has_options_ = true;
     return static_cast<Derived&>(*this);
   }
-  // Checked (RayRuntimeEnvException for bad "env_vars") and recorded; see runtime_env.h for
-  // what applies in one process.
+  // Checked (RayRuntimeEnvException for bad "env_vars"), not applied: see runtime_env.h.
   Derived& SetRuntimeEnv(const RuntimeEnv& runtime_env) {
     check_runtime_env(runtime_env);
-    runtime_env_ = runtime_env;
     return static_cast<Derived&>(*this);
   }
 
@@ -95,7 +93,6 @@ class ResourceOptions {
   std::unordered_map<std::string, double> resources_;
   PlacementGroup group_;
   int bundle_index_ = -1;
-  RuntimeEnv runtime_env_;
   bool has_options_ = false;  // anything set: the task needs lumen's options
 };
 
