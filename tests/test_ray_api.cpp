@@ -691,9 +691,12 @@ TEST_CASE("an actor waits for resources other actors hold, and Shutdown lets go 
   const double cpus = std::max(1u, std::thread::hardware_concurrency());
   ray::ObjectRef<int> second_call;
   ray::ObjectRef<int> task_needing_cpu;
+  // Declared before the runtime, so that the first actor lives (and holds its CPUs) until
+  // Shutdown: its last handle going first would end it and free them.
+  ray::ActorHandle<Counter> first;
   {
     RayRuntime rt;
-    auto first = ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", cpus}}).Remote(1);
+    first = ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", cpus}}).Remote(1);
     REQUIRE(*first.Task(&Counter::Get).Remote().Get() == 1);
     // The second actor's factory waits for the CPUs the first holds; its calls queue meanwhile.
     auto second = ray::Actor(Counter::FactoryCreate).SetResources({{"CPU", 1}}).Remote(2);

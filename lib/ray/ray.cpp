@@ -1008,28 +1008,26 @@ void abandon_actor_claims() {
     claims = c.claims;
   }
   auto& table = lumen::detail::ObjectTable::instance();
-  // Waiting claims go first: resources released in the second pass would otherwise be granted
-  // to them on the way.
-  for (bool waiting_only : {true, false}) {
-    for (const auto& r : claims) {
-      lumen::detail::ObjectSlot* waiting = nullptr;
-      {
-        std::lock_guard<std::mutex> lock(r->mutex);
-        if (waiting_only && r->state != ActorResources::State::waiting) continue;
-        if (r->state == ActorResources::State::held)
-          lumen::detail::release_resources(*r->scheduler, r->demands.data(), r->demands.size());
-        if (r->state == ActorResources::State::waiting) waiting = std::exchange(r->granted, nullptr);
-        r->state = ActorResources::State::abandoned;
-      }
-      if (waiting == nullptr) continue;
-      table.fail(waiting, lumen::detail::make_failure(
-                              std::make_exception_ptr(RayActorException(
-                                  r->description + " was never scheduled: ray::Shutdown() ended the job while it "
-                                                   "waited for resources")),
-                              {}));
-      table.release(waiting);
+  // Every claim is abandoned before any held resource goes back: a claim that could still
+  // wait would otherwise be granted what is released (hold() sees the abandon, the granter
+  // gives back).
+  std::vector<ActorResources*> held;
+  for (const auto& r : claims) {
+    lumen::detail::ObjectSlot* waiting = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(r->mutex);
+      if (r->state == ActorResources::State::held) held.push_back(r.get());
+      if (r->state == ActorResources::State::waiting) waiting = std::exchange(r->granted, nullptr);
+      r->state = ActorResources::State::abandoned;
     }
+    if (waiting == nullptr) continue;
+    table.fail(waiting, lumen::detail::make_failure(std::make_exception_ptr(RayActorException(
+                                                        r->description + " was never scheduled: ray::Shutdown() "
+                                                                         "ended the job while it waited for resources")),
+                                                    {}));
+    table.release(waiting);
   }
+  for (ActorResources* r : held) lumen::detail::release_resources(*r->scheduler, r->demands.data(), r->demands.size());
 }
 
 // After the runtime has stopped: no scheduler holds the claims any more.
