@@ -2,7 +2,8 @@
 # Installs the Debian packages lumen builds and tests with, when any is missing.
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config libboost-dev libboost-context-dev libmimalloc-dev libtbb-dev doctest-dev
-          libcxxopts-dev nlohmann-json3-dev libmsgpack-cxx-dev)
+          libcxxopts-dev nlohmann-json3-dev libmsgpack-cxx-dev
+          libssl-dev openssl curl wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,61 @@
+// What a deployment is doing, for people and for monitors: its state, its replicas by state,
+// its load. DeploymentHandle::status() returns it; the front door serves it as JSON at
+// /-/status.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lumen::serve {
+
+enum class ReplicaState {
+  starting,   // its actor is being built (and reconfigured); no traffic yet
+  running,    // takes traffic
+  unhealthy,  // failed a health check or died: no traffic, being replaced
+  stopping,   // draining (scaled down or shut down): no new traffic, finishing what it holds
+  stopped,    // gone
+};
+
+enum class DeploymentState {
+  updating,     // replicas are starting toward the target
+  healthy,      // every wanted replica runs
+  upscaling,    // autoscaling is adding replicas
+  downscaling,  // autoscaling is draining replicas
+  unhealthy,    // replicas keep failing to start or to pass health checks
+  stopping,     // shutdown() is draining it
+  stopped,
+};
+
+std::string_view to_string(ReplicaState s) noexcept;
+std::string_view to_string(DeploymentState s) noexcept;
+
+struct ReplicaStatus {
+  std::uint64_t id = 0;
+  ReplicaState state = ReplicaState::starting;
+  int ongoing_requests = 0;
+};
+
+struct DeploymentStatus {
+  std::string name;
+  DeploymentState state = DeploymentState::updating;
+  std::string message;  // why it is unhealthy, when it is
+  int target_replicas = 0;
+  std::vector<ReplicaStatus> replicas;
+  int queued_requests = 0;
+  int ongoing_requests = 0;  // on replicas
+  std::uint64_t requests = 0;          // taken since deploy
+  std::uint64_t refused_requests = 0;  // refused with back_pressure
+  std::uint64_t replicas_replaced = 0;
+  // Batches sent, by size: batch_sizes[i] counts batches of up to kBatchBuckets[i] requests.
+  std::vector<std::uint64_t> batch_sizes;
+  std::uint64_t batched_requests = 0;  // requests sent in batches (the sum of their sizes)
+
+  int replicas_in(ReplicaState s) const noexcept;
+};
+
+// Upper bounds of the batch-size buckets in DeploymentStatus::batch_sizes (the last is open).
+inline constexpr int kBatchBuckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 65536};
+
+}  // namespace lumen::serve

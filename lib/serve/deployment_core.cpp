@@ -1,0 +1,677 @@
+#include "lumen/serve/detail/deployment_core.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "lumen/error.h"
+#include "serve/controller.h"
+
+namespace lumen::serve::detail {
+
+namespace {
+
+// Names of live deployments: a name is taken from start() until shutdown() or destruction.
+std::mutex g_names_mu;
+std::set<std::string> g_names;
+
+std::uint64_t next_deployment_id() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::size_t bucket_of(std::size_t n) {
+  std::size_t i = 0;
+  while (i + 1 < std::size(kBatchBuckets) && n > static_cast<std::size_t>(kBatchBuckets[i])) ++i;
+  return i;
+}
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+// Hands src's outcome to p once src resolves.
+void forward_into(const ObjectRef<Response>& src, Promise<Response> p) {
+  on_resolved(src, [src, p = std::move(p)]() mutable noexcept {
+    try {
+      if (auto e = error_of(src)) {
+        p.set_exception(e->cause());
+      } else {
+        p.set_value(lumen::get(src));
+      }
+    } catch (...) {  // the copy failed: the promise carries that error
+    }
+  });
+}
+
+void refuse_quietly(Promise<Response>& p, std::exception_ptr why) noexcept {
+  try {
+    if (!p.resolved()) p.set_exception(std::move(why));
+  } catch (...) {
+  }
+}
+
+int int_of(std::chrono::milliseconds d) { return static_cast<int>(d.count()); }
+
+}  // namespace
+
+bool failed_as_actor_death(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const actor_died&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void validate(const DeploymentOptions& o, bool has_reconfigure, bool has_batch_entry) {
+  auto bad = [&](const std::string& why) { throw usage_error("lumen::serve: deployment '" + o.name + "': " + why); };
+  if (o.name.empty()) throw usage_error("lumen::serve: DeploymentOptions::name is required");
+  if (o.name.size() > 200 || o.name.find_first_of("\"\\\n\r{}") != std::string::npos)
+    bad("name must be at most 200 characters, without quotes, backslashes, braces or line breaks");
+  if (o.num_replicas < 1 && !o.autoscaling) bad("num_replicas must be at least 1, got " + std::to_string(o.num_replicas));
+  if (o.num_replicas > 4096) bad("num_replicas must be at most 4096, got " + std::to_string(o.num_replicas));
+  if (o.autoscaling) {
+    const auto& a = *o.autoscaling;
+    if (a.min_replicas < 0) bad("autoscaling.min_replicas must be at least 0");
+    if (a.max_replicas < std::max(1, a.min_replicas) || a.max_replicas > 4096)
+      bad("autoscaling.max_replicas must be from max(1, min_replicas) to 4096, got " + std::to_string(a.max_replicas));
+    if (a.initial_replicas != -1 && (a.initial_replicas < a.min_replicas || a.initial_replicas > a.max_replicas))
+      bad("autoscaling.initial_replicas must be -1 or within [min_replicas, max_replicas]");
+    if (!(a.target_ongoing_requests > 0) || !std::isfinite(a.target_ongoing_requests))
+      bad("autoscaling.target_ongoing_requests must be a positive number");
+    if (a.upscale_delay.count() < 0 || a.downscale_delay.count() < 0 || a.look_back.count() < 0)
+      bad("autoscaling delays must not be negative");
+  }
+  if (o.batch.max_batch_size > 65536) bad("batch.max_batch_size must be at most 65536");
+  if (o.batch.max_batch_size > 0) {
+    if (o.batch.batch_wait_timeout.count() < 0) bad("batch.batch_wait_timeout must not be negative");
+    if (!has_batch_entry) bad("batching needs operator()(std::vector<Request>) returning one response per request");
+    if (o.max_ongoing_requests != 0 && static_cast<std::size_t>(o.max_ongoing_requests) < o.batch.max_batch_size)
+      bad("max_ongoing_requests (" + std::to_string(o.max_ongoing_requests) + ") is below batch.max_batch_size (" +
+          std::to_string(o.batch.max_batch_size) + "): batches could never fill");
+  }
+  if (o.max_ongoing_requests < 0 || o.max_ongoing_requests > 1000000)
+    bad("max_ongoing_requests must be from 0 (the default) to 1000000");
+  if (o.max_queued_requests < -1) bad("max_queued_requests must be -1 (no limit) or more");
+  if (o.max_concurrency < 1 || o.max_concurrency > 1000000) bad("max_concurrency must be from 1 to 1000000");
+  if (!o.user_config.is_null() && !has_reconfigure) bad("user_config needs a reconfigure(const nlohmann::json&) member");
+  if (o.health_check_period.count() <= 0) bad("health_check_period must be positive");
+  if (o.health_check_timeout.count() <= 0) bad("health_check_timeout must be positive");
+  if (o.graceful_shutdown_timeout.count() < 0) bad("graceful_shutdown_timeout must not be negative");
+}
+
+DeploymentCore::DeploymentCore(DeploymentOptions options, bool has_health_check, bool has_reconfigure, bool is_batched)
+    : options_(std::move(options)),
+      has_health_check_(has_health_check),
+      has_reconfigure_(has_reconfigure),
+      batched_(is_batched && options_.batch.max_batch_size > 0),
+      max_ongoing_(options_.max_ongoing_requests != 0 ? options_.max_ongoing_requests
+                   : batched_ ? static_cast<int>(2 * options_.batch.max_batch_size)
+                              : 5),
+      id_(next_deployment_id()),
+      user_config_(options_.user_config),
+      rng_(static_cast<std::minstd_rand::result_type>(id_ * 2654435761u + 1)),
+      batch_sizes_(std::size(kBatchBuckets), 0) {}
+
+DeploymentCore::~DeploymentCore() {
+  if (!stopped_) {
+    std::lock_guard lock(g_names_mu);
+    g_names.erase(options_.name);
+  }
+  // Replicas go with their handles; their actors end once their queued calls have run.
+}
+
+void DeploymentCore::start() {
+  {
+    std::lock_guard lock(g_names_mu);
+    if (!g_names.insert(options_.name).second)
+      throw usage_error("lumen::serve: a live deployment is already named '" + options_.name + "'");
+  }
+  Deferred after;
+  try {
+    std::lock_guard lock(mu_);
+    if (options_.autoscaling) {
+      const auto& a = *options_.autoscaling;
+      target_ = a.initial_replicas >= 0 ? a.initial_replicas : std::max(1, a.min_replicas);
+    } else {
+      target_ = options_.num_replicas;
+    }
+    for (int i = 0; i < target_; ++i) add_replica_locked(after);
+  } catch (...) {
+    std::lock_guard lock(g_names_mu);
+    g_names.erase(options_.name);
+    throw;
+  }
+  for (auto& f : after) f();
+  Controller::instance().watch(shared_from_this());
+}
+
+void DeploymentCore::add_replica_locked(Deferred& after) {
+  auto r = make_replica();
+  r->id = next_replica_id_++;
+  r->state = ReplicaState::starting;
+  replicas_.push_back(r);
+  ObjectRef<bool> ready = call_ready(*r, user_config_);
+  after.push_back([self = shared_from_this(), r, ready] {
+    on_resolved(ready, [self, r, ready]() noexcept {
+      Routed run;
+      Deferred after;
+      try {
+        std::lock_guard lock(self->mu_);
+        if (r->state != ReplicaState::starting) return;
+        if (auto e = error_of(ready)) {
+          self->last_error_ = "replica " + std::to_string(r->id) + " failed to start: " + describe(e->cause());
+          ++self->consecutive_start_failures_;
+          self->retire_locked(r, ReplicaState::unhealthy, after);
+        } else {
+          self->consecutive_start_failures_ = 0;
+          r->state = ReplicaState::running;
+          r->last_check = Clock::now();
+          self->dispatch_queue_locked(run);
+        }
+      } catch (...) {  // no memory for the deferred work: the control loop retires it later
+      }
+      for (auto& f : after) f();
+      for (auto& [job, rep] : run) job->run(rep);
+    });
+  });
+}
+
+std::shared_ptr<Replica> DeploymentCore::pick_locked() {
+  std::size_t eligible = 0;
+  for (const auto& r : replicas_)
+    if (r->state == ReplicaState::running && r->ongoing < max_ongoing_) ++eligible;
+  if (eligible == 0) return nullptr;
+  auto nth = [&](std::size_t k) -> const std::shared_ptr<Replica>& {
+    for (const auto& r : replicas_)
+      if (r->state == ReplicaState::running && r->ongoing < max_ongoing_ && k-- == 0) return r;
+    return replicas_.front();  // unreachable: k < eligible
+  };
+  if (eligible == 1) return nth(0);
+  std::size_t a = rng_() % eligible;
+  std::size_t b = rng_() % (eligible - 1);
+  if (b >= a) ++b;
+  const auto& ra = nth(a);
+  const auto& rb = nth(b);
+  return rb->ongoing < ra->ongoing ? rb : ra;
+}
+
+std::shared_ptr<Replica> DeploymentCore::reserve() {
+  std::lock_guard lock(mu_);
+  if (stopping_)
+    throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
+  if (!queue_.empty()) return nullptr;
+  auto r = pick_locked();
+  if (r != nullptr) {
+    ++r->ongoing;
+    ++in_flight_;
+    ++requests_;
+  }
+  return r;
+}
+
+void DeploymentCore::enqueue(std::unique_ptr<Job> job) {
+  std::shared_ptr<Replica> now;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_)
+      throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
+    if (queue_.empty()) now = pick_locked();
+    if (now == nullptr && options_.max_queued_requests >= 0 &&
+        queue_.size() >= static_cast<std::size_t>(options_.max_queued_requests)) {
+      ++refused_;
+      throw back_pressure("lumen::serve: deployment '" + options_.name + "' has " + std::to_string(queue_.size()) +
+                          " requests queued (max_queued_requests); try again later");
+    }
+    ++in_flight_;
+    ++requests_;
+    if (now != nullptr) {
+      ++now->ongoing;
+    } else {
+      queue_.push_back(std::move(job));
+      return;
+    }
+  }
+  job->run(now);
+}
+
+void DeploymentCore::dispatch_queue_locked(Routed& out) {
+  while (!queue_.empty()) {
+    auto r = pick_locked();
+    if (r == nullptr) return;
+    ++r->ongoing;
+    out.emplace_back(std::move(queue_.front()), std::move(r));
+    queue_.pop_front();
+  }
+}
+
+void DeploymentCore::finished(const std::shared_ptr<Replica>& r, int n, bool replica_died) noexcept {
+  Routed run;
+  Deferred after;
+  try {
+    std::lock_guard lock(mu_);
+    r->ongoing -= n;
+    in_flight_ -= n;
+    if (replica_died && (r->state == ReplicaState::running || r->state == ReplicaState::starting)) {
+      last_error_ = "replica " + std::to_string(r->id) + " died";
+      ++replicas_replaced_;
+      retire_locked(r, ReplicaState::unhealthy, after);
+    }
+    if (r->state == ReplicaState::stopping && r->ongoing == 0) retire_locked(r, ReplicaState::stopping, after);
+    dispatch_queue_locked(run);
+    if (in_flight_ == 0) idle_.notify_all();
+  } catch (...) {  // no memory for the deferred work: the control loop retires it later
+  }
+  for (auto& f : after) f();
+  for (auto& [job, rep] : run) job->run(rep);
+}
+
+// Takes r out of routing. An unhealthy replica is stopped at once (requests it holds fail,
+// or are retried); a stopping one drains first, and finished() stops it when it is empty.
+// Killing runs outside the lock (in `after`): the calls it fails resolve on this thread, and
+// their callbacks take the lock.
+void DeploymentCore::retire_locked(const std::shared_ptr<Replica>& r, ReplicaState why, Deferred& after) {
+  r->state = why;
+  if (!r->batch.empty()) flush_batch_locked(r, after);
+  if (why == ReplicaState::unhealthy || (why == ReplicaState::stopping && r->ongoing == 0)) {
+    if (why == ReplicaState::stopping) r->state = ReplicaState::stopped;
+    std::erase(replicas_, r);
+    after.push_back([self = shared_from_this(), r] { self->kill(*r); });
+  }
+}
+
+struct DeploymentCore::IngressJob final : Job {
+  IngressJob(std::shared_ptr<DeploymentCore> c, Request r) : core(std::move(c)), req(std::move(r)) {}
+  void run(const std::shared_ptr<Replica>& r) noexcept override {
+    try {
+      if (core->batched_) {
+        core->add_to_batch(r, std::move(req), std::move(promise));
+      } else {
+        core->send_ingress(r, std::move(req), &promise, nullptr);
+      }
+    } catch (...) {
+      core->finished(r, 1, false);
+      refuse(std::current_exception());
+    }
+  }
+  void refuse(std::exception_ptr why) noexcept override { refuse_quietly(promise, std::move(why)); }
+
+  std::shared_ptr<DeploymentCore> core;
+  Request req;
+  Promise<Response> promise;
+};
+
+ObjectRef<Response> DeploymentCore::request(Request req) {
+  if (auto r = reserve()) {
+    try {
+      if (batched_) {
+        Promise<Response> p;
+        auto ref = p.ref();
+        add_to_batch(r, std::move(req), std::move(p));
+        return ref;
+      }
+      ObjectRef<Response> out;
+      if (options_.retry_on_replica_death) {
+        Promise<Response> p;
+        out = p.ref();
+        send_ingress(r, std::move(req), &p, nullptr);
+      } else {
+        send_ingress(r, std::move(req), nullptr, &out);
+      }
+      return out;
+    } catch (...) {
+      finished(r, 1, false);
+      throw;
+    }
+  }
+  auto job = std::make_unique<IngressJob>(shared_from_this(), std::move(req));
+  auto ref = job->promise.ref();
+  enqueue(std::move(job));
+  return ref;
+}
+
+// Sends one request to r. The result goes to *into (a promise the caller already handed
+// out) or, without one, is returned through *out.
+void DeploymentCore::send_ingress(const std::shared_ptr<Replica>& r, Request req, Promise<Response>* into,
+                                  ObjectRef<Response>* out) {
+  std::optional<Request> again;
+  if (options_.retry_on_replica_death && into != nullptr) again = req;
+  ObjectRef<Response> ref = call_ingress(*r, std::move(req));
+  if (into == nullptr) {
+    *out = ref;
+    release_when_done(r, ref);
+    return;
+  }
+  on_resolved(ref, [self = shared_from_this(), r, ref, p = std::move(*into), again = std::move(again)]() mutable noexcept {
+    bool died = false;
+    auto e = error_of(ref);
+    if (e) died = failed_as_actor_death(e->cause());
+    self->finished(r, 1, died);
+    if (died && again) {
+      // Once more, on another replica; a second death fails the request.
+      try {
+        auto second = self->reserve();
+        if (second != nullptr) {
+          ObjectRef<Response> second_ref;
+          self->send_ingress(second, std::move(*again), nullptr, &second_ref);
+          forward_into(second_ref, std::move(p));
+        } else {
+          auto job = std::make_unique<IngressJob>(self, std::move(*again));
+          forward_into(job->promise.ref(), std::move(p));
+          self->enqueue(std::move(job));
+        }
+      } catch (...) {
+        refuse_quietly(p, std::current_exception());
+      }
+      return;
+    }
+    try {
+      if (e) {
+        p.set_exception(e->cause());
+      } else {
+        p.set_value(lumen::get(ref));
+      }
+    } catch (...) {
+    }
+  });
+}
+
+void DeploymentCore::add_to_batch(const std::shared_ptr<Replica>& r, Request req, Promise<Response> p) {
+  Deferred after;
+  std::uint64_t arm = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (r->batch.empty()) arm = ++r->batches_opened;
+    r->batch.push_back(std::move(req));
+    r->batch_promises.push_back(std::move(p));
+    if (r->batch.size() >= options_.batch.max_batch_size) {
+      flush_batch_locked(r, after);
+      arm = 0;
+    }
+  }
+  if (arm != 0) arm_batch_timer(r, arm);
+  for (auto& f : after) f();
+}
+
+void DeploymentCore::flush_batch_locked(const std::shared_ptr<Replica>& r, Deferred& after) {
+  struct Batch {
+    std::vector<Request> requests;
+    std::vector<Promise<Response>> promises;
+  };
+  auto b = std::make_shared<Batch>();
+  b->requests.swap(r->batch);
+  b->promises.swap(r->batch_promises);
+  ++batch_sizes_[bucket_of(b->requests.size())];
+  batched_requests_ += b->requests.size();
+  after.push_back([self = shared_from_this(), r, b] {
+    const int n = static_cast<int>(b->promises.size());
+    ObjectRef<std::vector<Response>> ref;
+    try {
+      ref = self->call_batch(*r, std::move(b->requests));
+    } catch (...) {
+      self->finished(r, n, false);
+      for (auto& p : b->promises) refuse_quietly(p, std::current_exception());
+      return;
+    }
+    on_resolved(ref, [self, r, b, ref, n]() noexcept {
+      auto e = error_of(ref);
+      self->finished(r, n, e && failed_as_actor_death(e->cause()));
+      if (e) {
+        for (auto& p : b->promises) refuse_quietly(p, e->cause());
+        return;
+      }
+      const std::vector<Response>& out = lumen::get(ref);
+      for (std::size_t i = 0; i < b->promises.size(); ++i) {
+        try {
+          b->promises[i].set_value(out[i]);
+        } catch (...) {
+        }
+      }
+    });
+  });
+}
+
+void DeploymentCore::arm_batch_timer(const std::shared_ptr<Replica>& r, std::uint64_t batch) {
+  std::weak_ptr<DeploymentCore> weak = shared_from_this();
+  Controller::instance().after(options_.batch.batch_wait_timeout, [weak, r, batch] {
+    auto self = weak.lock();
+    if (self == nullptr) return;
+    Deferred after;
+    {
+      std::lock_guard lock(self->mu_);
+      if (r->batches_opened != batch || r->batch.empty()) return;
+      self->flush_batch_locked(r, after);
+    }
+    for (auto& f : after) f();
+  });
+}
+
+void DeploymentCore::reconfigure(const nlohmann::json& config) {
+  if (!has_reconfigure_)
+    throw usage_error("lumen::serve: deployment '" + options_.name + "' has no reconfigure(const nlohmann::json&)");
+  std::vector<std::shared_ptr<Replica>> targets;
+  {
+    std::lock_guard lock(mu_);
+    user_config_ = config;
+    for (auto& r : replicas_)
+      if (r->state == ReplicaState::running || r->state == ReplicaState::starting) targets.push_back(r);
+  }
+  for (auto& r : targets) call_reconfigure(*r, config);
+}
+
+int DeploymentCore::target_replicas_locked(Clock::time_point now) {
+  if (!options_.autoscaling) return options_.num_replicas;
+  const auto& a = *options_.autoscaling;
+  load_samples_.emplace_back(now, in_flight_);
+  while (load_samples_.size() > 1 && now - load_samples_.front().first > a.look_back) load_samples_.pop_front();
+  double sum = 0;
+  for (const auto& s : load_samples_) sum += s.second;
+  const double load = sum / static_cast<double>(load_samples_.size());
+  const int wanted = std::clamp(static_cast<int>(std::ceil(load / a.target_ongoing_requests)), a.min_replicas, a.max_replicas);
+  if (wanted > target_) {
+    want_fewer_since_ = {};
+    if (want_more_since_ == Clock::time_point{}) want_more_since_ = now;
+    if (now - want_more_since_ >= a.upscale_delay) {
+      want_more_since_ = {};
+      return wanted;
+    }
+  } else if (wanted < target_) {
+    want_more_since_ = {};
+    if (want_fewer_since_ == Clock::time_point{}) want_fewer_since_ = now;
+    if (now - want_fewer_since_ >= a.downscale_delay) {
+      want_fewer_since_ = {};
+      return wanted;
+    }
+  } else {
+    want_more_since_ = {};
+    want_fewer_since_ = {};
+  }
+  return target_;
+}
+
+void DeploymentCore::control_tick() noexcept {
+  const auto now = Clock::now();
+  Deferred after;
+  Routed run;
+  try {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    // Health: checks that took too long, replicas whose actor ended, checks that are due.
+    for (auto r : std::vector(replicas_)) {
+      if (r->state != ReplicaState::running) continue;
+      if (dead(*r)) {
+        last_error_ = "replica " + std::to_string(r->id) + " died";
+        ++replicas_replaced_;
+        retire_locked(r, ReplicaState::unhealthy, after);
+        continue;
+      }
+      if (!has_health_check_) continue;
+      if (r->check_in_flight) {
+        if (now - r->check_started > options_.health_check_timeout) {
+          last_error_ = "replica " + std::to_string(r->id) + " did not answer its health check within " +
+                        std::to_string(int_of(options_.health_check_timeout)) + " ms";
+          ++replicas_replaced_;
+          retire_locked(r, ReplicaState::unhealthy, after);
+        }
+      } else if (now - r->last_check >= options_.health_check_period) {
+        r->check_in_flight = true;
+        r->check_started = now;
+        ObjectRef<bool> check = call_check_health(*r);
+        after.push_back([self = shared_from_this(), r, check] {
+          on_resolved(check, [self, r, check]() noexcept {
+            Deferred later;
+            try {
+              std::lock_guard lock(self->mu_);
+              r->check_in_flight = false;
+              r->last_check = Clock::now();
+              auto e = error_of(check);
+              if (r->state == ReplicaState::running && (e || !lumen::get(check))) {
+                self->last_error_ = "replica " + std::to_string(r->id) + " failed its health check" +
+                                    (e ? ": " + describe(e->cause()) : std::string(": check_health() returned false"));
+                ++self->replicas_replaced_;
+                self->retire_locked(r, ReplicaState::unhealthy, later);
+              }
+            } catch (...) {  // no memory: the timeout path retires it later
+            }
+            for (auto& f : later) f();
+          });
+        });
+      }
+    }
+    // Scale: the target, then replicas started or drained toward it.
+    target_ = target_replicas_locked(now);
+    int live = 0;
+    for (const auto& r : replicas_)
+      if (r->state == ReplicaState::starting || r->state == ReplicaState::running) ++live;
+    // A class whose replicas keep failing to start is retried ever more slowly (up to 5 s).
+    const auto backoff = std::chrono::milliseconds(std::min(5000, 50 << std::min(consecutive_start_failures_, 7)));
+    const bool may_start = consecutive_start_failures_ == 0 || now - last_start_attempt_ >= backoff;
+    if (live < target_ && may_start) {
+      last_start_attempt_ = now;
+      for (; live < target_; ++live) add_replica_locked(after);
+    }
+    while (live > target_) {
+      // Drain the replica that holds the least: starting ones first.
+      std::shared_ptr<Replica> victim;
+      for (const auto& r : replicas_) {
+        if (r->state != ReplicaState::starting && r->state != ReplicaState::running) continue;
+        if (victim == nullptr || (r->state == ReplicaState::starting && victim->state != ReplicaState::starting) ||
+            (r->state == victim->state && r->ongoing < victim->ongoing))
+          victim = r;
+      }
+      retire_locked(victim, ReplicaState::stopping, after);
+      --live;
+    }
+    dispatch_queue_locked(run);
+  } catch (...) {
+    // Out of memory for a new replica or a check: the next tick tries again.
+  }
+  for (auto& f : after) f();
+  for (auto& [job, rep] : run) job->run(rep);
+}
+
+void DeploymentCore::shutdown(std::chrono::milliseconds timeout) {
+  std::deque<std::unique_ptr<Job>> left;
+  std::vector<std::shared_ptr<Replica>> victims;
+  {
+    std::unique_lock lock(mu_);
+    if (stopped_) return;
+    stopping_ = true;
+    idle_.wait_for(lock, timeout, [&] { return in_flight_ == 0; });
+    left.swap(queue_);
+    in_flight_ -= static_cast<int>(left.size());
+    for (auto& r : replicas_) r->state = ReplicaState::stopped;
+    victims.swap(replicas_);
+    stopped_ = true;
+  }
+  {
+    std::lock_guard lock(g_names_mu);
+    g_names.erase(options_.name);
+  }
+  auto why = std::make_exception_ptr(
+      shutdown_error("lumen::serve: deployment '" + options_.name + "' shut down before the request was served"));
+  for (auto& job : left) job->refuse(why);
+  for (auto& r : victims) kill(*r);
+}
+
+DeploymentStatus DeploymentCore::status() const {
+  std::lock_guard lock(mu_);
+  DeploymentStatus s;
+  s.name = options_.name;
+  s.target_replicas = target_;
+  s.queued_requests = static_cast<int>(queue_.size());
+  for (const auto& r : replicas_) {
+    s.replicas.push_back({r->id, r->state, r->ongoing});
+    s.ongoing_requests += r->ongoing;
+  }
+  s.requests = requests_;
+  s.refused_requests = refused_;
+  s.replicas_replaced = replicas_replaced_;
+  s.batch_sizes = batch_sizes_;
+  s.batched_requests = batched_requests_;
+  s.message = last_error_;
+  const int running = s.replicas_in(ReplicaState::running);
+  const int live = running + s.replicas_in(ReplicaState::starting);
+  if (stopped_) {
+    s.state = DeploymentState::stopped;
+  } else if (stopping_) {
+    s.state = DeploymentState::stopping;
+  } else if (consecutive_start_failures_ >= 3) {
+    s.state = DeploymentState::unhealthy;
+  } else if (running == target_ && live == target_) {
+    s.state = DeploymentState::healthy;
+    s.message.clear();
+  } else if (options_.autoscaling && live < target_) {
+    s.state = DeploymentState::upscaling;
+  } else if (options_.autoscaling && live > target_) {
+    s.state = DeploymentState::downscaling;
+  } else {
+    s.state = DeploymentState::updating;
+  }
+  return s;
+}
+
+}  // namespace lumen::serve::detail
+
+namespace lumen::serve {
+
+int DeploymentStatus::replicas_in(ReplicaState st) const noexcept {
+  int n = 0;
+  for (const auto& r : replicas)
+    if (r.state == st) ++n;
+  return n;
+}
+
+std::string_view to_string(ReplicaState s) noexcept {
+  switch (s) {
+    case ReplicaState::starting: return "starting";
+    case ReplicaState::running: return "running";
+    case ReplicaState::unhealthy: return "unhealthy";
+    case ReplicaState::stopping: return "stopping";
+    case ReplicaState::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(DeploymentState s) noexcept {
+  switch (s) {
+    case DeploymentState::updating: return "updating";
+    case DeploymentState::healthy: return "healthy";
+    case DeploymentState::upscaling: return "upscaling";
+    case DeploymentState::downscaling: return "downscaling";
+    case DeploymentState::unhealthy: return "unhealthy";
+    case DeploymentState::stopping: return "stopping";
+    case DeploymentState::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+}  // namespace lumen::serve

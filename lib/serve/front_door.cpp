@@ -1,0 +1,528 @@
+#include "serve/front_door.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <random>
+
+#include "lumen/error.h"
+#include "lumen/on_resolved.h"
+
+namespace lumen::serve::detail {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string_view sv(beast::string_view v) noexcept { return {v.data(), v.size()}; }
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-')) return false;
+  return true;
+}
+
+bool is_json_type(std::string_view type) {
+  auto semi = type.find(';');
+  std::string t(type.substr(0, semi));
+  for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  return t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"));
+}
+
+// Compares without stopping at the first difference, so the time taken says nothing of
+// where a guessed token went wrong.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0 && !b.empty();
+}
+
+struct Outcome {
+  int status;
+  std::string body;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+Outcome error_outcome(int status, std::string_view message, const std::string& request_id) {
+  nlohmann::json j{{"error", message}, {"request_id", request_id}};
+  return {status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json", {}};
+}
+
+// What a finished request sends back: its response, or a status for its error.
+Outcome outcome_of(const ObjectRef<Response>& ref, const std::string& request_id, int retry_after) {
+  auto e = error_of(ref);
+  if (!e) {
+    const Response& r = lumen::get(ref);
+    int status = r.status >= 100 && r.status <= 599 ? r.status : 500;
+    return {status, r.body, r.content_type, r.headers};
+  }
+  try {
+    std::rethrow_exception(e->cause());
+  } catch (const http_error& x) {
+    return error_outcome(x.status() >= 100 && x.status() <= 599 ? x.status() : 500, x.what(), request_id);
+  } catch (const back_pressure& x) {
+    auto o = error_outcome(503, x.what(), request_id);
+    o.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return o;
+  } catch (const shutdown_error& x) {
+    auto o = error_outcome(503, x.what(), request_id);
+    o.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return o;
+  } catch (const actor_died& x) {
+    return error_outcome(500, std::string("the replica serving the request died: ") + x.what(), request_id);
+  } catch (const std::exception& x) {
+    return error_outcome(500, x.what(), request_id);
+  } catch (...) {
+    return error_outcome(500, "the model threw an exception that is not a std::exception", request_id);
+  }
+}
+
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  template <class... A>
+  Session(std::shared_ptr<FrontDoor> door, tcp::socket&& socket, A&&... a)
+      : door_(std::move(door)),
+        stream_(std::move(socket), std::forward<A>(a)...),
+        read_timer_(stream_.get_executor()),
+        request_timer_(stream_.get_executor()) {
+    beast::error_code ec;
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    client_ = ec ? "unknown" : ep.address().to_string();
+    beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ec);
+  }
+  ~Session() override { door_->unregister_session(this); }
+
+  void start() {
+    door_->register_session(this, this->weak_from_this());
+    if constexpr (kTls) {
+      arm_read_timer();
+      stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        self->read_timer_.cancel();
+        if (ec) return self->close();
+        self->read_next();
+      });
+    } else {
+      read_next();
+    }
+  }
+
+  void close_soon() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->close(); });
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  void arm_read_timer() {
+    timed_out_ = false;
+    read_timer_.expires_after(door_->options().read_timeout);
+    read_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
+      auto self = weak.lock();
+      if (ec || self == nullptr) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
+    });
+  }
+
+  void read_next() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->body_limit(door_->options().max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(door_->options().max_header_bytes, UINT32_MAX)));
+    arm_read_timer();
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void on_read(beast::error_code ec) {
+    read_timer_.cancel();
+    if (closed_) return;
+    if (ec) {
+      const bool started = parser_->got_some() || buffer_.size() > 0;
+      if (timed_out_) {
+        if (started) return reply_and_close(error_outcome(408, "the request did not arrive within read_timeout", fresh_id()));
+        return close();
+      }
+      if (ec == http::error::body_limit)
+        return reply_and_close(error_outcome(413, "the body is over max_body_bytes (" +
+                                                      std::to_string(door_->options().max_body_bytes) + ")", fresh_id()));
+      if (ec == http::error::header_limit)
+        return reply_and_close(error_outcome(431, "the header block is over max_header_bytes", fresh_id()));
+      if (ec.category() == http::make_error_code(http::error::body_limit).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message)
+        return reply_and_close(error_outcome(400, "malformed HTTP request: " + ec.message(), fresh_id()));
+      return close();
+    }
+    handle(parser_->release());
+  }
+
+  std::string fresh_id() { return door_->make_request_id(); }
+
+  void handle(http::request<http::string_body> msg) {
+    ++generation_;
+    answered_ = false;
+    started_ = Clock::now();
+    metrics_ = nullptr;
+    keep_alive_ = msg.keep_alive() && !door_->draining();
+    {
+      std::string_view sent = sv(msg["X-Request-ID"]);
+      request_id_ = valid_request_id(sent) ? std::string(sent) : fresh_id();
+    }
+    const ServerOptions& o = door_->options();
+    std::string_view target = sv(msg.target());
+    if (target.empty() || target.front() != '/') return reply(error_outcome(400, "the request target must start with '/'", request_id_));
+    auto qpos = target.find('?');
+    std::string path(target.substr(0, qpos));
+    std::string query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
+
+    if (path == "/-/healthz") return reply({200, "success", "text/plain; charset=utf-8", {}});
+    if (!o.bearer_token.empty()) {
+      std::string_view auth = sv(msg[http::field::authorization]);
+      constexpr std::string_view kBearer = "Bearer ";
+      if (!auth.starts_with(kBearer) || !same_secret(auth.substr(kBearer.size()), o.bearer_token)) {
+        auto out = error_outcome(401, "a valid bearer token is required (Authorization: Bearer <token>)", request_id_);
+        out.headers.emplace_back("WWW-Authenticate", "Bearer");
+        return reply(std::move(out));
+      }
+    }
+    if (o.max_requests_per_second > 0 && !door_->admit_client(client_)) {
+      auto out = error_outcome(429, "too many requests from " + client_, request_id_);
+      out.headers.emplace_back("Retry-After", std::to_string(o.retry_after_seconds));
+      return reply(std::move(out));
+    }
+    if (path == "/metrics") return reply({200, door_->metrics_text(), "text/plain; version=0.0.4; charset=utf-8", {}});
+    if (path == "/-/routes") return reply({200, door_->routes_json().dump(), "application/json", {}});
+    if (path == "/-/status") return reply({200, door_->status_json().dump(), "application/json", {}});
+
+    auto found = door_->find_route(path);
+    if (!found) return reply(error_outcome(404, "no route matches " + path, request_id_));
+    auto& [prefix, route] = *found;
+    metrics_ = route.metrics;
+
+    Request req;
+    req.method = std::string(sv(msg.method_string()));
+    req.path = std::move(path);
+    req.query = std::move(query);
+    req.route = prefix;
+    req.request_id = request_id_;
+    for (const auto& f : msg) {
+      std::string name(sv(f.name_string()));
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers.emplace_back(std::move(name), std::string(sv(f.value())));
+    }
+    req.body = std::move(msg.body());
+    if (!req.body.empty() && is_json_type(sv(msg[http::field::content_type]))) {
+      req.json = nlohmann::json::parse(req.body, nullptr, false);
+      if (req.json.is_discarded()) {
+        req.json = nullptr;
+        return reply(error_outcome(400, "the body is not valid JSON", request_id_));
+      }
+    }
+
+    ObjectRef<Response> ref;
+    try {
+      ref = route.deployment->request(std::move(req));
+    } catch (const back_pressure& x) {
+      auto out = error_outcome(503, x.what(), request_id_);
+      out.headers.emplace_back("Retry-After", std::to_string(o.retry_after_seconds));
+      return reply(std::move(out));
+    } catch (const shutdown_error& x) {
+      auto out = error_outcome(503, x.what(), request_id_);
+      out.headers.emplace_back("Retry-After", std::to_string(o.retry_after_seconds));
+      return reply(std::move(out));
+    } catch (const std::exception& x) {
+      return reply(error_outcome(500, x.what(), request_id_));
+    }
+    door_->request_started();
+    const std::uint64_t gen = generation_;
+    request_timer_.expires_after(o.request_timeout);
+    request_timer_.async_wait([self = this->shared_from_this(), gen](beast::error_code ec) {
+      if (ec || self->generation_ != gen || self->answered_) return;
+      self->reply(error_outcome(408, "no answer within request_timeout (" +
+                                         std::to_string(self->door_->options().request_timeout.count()) + " ms)",
+                                self->request_id_));
+    });
+    on_resolved(ref, [self = this->shared_from_this(), gen, ref]() noexcept {
+      try {
+        self->door_->post_to(self->stream_.get_executor(), [self, gen, ref] { self->on_result(gen, ref); });
+      } catch (...) {  // no memory to post: the request timer answers 408
+        self->door_->request_finished();
+      }
+    });
+  }
+
+  void on_result(std::uint64_t gen, const ObjectRef<Response>& ref) {
+    door_->request_finished();
+    if (gen != generation_ || answered_ || closed_) return;  // answered 408 already, or gone
+    reply(outcome_of(ref, request_id_, door_->options().retry_after_seconds));
+  }
+
+  void reply_and_close(Outcome out) {
+    keep_alive_ = false;
+    reply(std::move(out));
+  }
+
+  void reply(Outcome out) {
+    answered_ = true;
+    request_timer_.cancel();
+    const auto took = Clock::now() - started_;
+    (metrics_ != nullptr ? *metrics_ : door_->unrouted_metrics()).record(out.status, took);
+    res_ = {};
+    res_.version(11);
+    res_.result(static_cast<unsigned>(out.status));
+    res_.set(http::field::server, "lumen");
+    res_.set(http::field::content_type, out.content_type);
+    res_.set("X-Request-ID", request_id_);
+    for (auto& [k, v] : out.headers) res_.set(k, v);
+    res_.body() = std::move(out.body);
+    if (door_->draining()) keep_alive_ = false;
+    res_.keep_alive(keep_alive_);
+    res_.prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(door_->options().read_timeout);
+    http::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      beast::get_lowest_layer(self->stream_).expires_never();
+      if (ec || !self->keep_alive_) return self->close();
+      self->read_next();
+    });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    read_timer_.cancel();
+    request_timer_.cancel();
+    beast::error_code ec;
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->stream_).socket().close(ignored);
+      });
+    } else {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream_.socket().close(ec);
+    }
+  }
+
+  std::shared_ptr<FrontDoor> door_;
+  Stream stream_;
+  net::steady_timer read_timer_;
+  net::steady_timer request_timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string client_;
+  std::string request_id_;
+  std::shared_ptr<RouteMetrics> metrics_;
+  Clock::time_point started_{};
+  std::uint64_t generation_ = 0;
+  bool answered_ = true;
+  bool keep_alive_ = true;
+  bool timed_out_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+void RouteMetrics::record(int code, std::chrono::nanoseconds took) {
+  const double s = std::chrono::duration<double>(took).count();
+  std::size_t i = 0;
+  while (i < kBounds.size() && s > kBounds[i]) ++i;
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+  sum_ns.fetch_add(static_cast<std::uint64_t>(took.count()), std::memory_order_relaxed);
+  std::lock_guard lock(codes_mu);
+  ++codes[code];
+}
+
+FrontDoor::FrontDoor(ServerOptions o) : options_(std::move(o)), acceptor_(io_) {
+  std::random_device rd;
+  request_id_prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  if (!options_.tls_certificate_file.empty()) {
+    tls_.emplace(net::ssl::context::tls_server);
+    tls_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    tls_->use_certificate_chain_file(options_.tls_certificate_file, ec);
+    if (ec)
+      throw usage_error("lumen::serve: cannot use tls_certificate_file '" + options_.tls_certificate_file + "': " + ec.message());
+    tls_->use_private_key_file(options_.tls_private_key_file, net::ssl::context::pem, ec);
+    if (ec)
+      throw usage_error("lumen::serve: cannot use tls_private_key_file '" + options_.tls_private_key_file + "': " + ec.message());
+  }
+}
+
+FrontDoor::~FrontDoor() = default;
+
+void FrontDoor::add_route(const std::string& prefix, std::shared_ptr<DeploymentCore> d) {
+  if (d == nullptr) throw usage_error("lumen::serve: route '" + prefix + "' to an empty DeploymentHandle");
+  if (prefix.empty() || prefix.front() != '/' || (prefix.size() > 1 && prefix.back() == '/') ||
+      prefix.find_first_of("?#\"\\ \r\n") != std::string::npos || prefix.starts_with("/-/") || prefix == "/metrics" ||
+      prefix == "/-")
+    throw usage_error("lumen::serve: bad route prefix '" + prefix +
+                      "': it is \"/\" or starts with '/', does not end with '/', has no '?', '#', quotes, spaces or "
+                      "backslashes, and is not /-/... or /metrics (built in)");
+  std::unique_lock lock(routes_mu_);
+  if (routes_.contains(prefix)) throw usage_error("lumen::serve: route '" + prefix + "' is taken");
+  routes_.emplace(prefix, Route{std::move(d), std::make_shared<RouteMetrics>()});
+}
+
+std::optional<std::pair<std::string, Route>> FrontDoor::find_route(std::string_view path) const {
+  std::shared_lock lock(routes_mu_);
+  // Longest prefix first: try the path, then each shorter prefix ending before a '/'.
+  std::string_view p = path;
+  for (;;) {
+    auto it = routes_.find(p.empty() ? std::string_view("/") : p);
+    if (it != routes_.end()) return std::make_pair(it->first, it->second);
+    if (p.empty()) return std::nullopt;
+    auto slash = p.rfind('/');
+    if (slash == std::string_view::npos) return std::nullopt;
+    p = p.substr(0, slash);
+  }
+}
+
+void FrontDoor::start() {
+  std::lock_guard lock(lifecycle_mu_);
+  if (stopped_) throw usage_error("lumen::serve: a Server cannot start again once stopped");
+  if (started_) throw usage_error("lumen::serve: Server::start called twice");
+  beast::error_code ec;
+  auto address = net::ip::make_address(options_.host, ec);
+  if (ec) throw usage_error("lumen::serve: ServerOptions::host '" + options_.host + "' is not an IP address");
+  tcp::endpoint ep(address, options_.port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  acceptor_.bind(ep);  // throws std::system_error (address in use, ...)
+  acceptor_.listen(net::socket_base::max_listen_connections);
+  port_.store(acceptor_.local_endpoint().port(), std::memory_order_release);
+  work_.emplace(io_.get_executor());
+  accept_next();
+  for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  started_ = true;
+}
+
+void FrontDoor::accept_next() {
+  acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+    if (!ec) {
+      std::size_t open;
+      {
+        std::lock_guard lock(self->sessions_mu_);
+        open = self->sessions_.size();
+      }
+      if (open >= self->options_.max_connections || self->draining()) {
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else if (self->tls_) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(self, std::move(socket), *self->tls_)->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(self, std::move(socket))->start();
+      }
+    } else if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
+      // Out of file descriptors: existing connections go on; accepting resumes shortly.
+      auto t = std::make_shared<net::steady_timer>(self->io_, std::chrono::milliseconds(50));
+      t->async_wait([self, t](beast::error_code) { self->accept_next(); });
+      return;
+    }
+    self->accept_next();
+  });
+}
+
+void FrontDoor::stop(std::chrono::milliseconds drain) {
+  std::lock_guard lock(lifecycle_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  draining_.store(true, std::memory_order_release);
+  if (!started_) return;
+  net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    beast::error_code ignored;
+    self->acceptor_.close(ignored);
+  });
+  {
+    std::unique_lock idle(idle_mu_);
+    idle_.wait_for(idle, drain, [&] { return in_flight_.load(std::memory_order_acquire) == 0; });
+  }
+  std::vector<std::shared_ptr<SessionBase>> open;
+  {
+    std::lock_guard s(sessions_mu_);
+    for (auto& [k, w] : sessions_)
+      if (auto p = w.lock()) open.push_back(std::move(p));
+  }
+  for (auto& s : open) s->close_soon();
+  open.clear();
+  work_.reset();
+  // Give the closes a moment to run; anything left runs below, on this thread.
+  for (int i = 0; i < 100 && !io_.stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  io_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  {
+    std::unique_lock posts(post_mu_);
+    posts_closed_ = true;
+  }
+  // What was posted before the gate closed: its sessions see closed sockets and let go.
+  io_.restart();
+  io_.run();
+}
+
+void FrontDoor::request_finished() noexcept {
+  if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1 && draining()) {
+    std::lock_guard lock(idle_mu_);
+    idle_.notify_all();
+  }
+}
+
+bool FrontDoor::admit_client(const std::string& address) {
+  const auto now = Clock::now();
+  const double rate = options_.max_requests_per_second;
+  const double burst = options_.client_burst > 0 ? options_.client_burst : std::max(1.0, rate);
+  std::lock_guard lock(clients_mu_);
+  if (clients_.size() > 100000) {
+    // Forget clients idle long enough to have a full bucket again.
+    std::erase_if(clients_, [&](const auto& kv) {
+      return std::chrono::duration<double>(now - kv.second.last).count() * rate >= burst;
+    });
+  }
+  auto [it, fresh] = clients_.try_emplace(address, Bucket{burst, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    b.tokens = std::min(burst, b.tokens + std::chrono::duration<double>(now - b.last).count() * rate);
+    b.last = now;
+  }
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
+}
+
+void FrontDoor::register_session(SessionBase* key, std::weak_ptr<SessionBase> s) {
+  std::lock_guard lock(sessions_mu_);
+  sessions_.emplace(key, std::move(s));
+}
+
+void FrontDoor::unregister_session(SessionBase* key) {
+  std::lock_guard lock(sessions_mu_);
+  sessions_.erase(key);
+}
+
+std::string FrontDoor::make_request_id() {
+  const std::uint64_t n = request_counter_.fetch_add(1, std::memory_order_relaxed);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%016llx-%08llx", static_cast<unsigned long long>(request_id_prefix_),
+                static_cast<unsigned long long>(n));
+  return buf;
+}
+
+}  // namespace lumen::serve::detail
