@@ -37,8 +37,9 @@ void Controller::arm_tick() {
       std::lock_guard lock(mu_);
       std::erase_if(watched_, [&](const std::weak_ptr<DeploymentCore>& w) {
         auto d = w.lock();
-        if (d) live.push_back(std::move(d));
-        return !d;
+        if (d == nullptr) return true;
+        live.push_back(std::move(d));
+        return false;
       });
     }
     for (auto& d : live) d->control_tick();

@@ -164,6 +164,8 @@ void DeploymentCore::add_replica_locked(Deferred& after) {
     on_resolved(ready, [self, r, ready]() noexcept {
       Routed run;
       Deferred after;
+      std::deque<std::unique_ptr<Job>> refused;
+      std::string why;
       try {
         std::lock_guard lock(self->mu_);
         if (r->state != ReplicaState::starting) return;
@@ -171,6 +173,12 @@ void DeploymentCore::add_replica_locked(Deferred& after) {
           self->last_error_ = "replica " + std::to_string(r->id) + " failed to start: " + describe(e->cause());
           ++self->consecutive_start_failures_;
           self->retire_locked(r, ReplicaState::unhealthy, after);
+          if (self->unavailable_locked()) {
+            // No replica will take them soon: they get an answer now instead of waiting.
+            refused.swap(self->queue_);
+            self->in_flight_ -= static_cast<int>(refused.size());
+            why = self->unavailable_message_locked();
+          }
         } else {
           self->consecutive_start_failures_ = 0;
           r->state = ReplicaState::running;
@@ -181,8 +189,23 @@ void DeploymentCore::add_replica_locked(Deferred& after) {
       }
       for (auto& f : after) f();
       for (auto& [job, rep] : run) job->run(rep);
+      if (!refused.empty()) {
+        auto error = std::make_exception_ptr(back_pressure(why));
+        for (auto& job : refused) job->refuse(error);
+      }
     });
   });
+}
+
+bool DeploymentCore::unavailable_locked() const {
+  if (consecutive_start_failures_ < kFailuresBeforeUnavailable) return false;
+  for (const auto& r : replicas_)
+    if (r->state == ReplicaState::running) return false;
+  return true;
+}
+
+std::string DeploymentCore::unavailable_message_locked() const {
+  return "lumen::serve: deployment '" + options_.name + "' has no running replica (" + last_error_ + ")";
 }
 
 std::shared_ptr<Replica> DeploymentCore::pick_locked() {
@@ -225,6 +248,10 @@ void DeploymentCore::enqueue(std::unique_ptr<Job> job) {
     if (stopping_)
       throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
     if (queue_.empty()) now = pick_locked();
+    if (now == nullptr && unavailable_locked()) {
+      ++refused_;
+      throw back_pressure(unavailable_message_locked());
+    }
     if (now == nullptr && options_.max_queued_requests >= 0 &&
         queue_.size() >= static_cast<std::size_t>(options_.max_queued_requests)) {
       ++refused_;
@@ -624,11 +651,10 @@ DeploymentStatus DeploymentCore::status() const {
     s.state = DeploymentState::stopped;
   } else if (stopping_) {
     s.state = DeploymentState::stopping;
-  } else if (consecutive_start_failures_ >= 3) {
+  } else if (consecutive_start_failures_ >= kFailuresBeforeUnavailable) {
     s.state = DeploymentState::unhealthy;
   } else if (running == target_ && live == target_) {
     s.state = DeploymentState::healthy;
-    s.message.clear();
   } else if (options_.autoscaling && live < target_) {
     s.state = DeploymentState::upscaling;
   } else if (options_.autoscaling && live > target_) {

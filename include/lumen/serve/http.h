@@ -64,7 +64,8 @@ class http_error : public std::runtime_error {
 };
 
 // The error a caller gets when a deployment refuses a request because its queue is full
-// (max_queued_requests); HTTP callers get 503 with Retry-After. Nothing was started.
+// (max_queued_requests), or because its replicas keep failing to start and none runs; HTTP
+// callers get 503 with Retry-After. Nothing was started.
 class back_pressure : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -40,7 +40,7 @@ struct ReplicaStatus {
 struct DeploymentStatus {
   std::string name;
   DeploymentState state = DeploymentState::updating;
-  std::string message;  // why it is unhealthy, when it is
+  std::string message;  // the last problem seen: why a replica was replaced or failed to start
   int target_replicas = 0;
   std::vector<ReplicaStatus> replicas;
   int queued_requests = 0;

@@ -121,6 +121,11 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   void add_replica_locked(Deferred& after);
   void retire_locked(const std::shared_ptr<Replica>& r, ReplicaState why, Deferred& after);
   int target_replicas_locked(Clock::time_point now);
+  // Replicas failed to start this many times in a row and none runs: requests are refused
+  // (back_pressure, HTTP 503) rather than queued for a replica that may never come.
+  static constexpr int kFailuresBeforeUnavailable = 3;
+  bool unavailable_locked() const;
+  std::string unavailable_message_locked() const;
 
   const DeploymentOptions options_;
   const bool has_health_check_;

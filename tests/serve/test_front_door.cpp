@@ -1,0 +1,3 @@
+// The front door over loopback.
+#include <doctest/doctest.h>
+#include <lumen/serve/serve.h>
