@@ -1,5 +1,6 @@
 // What the front door tells monitors: /metrics in Prometheus's text format, /-/status and
 // /-/routes as JSON.
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -24,23 +25,25 @@ std::string label(std::string_view v) {
 }
 
 void route_lines(std::ostringstream& requests, std::ostringstream& latency, const std::string& route, RouteMetrics& m) {
+  std::map<int, RouteMetrics::Latency> by_code;
   {
-    std::lock_guard lock(m.codes_mu);
-    for (auto [code, n] : m.codes)
-      requests << "lumen_serve_requests_total{route=\"" << label(route) << "\",code=\"" << code << "\"} " << n << '\n';
+    std::lock_guard lock(m.mu);
+    by_code = m.by_code;
   }
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < RouteMetrics::kBounds.size(); ++i) {
-    cumulative += m.buckets[i].load(std::memory_order_relaxed);
-    latency << "lumen_serve_request_duration_seconds_bucket{route=\"" << label(route) << "\",le=\""
-            << RouteMetrics::kBounds[i] << "\"} " << cumulative << '\n';
+  for (const auto& [code, l] : by_code) {
+    const std::string labels = "route=\"" + label(route) + "\",code=\"" + std::to_string(code) + "\"";
+    requests << "lumen_serve_requests_total{" << labels << "} " << l.count << '\n';
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < RouteMetrics::kBounds.size(); ++i) {
+      cumulative += l.buckets[i];
+      latency << "lumen_serve_request_duration_seconds_bucket{" << labels << ",le=\"" << RouteMetrics::kBounds[i]
+              << "\"} " << cumulative << '\n';
+    }
+    latency << "lumen_serve_request_duration_seconds_bucket{" << labels << ",le=\"+Inf\"} " << l.count << '\n';
+    latency << "lumen_serve_request_duration_seconds_sum{" << labels << "} " << static_cast<double>(l.sum_ns) / 1e9
+            << '\n';
+    latency << "lumen_serve_request_duration_seconds_count{" << labels << "} " << l.count << '\n';
   }
-  cumulative += m.buckets.back().load(std::memory_order_relaxed);
-  latency << "lumen_serve_request_duration_seconds_bucket{route=\"" << label(route) << "\",le=\"+Inf\"} " << cumulative
-          << '\n';
-  latency << "lumen_serve_request_duration_seconds_sum{route=\"" << label(route) << "\"} "
-          << static_cast<double>(m.sum_ns.load(std::memory_order_relaxed)) / 1e9 << '\n';
-  latency << "lumen_serve_request_duration_seconds_count{route=\"" << label(route) << "\"} " << cumulative << '\n';
 }
 
 nlohmann::json status_of(const DeploymentStatus& s) {

@@ -342,11 +342,11 @@ void RouteMetrics::record(int code, std::chrono::nanoseconds took) {
   const double s = std::chrono::duration<double>(took).count();
   std::size_t i = 0;
   while (i < kBounds.size() && s > kBounds[i]) ++i;
-  buckets[i].fetch_add(1, std::memory_order_relaxed);
-  count.fetch_add(1, std::memory_order_relaxed);
-  sum_ns.fetch_add(static_cast<std::uint64_t>(took.count()), std::memory_order_relaxed);
-  std::lock_guard lock(codes_mu);
-  ++codes[code];
+  std::lock_guard lock(mu);
+  Latency& l = by_code[code];
+  ++l.buckets[i];
+  ++l.count;
+  l.sum_ns += static_cast<std::uint64_t>(took.count());
 }
 
 FrontDoor::FrontDoor(ServerOptions o) : options_(std::move(o)), acceptor_(io_) {

@@ -28,15 +28,19 @@
 
 namespace lumen::serve::detail {
 
-// Requests answered on one route: counts by status code and a latency histogram.
+// Requests answered on one route: a latency histogram per status code (as Ray Serve labels
+// its latency by route and code), so that the latency of requests served and of those
+// refused read apart.
 struct RouteMetrics {
-  static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                  0.1,    0.25,  0.5,    1.0,   2.5,  5.0,  10.0};
-  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets{};  // the last: above every bound
-  std::atomic<std::uint64_t> count{0};
-  std::atomic<std::uint64_t> sum_ns{0};
-  std::mutex codes_mu;
-  std::map<int, std::uint64_t> codes;
+  static constexpr std::array<double, 16> kBounds{0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0,  30.0};
+  struct Latency {
+    std::array<std::uint64_t, kBounds.size() + 1> buckets{};  // the last: above every bound
+    std::uint64_t count = 0;
+    std::uint64_t sum_ns = 0;
+  };
+  std::mutex mu;
+  std::map<int, Latency> by_code;
 
   void record(int code, std::chrono::nanoseconds took);
 };

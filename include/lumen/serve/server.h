@@ -23,7 +23,7 @@
 //
 // Built in: GET /-/healthz (200 while serving; no token needed), GET /-/routes (prefix to
 // deployment, JSON), GET /-/status (deployments and replicas, JSON), GET /metrics (Prometheus
-// text format: requests by route and code, a latency histogram per route, queue lengths,
+// text format: requests and a latency histogram by route and code, queue lengths,
 // ongoing requests, replicas by state, batch sizes).
 //
 // Bound to 127.0.0.1 unless `host` says otherwise. With tls_certificate_file and
