@@ -4,6 +4,8 @@
 //   build/examples/serve_fashion [--port 8000] [--seconds 0 (until Ctrl-C)]
 //   curl -s localhost:8000/classify -H 'Content-Type: application/json' -d '{"test_index": 0}'
 //   curl -s localhost:8000/classify -H 'Content-Type: application/json' -d '{"pixels": [0, 0, ..., 255]}'
+//   curl -s localhost:8000/v2/models/fashion/infer -d '{"inputs": [{"name": "pixels", "datatype": "FP32",
+//        "shape": [1, 784], "data": [0, 0, ..., 255]}]}'        (the Open Inference Protocol)
 //
 // The data is Debian's dataset-fashion-mnist (60,000 training and 10,000 test images of
 // 28x28 grey pixels, 10 classes). The model is a softmax regression: small enough to train in
@@ -143,7 +145,8 @@ double accuracy(const Model& m, const Dataset& test) {
   return static_cast<double>(right) / static_cast<double>(test.size());
 }
 
-// The deployment: a batch of requests in, one answer each out. A request names a test image
+// The deployment: a batch of requests in, one answer each out (its HTTP entry, batched by
+// lumen), and infer() for clients of the Open Inference Protocol, who batch themselves. A request names a test image
 // ({"test_index": i}) or sends its own 784 pixels (0-255); anything else gets 400, alone.
 struct Classifier {
   std::shared_ptr<const Model> model;
@@ -154,6 +157,28 @@ struct Classifier {
     out.reserve(batch.size());
     for (const auto& r : batch) out.push_back(answer(r));
     return out;
+  }
+
+  // {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [n, 784], "data": [...]}]}
+  // with pixels from 0 to 255; answers labels, class names and probabilities for each image.
+  serve::InferResponse infer(const serve::InferRequest& r) const {
+    const serve::Tensor& in = r.input("pixels");
+    std::vector<float> pixels = in.values<float>();
+    const auto n = static_cast<std::size_t>(in.shape[0]);
+    std::vector<std::int64_t> labels;
+    std::vector<std::string> classes;
+    std::vector<float> probabilities;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::vector<float> x(pixels.begin() + static_cast<long>(i * kPixels), pixels.begin() + static_cast<long>((i + 1) * kPixels));
+      for (auto& v : x) v /= 255.0f;
+      auto p = model->probabilities(x.data());
+      labels.push_back(std::max_element(p.begin(), p.end()) - p.begin());
+      classes.emplace_back(kNames[static_cast<std::size_t>(labels.back())]);
+      probabilities.insert(probabilities.end(), p.begin(), p.end());
+    }
+    const auto rows = static_cast<std::int64_t>(n);
+    return {.outputs = {serve::Tensor::of("label", {rows}, labels), serve::Tensor::of("class", {rows}, classes),
+                        serve::Tensor::of("probabilities", {rows, kClasses}, probabilities)}};
   }
 
   serve::Response answer(const serve::Request& r) const {
@@ -209,8 +234,12 @@ int main(int argc, char** argv) {
       Classifier{model, test});
   serve::Server server({.port = static_cast<std::uint16_t>(port)});
   server.route("/classify", classifier);
+  server.model({.name = "fashion",
+                .inputs = {{"pixels", "FP32", {-1, kPixels}}},
+                .outputs = {{"label", "INT64", {-1}}, {"class", "BYTES", {-1}}, {"probabilities", "FP32", {-1, kClasses}}}},
+               classifier);
   server.start();
-  std::printf("serving on http://127.0.0.1:%u/classify; try\n"
+  std::printf("serving on http://127.0.0.1:%u/classify and /v2/models/fashion/infer; try\n"
               "  curl -s localhost:%u/classify -H 'Content-Type: application/json' -d '{\"test_index\": 0}'\n",
               server.port(), server.port());
   std::fflush(stdout);

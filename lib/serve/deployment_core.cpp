@@ -102,6 +102,8 @@ void validate(const DeploymentOptions& o, bool has_reconfigure, bool has_batch_e
     bad("max_ongoing_requests must be from 0 (the default) to 1000000");
   if (o.max_queued_requests < -1) bad("max_queued_requests must be -1 (no limit) or more");
   if (o.max_concurrency < 1 || o.max_concurrency > 1000000) bad("max_concurrency must be from 1 to 1000000");
+  if (o.max_models_per_replica < 0 || o.max_models_per_replica > 1000000)
+    bad("max_models_per_replica must be from 0 (no multiplexing) to 1000000");
   if (!o.user_config.is_null() && !has_reconfigure) bad("user_config needs a reconfigure(const nlohmann::json&) member");
   if (o.health_check_period.count() <= 0) bad("health_check_period must be positive");
   if (o.health_check_timeout.count() <= 0) bad("health_check_timeout must be positive");
@@ -227,12 +229,32 @@ std::shared_ptr<Replica> DeploymentCore::pick_locked() {
   return rb->ongoing < ra->ongoing ? rb : ra;
 }
 
-std::shared_ptr<Replica> DeploymentCore::reserve() {
+// Multiplexing: a request for a model goes where that model was sent last, if that replica
+// has room (the least loaded of those that have it), so that replicas load each model once
+// and keep it; the router remembers the max_models_per_replica models it sent to each.
+std::shared_ptr<Replica> DeploymentCore::pick_for_model_locked(std::string_view model) {
+  std::shared_ptr<Replica> best;
+  for (const auto& r : replicas_) {
+    if (r->state != ReplicaState::running || r->ongoing >= max_ongoing_) continue;
+    if (std::find(r->models.begin(), r->models.end(), model) == r->models.end()) continue;
+    if (best == nullptr || r->ongoing < best->ongoing) best = r;
+  }
+  if (best == nullptr) best = pick_locked();
+  if (best != nullptr) {
+    auto it = std::find(best->models.begin(), best->models.end(), model);
+    if (it != best->models.end()) best->models.erase(it);
+    best->models.emplace_back(model);
+    if (best->models.size() > static_cast<std::size_t>(options_.max_models_per_replica)) best->models.pop_front();
+  }
+  return best;
+}
+
+std::shared_ptr<Replica> DeploymentCore::reserve(std::string_view model) {
   std::lock_guard lock(mu_);
   if (stopping_)
     throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
   if (!queue_.empty()) return nullptr;
-  auto r = pick_locked();
+  auto r = !model.empty() && options_.max_models_per_replica > 0 ? pick_for_model_locked(model) : pick_locked();
   if (r != nullptr) {
     ++r->ongoing;
     ++in_flight_;
@@ -316,13 +338,14 @@ void DeploymentCore::retire_locked(const std::shared_ptr<Replica>& r, ReplicaSta
 }
 
 struct DeploymentCore::IngressJob final : Job {
-  IngressJob(std::shared_ptr<DeploymentCore> c, Request r) : core(std::move(c)), req(std::move(r)) {}
+  IngressJob(std::shared_ptr<DeploymentCore> c, Request r, std::optional<Emitter<std::string>> out)
+      : core(std::move(c)), req(std::move(r)), chunks(std::move(out)) {}
   void run(const std::shared_ptr<Replica>& r) noexcept override {
     try {
       if (core->batched_) {
         core->add_to_batch(r, std::move(req), std::move(promise));
       } else {
-        core->send_ingress(r, std::move(req), &promise, nullptr);
+        core->send_ingress(r, std::move(req), std::move(chunks), &promise, nullptr);
       }
     } catch (...) {
       core->finished(r, 1, false);
@@ -333,11 +356,14 @@ struct DeploymentCore::IngressJob final : Job {
 
   std::shared_ptr<DeploymentCore> core;
   Request req;
+  std::optional<Emitter<std::string>> chunks;
   Promise<Response> promise;
 };
 
-ObjectRef<Response> DeploymentCore::request(Request req) {
-  if (auto r = reserve()) {
+ObjectRef<Response> DeploymentCore::request(Request req, std::optional<Emitter<std::string>> chunks) {
+  if (chunks && batched_)
+    throw usage_error("lumen::serve: deployment '" + options_.name + "' batches: it cannot stream a response");
+  if (auto r = reserve(req.model_id())) {
     try {
       if (batched_) {
         Promise<Response> p;
@@ -346,12 +372,12 @@ ObjectRef<Response> DeploymentCore::request(Request req) {
         return ref;
       }
       ObjectRef<Response> out;
-      if (options_.retry_on_replica_death) {
+      if (options_.retry_on_replica_death && !chunks) {
         Promise<Response> p;
         out = p.ref();
-        send_ingress(r, std::move(req), &p, nullptr);
+        send_ingress(r, std::move(req), std::nullopt, &p, nullptr);
       } else {
-        send_ingress(r, std::move(req), nullptr, &out);
+        send_ingress(r, std::move(req), std::move(chunks), nullptr, &out);
       }
       return out;
     } catch (...) {
@@ -359,7 +385,7 @@ ObjectRef<Response> DeploymentCore::request(Request req) {
       throw;
     }
   }
-  auto job = std::make_unique<IngressJob>(shared_from_this(), std::move(req));
+  auto job = std::make_unique<IngressJob>(shared_from_this(), std::move(req), std::move(chunks));
   auto ref = job->promise.ref();
   enqueue(std::move(job));
   return ref;
@@ -367,11 +393,12 @@ ObjectRef<Response> DeploymentCore::request(Request req) {
 
 // Sends one request to r. The result goes to *into (a promise the caller already handed
 // out) or, without one, is returned through *out.
-void DeploymentCore::send_ingress(const std::shared_ptr<Replica>& r, Request req, Promise<Response>* into,
-                                  ObjectRef<Response>* out) {
+// A streamed request is not retried: its replica may have emitted parts already.
+void DeploymentCore::send_ingress(const std::shared_ptr<Replica>& r, Request req, std::optional<Emitter<std::string>> chunks,
+                                  Promise<Response>* into, ObjectRef<Response>* out) {
   std::optional<Request> again;
-  if (options_.retry_on_replica_death && into != nullptr) again = req;
-  ObjectRef<Response> ref = call_ingress(*r, std::move(req));
+  if (options_.retry_on_replica_death && into != nullptr && !chunks) again = req;
+  ObjectRef<Response> ref = call_ingress(*r, std::move(req), std::move(chunks));
   if (into == nullptr) {
     *out = ref;
     release_when_done(r, ref);
@@ -388,10 +415,10 @@ void DeploymentCore::send_ingress(const std::shared_ptr<Replica>& r, Request req
         auto second = self->reserve();
         if (second != nullptr) {
           ObjectRef<Response> second_ref;
-          self->send_ingress(second, std::move(*again), nullptr, &second_ref);
+          self->send_ingress(second, std::move(*again), std::nullopt, nullptr, &second_ref);
           forward_into(second_ref, std::move(p));
         } else {
-          auto job = std::make_unique<IngressJob>(self, std::move(*again));
+          auto job = std::make_unique<IngressJob>(self, std::move(*again), std::nullopt);
           forward_into(job->promise.ref(), std::move(p));
           self->enqueue(std::move(job));
         }

@@ -65,11 +65,7 @@ nlohmann::json status_of(const DeploymentStatus& s) {
 }  // namespace
 
 std::string FrontDoor::metrics_text() const {
-  std::vector<std::pair<std::string, Route>> routes;
-  {
-    std::shared_lock lock(routes_mu_);
-    for (const auto& [p, r] : routes_) routes.emplace_back(p, r);
-  }
+  std::vector<std::pair<std::string, Route>> routes = all_routes();
   std::ostringstream requests, latency;
   requests.imbue(std::locale::classic());
   latency.imbue(std::locale::classic());
@@ -124,11 +120,7 @@ std::string FrontDoor::metrics_text() const {
 }
 
 nlohmann::json FrontDoor::status_json() const {
-  std::vector<std::pair<std::string, Route>> routes;
-  {
-    std::shared_lock lock(routes_mu_);
-    for (const auto& [p, r] : routes_) routes.emplace_back(p, r);
-  }
+  std::vector<std::pair<std::string, Route>> routes = all_routes();
   std::set<DeploymentCore*> seen;
   nlohmann::json deployments = nlohmann::json::object();
   for (auto& [p, r] : routes)
@@ -137,10 +129,17 @@ nlohmann::json FrontDoor::status_json() const {
 }
 
 nlohmann::json FrontDoor::routes_json() const {
-  std::shared_lock lock(routes_mu_);
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [p, r] : routes_) j[p] = r.deployment->name();
+  for (const auto& [p, r] : all_routes()) j[p] = r.deployment->name();
   return j;
+}
+
+std::vector<std::pair<std::string, Route>> FrontDoor::all_routes() const {
+  std::vector<std::pair<std::string, Route>> routes;
+  std::shared_lock lock(routes_mu_);
+  for (const auto& [p, r] : routes_) routes.emplace_back(p, r);
+  for (const auto& [name, m] : models_) routes.emplace_back("/v2/models/" + name, Route{m.deployment, m.metrics});
+  return routes;
 }
 
 }  // namespace lumen::serve::detail

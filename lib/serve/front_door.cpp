@@ -11,6 +11,9 @@
 
 #include "lumen/error.h"
 #include "lumen/on_resolved.h"
+#include "lumen/stream.h"
+#include "lumen/task.h"
+#include "lumen/cancel.h"
 
 namespace lumen::serve::detail {
 
@@ -54,6 +57,11 @@ struct Outcome {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+Outcome from_response(Response r) {
+  return {r.status >= 100 && r.status <= 599 ? r.status : 500, std::move(r.body), std::move(r.content_type),
+          std::move(r.headers)};
+}
+
 Outcome error_outcome(int status, std::string_view message, const std::string& request_id) {
   nlohmann::json j{{"error", message}, {"request_id", request_id}};
   return {status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json", {}};
@@ -88,8 +96,8 @@ Outcome outcome_of(const ObjectRef<Response>& ref, const std::string& request_id
   }
 }
 
-template <class Stream>
-class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+template <class Socket>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Socket>> {
  public:
   template <class... A>
   Session(std::shared_ptr<FrontDoor> door, tcp::socket&& socket, A&&... a)
@@ -123,7 +131,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
  private:
-  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool kTls = !std::is_same_v<Socket, beast::tcp_stream>;
 
   void arm_read_timer() {
     timed_out_ = false;
@@ -189,7 +197,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     std::string path(target.substr(0, qpos));
     std::string query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
 
+    const bool v2 = door_->serves_models() && (path == "/v2" || path.starts_with("/v2/"));
     if (path == "/-/healthz") return reply({200, "success", "text/plain; charset=utf-8", {}});
+    if (v2 && path.starts_with("/v2/health/")) return reply(from_response(*door_->answer_v2(sv(msg.method_string()), path, "").now));
     if (!o.bearer_token.empty()) {
       std::string_view auth = sv(msg[http::field::authorization]);
       constexpr std::string_view kBearer = "Bearer ";
@@ -207,6 +217,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (path == "/metrics") return reply({200, door_->metrics_text(), "text/plain; version=0.0.4; charset=utf-8", {}});
     if (path == "/-/routes") return reply({200, door_->routes_json().dump(), "application/json", {}});
     if (path == "/-/status") return reply({200, door_->status_json().dump(), "application/json", {}});
+
+    if (v2) {
+      ObjectRef<Response> ref;
+      try {
+        auto answer = door_->answer_v2(sv(msg.method_string()), path, msg.body());
+        metrics_ = answer.metrics;
+        if (answer.now) return reply(from_response(std::move(*answer.now)));
+        ref = std::move(answer.later);
+      } catch (...) {
+        return reply(refusal(std::current_exception()));
+      }
+      return await(std::move(ref));
+    }
 
     auto found = door_->find_route(path);
     if (!found) return reply(error_outcome(404, "no route matches " + path, request_id_));
@@ -233,29 +256,163 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
     }
 
+    if (route.streams) return stream(route.deployment, std::move(req));
     ObjectRef<Response> ref;
     try {
       ref = route.deployment->request(std::move(req));
+    } catch (...) {
+      return reply(refusal(std::current_exception()));
+    }
+    await(std::move(ref));
+  }
+
+  // A streamed answer: a task on a worker takes the parts as the replica emits them and has
+  // each written here, one at a time (a slow client slows the replica, never the reverse
+  // unbounded). The head goes out with the first part, so a method that fails before it
+  // still gets a plain error response; one that fails later ends the connection without the
+  // last chunk, which clients read as a cut-off body.
+  void stream(const std::shared_ptr<DeploymentCore>& d, Request req) {
+    auto [parts, out] = make_stream<std::string>();
+    ObjectRef<Response> done;
+    try {
+      done = d->request(std::move(req), std::move(out));
+    } catch (...) {
+      return reply(refusal(std::current_exception()));
+    }
+    await_timeout();
+    door_->request_started();
+    try {
+      lumen::submit([self = this->shared_from_this(), gen = generation_, parts = std::move(parts), done]() mutable {
+        pump(self, gen, parts, done);
+      });
+    } catch (...) {
+      door_->request_finished();
+      reply(refusal(std::current_exception()));
+    }
+  }
+
+  static void pump(const std::shared_ptr<Session>& self, std::uint64_t gen, lumen::Stream<std::string>& parts,
+                   const ObjectRef<Response>& done) {
+    bool head_sent = false;
+    for (;;) {
+      std::optional<ObjectRef<std::string>> item = parts.next();
+      if (!item) break;
+      std::string chunk;
+      try {
+        chunk = lumen::get(std::move(*item));
+      } catch (...) {
+        break;  // the stream failed: `done` says how
+      }
+      if (chunk.empty()) continue;  // an empty chunk would end the body
+      Promise<bool> written;
+      auto ok = written.ref();
+      self->door_->post_to(self->stream_.get_executor(),
+                           [self, gen, chunk = std::move(chunk), written = std::move(written), head_sent]() mutable {
+                             self->write_part(gen, std::move(chunk), std::move(written), !head_sent);
+                           });
+      head_sent = true;
+      bool wrote = false;
+      try {
+        wrote = lumen::get(ok);
+      } catch (...) {  // the server stopped: the post was dropped with its promise
+      }
+      if (!wrote) {
+        lumen::cancel(parts);  // the client is gone: the replica's next emit() stops it
+        self->door_->request_finished();
+        return;
+      }
+    }
+    lumen::wait(std::vector{done}, 1);
+    self->door_->post_to(self->stream_.get_executor(), [self, gen, done, head_sent] { self->end_stream(gen, done, head_sent); });
+  }
+
+  void write_part(std::uint64_t gen, std::string chunk, Promise<bool> written, bool first) {
+    if (gen != generation_ || closed_ || (first && answered_)) {
+      written.set_value(false);
+      return;
+    }
+    part_ = std::move(chunk);
+    auto send_part = [self = this->shared_from_this(), written = std::move(written)]() mutable {
+      net::async_write(self->stream_, http::make_chunk(net::buffer(self->part_)),
+                       [self, written = std::move(written)](beast::error_code ec, std::size_t) mutable {
+                         if (ec) self->close();
+                         written.set_value(!ec);
+                       });
+    };
+    if (!first) return send_part();
+    answered_ = true;
+    request_timer_.cancel();
+    head_.emplace();
+    head_->version(11);
+    head_->result(http::status::ok);
+    head_->set(http::field::server, "lumen");
+    head_->set(http::field::content_type, "text/plain; charset=utf-8");
+    head_->set("X-Request-ID", request_id_);
+    if (door_->draining()) keep_alive_ = false;
+    head_->keep_alive(keep_alive_);
+    head_->chunked(true);
+    head_serializer_.emplace(*head_);
+    http::async_write_header(stream_, *head_serializer_,
+                             [self = this->shared_from_this(), send_part = std::move(send_part)](beast::error_code ec, std::size_t) mutable {
+                               if (ec) return self->close();
+                               send_part();
+                             });
+  }
+
+  void end_stream(std::uint64_t gen, const ObjectRef<Response>& done, bool head_sent) {
+    door_->request_finished();
+    if (gen != generation_ || closed_) return;
+    if (!head_sent) {
+      if (!answered_) reply(outcome_of(done, request_id_, door_->options().retry_after_seconds));
+      return;
+    }
+    const bool failed = error_of(done).has_value();
+    (metrics_ != nullptr ? *metrics_ : door_->unrouted_metrics()).record(failed ? 500 : 200, Clock::now() - started_);
+    if (failed) return close();
+    net::async_write(stream_, http::make_chunk_last(), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec || !self->keep_alive_) return self->close();
+      self->read_next();
+    });
+  }
+
+  // What a request refused before it reached a replica gets.
+  Outcome refusal(std::exception_ptr e) {
+    const int retry = door_->options().retry_after_seconds;
+    try {
+      std::rethrow_exception(e);
+    } catch (const http_error& x) {
+      return error_outcome(x.status(), x.what(), request_id_);
     } catch (const back_pressure& x) {
       auto out = error_outcome(503, x.what(), request_id_);
-      out.headers.emplace_back("Retry-After", std::to_string(o.retry_after_seconds));
-      return reply(std::move(out));
+      out.headers.emplace_back("Retry-After", std::to_string(retry));
+      return out;
     } catch (const shutdown_error& x) {
       auto out = error_outcome(503, x.what(), request_id_);
-      out.headers.emplace_back("Retry-After", std::to_string(o.retry_after_seconds));
-      return reply(std::move(out));
+      out.headers.emplace_back("Retry-After", std::to_string(retry));
+      return out;
     } catch (const std::exception& x) {
-      return reply(error_outcome(500, x.what(), request_id_));
+      return error_outcome(500, x.what(), request_id_);
+    } catch (...) {
+      return error_outcome(500, "an exception that is not a std::exception", request_id_);
     }
-    door_->request_started();
-    const std::uint64_t gen = generation_;
-    request_timer_.expires_after(o.request_timeout);
-    request_timer_.async_wait([self = this->shared_from_this(), gen](beast::error_code ec) {
+  }
+
+  // Answers with 408 once request_timeout passes, unless answered first.
+  void await_timeout() {
+    request_timer_.expires_after(door_->options().request_timeout);
+    request_timer_.async_wait([self = this->shared_from_this(), gen = generation_](beast::error_code ec) {
       if (ec || self->generation_ != gen || self->answered_) return;
       self->reply(error_outcome(408, "no answer within request_timeout (" +
                                          std::to_string(self->door_->options().request_timeout.count()) + " ms)",
                                 self->request_id_));
     });
+  }
+
+  // Answers once ref resolves, or with 408 once request_timeout passes, whichever is first.
+  void await(ObjectRef<Response> ref) {
+    door_->request_started();
+    const std::uint64_t gen = generation_;
+    await_timeout();
     on_resolved(ref, [self = this->shared_from_this(), gen, ref]() noexcept {
       try {
         self->door_->post_to(self->stream_.get_executor(), [self, gen, ref] { self->on_result(gen, ref); });
@@ -319,12 +476,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   std::shared_ptr<FrontDoor> door_;
-  Stream stream_;
+  Socket stream_;
   net::steady_timer read_timer_;
   net::steady_timer request_timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  std::optional<http::response<http::empty_body>> head_;  // of a streamed answer
+  std::optional<http::response_serializer<http::empty_body>> head_serializer_;
+  std::string part_;  // the part being written
   std::string client_;
   std::string request_id_;
   std::shared_ptr<RouteMetrics> metrics_;
@@ -368,7 +528,7 @@ FrontDoor::FrontDoor(ServerOptions o) : options_(std::move(o)), acceptor_(io_) {
 
 FrontDoor::~FrontDoor() = default;
 
-void FrontDoor::add_route(const std::string& prefix, std::shared_ptr<DeploymentCore> d) {
+void FrontDoor::add_route(const std::string& prefix, std::shared_ptr<DeploymentCore> d, bool streams) {
   if (d == nullptr) throw usage_error("lumen::serve: route '" + prefix + "' to an empty DeploymentHandle");
   if (prefix.empty() || prefix.front() != '/' || (prefix.size() > 1 && prefix.back() == '/') ||
       prefix.find_first_of("?#\"\\ \r\n") != std::string::npos || prefix.starts_with("/-/") || prefix == "/metrics" ||
@@ -378,7 +538,7 @@ void FrontDoor::add_route(const std::string& prefix, std::shared_ptr<DeploymentC
                       "backslashes, and is not /-/... or /metrics (built in)");
   std::unique_lock lock(routes_mu_);
   if (routes_.contains(prefix)) throw usage_error("lumen::serve: route '" + prefix + "' is taken");
-  routes_.emplace(prefix, Route{std::move(d), std::make_shared<RouteMetrics>()});
+  routes_.emplace(prefix, Route{std::move(d), std::make_shared<RouteMetrics>(), streams});
 }
 
 std::optional<std::pair<std::string, Route>> FrontDoor::find_route(std::string_view path) const {

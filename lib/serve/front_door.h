@@ -48,6 +48,22 @@ struct RouteMetrics {
 struct Route {
   std::shared_ptr<DeploymentCore> deployment;
   std::shared_ptr<RouteMetrics> metrics;
+  bool streams = false;  // the answer goes out in parts (chunked transfer)
+};
+
+// A model served under the Open Inference Protocol (/v2/models/{name}).
+struct ServedModel {
+  ModelInfo info;
+  std::shared_ptr<DeploymentCore> deployment;
+  ModelInvoker infer;
+  std::shared_ptr<RouteMetrics> metrics;
+};
+
+// What a /v2 request gets: an answer now, or one from a replica later.
+struct V2Answer {
+  std::optional<Response> now;
+  ObjectRef<Response> later;
+  std::shared_ptr<RouteMetrics> metrics;
 };
 
 class SessionBase {
@@ -61,7 +77,12 @@ class FrontDoor : public std::enable_shared_from_this<FrontDoor> {
   explicit FrontDoor(ServerOptions o);
   ~FrontDoor();
 
-  void add_route(const std::string& prefix, std::shared_ptr<DeploymentCore> d);
+  void add_route(const std::string& prefix, std::shared_ptr<DeploymentCore> d, bool streams);
+  void add_model(ModelInfo info, std::shared_ptr<DeploymentCore> d, ModelInvoker infer);
+  bool serves_models() const noexcept { return serves_models_.load(std::memory_order_acquire); }
+  // Answers a request under /v2 (inference_protocol.cpp). Throws http_error for a body that
+  // is not a valid inference request, back_pressure or shutdown_error from the deployment.
+  V2Answer answer_v2(std::string_view method, const std::string& path, const std::string& body);
   // The route whose prefix is the longest that matches path, and that prefix.
   std::optional<std::pair<std::string, Route>> find_route(std::string_view path) const;
   void start();
@@ -71,6 +92,8 @@ class FrontDoor : public std::enable_shared_from_this<FrontDoor> {
   std::string metrics_text() const;
   nlohmann::json status_json() const;
   nlohmann::json routes_json() const;
+  // Routes, then models as routes named /v2/models/{name}.
+  std::vector<std::pair<std::string, Route>> all_routes() const;
 
   // For sessions.
   const ServerOptions& options() const noexcept { return options_; }
@@ -106,6 +129,8 @@ class FrontDoor : public std::enable_shared_from_this<FrontDoor> {
   mutable std::shared_mutex routes_mu_;
   std::map<std::string, Route, std::less<>> routes_;
   std::shared_ptr<RouteMetrics> unrouted_ = std::make_shared<RouteMetrics>();
+  std::map<std::string, ServedModel, std::less<>> models_;  // guarded by routes_mu_
+  std::atomic<bool> serves_models_{false};
 
   std::mutex sessions_mu_;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions_;

@@ -27,8 +27,11 @@ Server::Server(ServerOptions options) : door_(std::make_shared<detail::FrontDoor
 
 Server::~Server() { stop(std::chrono::milliseconds(0)); }
 
-void Server::add_route(const std::string& prefix, std::shared_ptr<detail::DeploymentCore> d) {
-  door_->add_route(prefix, std::move(d));
+void Server::add_route(const std::string& prefix, std::shared_ptr<detail::DeploymentCore> d, bool streams) {
+  door_->add_route(prefix, std::move(d), streams);
+}
+void Server::add_model(ModelInfo info, std::shared_ptr<detail::DeploymentCore> d, detail::ModelInvoker infer) {
+  door_->add_model(std::move(info), std::move(d), std::move(infer));
 }
 void Server::start() { door_->start(); }
 std::uint16_t Server::port() const noexcept { return door_->port(); }

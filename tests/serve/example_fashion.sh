@@ -39,6 +39,19 @@ code=$(curl -s -o "$out/bad" -w '%{http_code}' "$url" -H 'Content-Type: applicat
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url" -H 'Content-Type: application/json' -d '{"pixels": ')
 [ "$code" = 400 ] || { echo "expected 400 for malformed JSON, got $code"; exit 1; }
 
+# The same model under the Open Inference Protocol: two images of all-zero pixels.
+v2="http://127.0.0.1:$port/v2/models/fashion"
+curl -sf "$v2/ready" | grep -q '"ready":true'
+curl -sf "$v2" | grep -q '"name":"pixels"'
+zeros=$(python3 -c 'print(",".join(["0"] * 1568))' 2>/dev/null || awk 'BEGIN { for (i = 0; i < 1568; i++) printf i ? ",0" : "0" }')
+body=$(curl -sf "$v2/infer" -d "{\"id\": \"q1\", \"inputs\": [{\"name\": \"pixels\", \"datatype\": \"FP32\", \"shape\": [2, 784], \"data\": [$zeros]}]}")
+echo "$body" | head -c 300; echo
+echo "$body" | grep -q '"id":"q1"'
+echo "$body" | grep -q '"name":"probabilities"'
+echo "$body" | grep -q '"shape":\[2,10\]'
+code=$(curl -s -o /dev/null -w '%{http_code}' "$v2/infer" -d '{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784], "data": [1, 2]}]}')
+[ "$code" = 400 ] || { echo "expected 400 for a short tensor, got $code"; exit 1; }
+
 kill -INT "$pid"
 wait "$pid"
 grep "served" "$out/log"

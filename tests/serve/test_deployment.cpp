@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -527,4 +528,91 @@ TEST_CASE("calls racing shutdown all resolve") {
     resolved.fetch_add(1);
   }
   CHECK(resolved.load() + refused.load() == 3 * kCalls);
+}
+
+namespace {
+std::atomic<int> g_loads{0};
+struct Multiplexed {
+  int instance = g_next_instance.fetch_add(1);
+  serve::ModelCache<std::string> models{2};
+  nlohmann::json operator()(const serve::Request& r) {
+    auto m = models.get(std::string(r.model_id()), [](const std::string& id) {
+      g_loads.fetch_add(1);
+      return std::make_shared<std::string>("model " + id);
+    });
+    return {{"instance", instance}, {"model", *m}};
+  }
+};
+serve::Request for_model(const std::string& id) {
+  return {.headers = {{"serve_multiplexed_model_id", id}}};
+}
+}  // namespace
+
+TEST_CASE("multiplexing: requests for a model go to the replica that has it, which loads it once") {
+  lumen::Runtime rt{{.workers = 2}};
+  auto d = serve::deploy<Multiplexed>({.name = "mux", .num_replicas = 3, .max_models_per_replica = 2});
+  REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 3; }));
+  g_loads = 0;
+  std::map<std::string, std::set<int>> served_by;
+  for (int round = 0; round < 10; ++round)
+    for (std::string id : {"a", "b", "c"}) {
+      auto j = nlohmann::json::parse(lumen::get(d.request(for_model(id))).body);
+      CHECK(j["model"] == "model " + id);
+      served_by[id].insert(j["instance"].get<int>());
+    }
+  // One at a time, every replica has room: each model stays on one replica, loaded once.
+  for (auto& [id, replicas] : served_by) CHECK(replicas.size() == 1);
+  CHECK(g_loads.load() == 3);
+}
+
+TEST_CASE("ModelCache keeps the most recently used models and loads each once, even when asked at once") {
+  serve::ModelCache<int> cache(2);
+  std::atomic<int> loads{0};
+  auto load = [&](const std::string& id) {
+    loads.fetch_add(1);
+    std::this_thread::sleep_for(5ms);
+    return std::make_shared<int>(static_cast<int>(id.size()));
+  };
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i) ts.emplace_back([&] { CHECK(*cache.get("xx", load) == 2); });
+  for (auto& t : ts) t.join();
+  CHECK(loads.load() == 1);
+  cache.get("y", load);
+  cache.get("xx", load);    // xx is now the most recent
+  cache.get("zzz", load);   // evicts y
+  CHECK(cache.size() == 2);
+  const int before = loads.load();
+  cache.get("xx", load);
+  CHECK(loads.load() == before);
+  cache.get("y", load);
+  CHECK(loads.load() == before + 1);
+  CHECK_THROWS_AS(cache.get("bad", [](const std::string&) -> std::shared_ptr<int> { throw std::runtime_error("no file"); }),
+                  std::runtime_error);
+  CHECK_THROWS_AS(serve::ModelCache<int>(0), lumen::usage_error);
+}
+
+namespace {
+struct Tokens {
+  void operator()(const serve::Request& r, lumen::Emitter<std::string>& out) {
+    const int n = std::stoi(r.body);
+    for (int i = 0; i < n; ++i) out.emit(std::to_string(i));
+    if (n == 3) throw std::runtime_error("ran out after three");
+  }
+};
+}  // namespace
+
+TEST_CASE("a streaming deployment hands its parts out as they are emitted; its result says how it ended") {
+  lumen::Runtime rt{{.workers = 2}};
+  auto d = serve::deploy<Tokens>({.name = "tokens"});
+  auto [parts, done] = d.stream({.body = "5"});
+  std::string all;
+  while (auto p = parts.next()) all += lumen::get(*p);
+  CHECK(all == "01234");
+  CHECK(lumen::get(done).status == 200);
+  auto [cut, failed] = d.stream({.body = "3"});
+  std::string some;
+  while (auto p = cut.next()) some += lumen::get(*p);
+  CHECK(some == "012");
+  CHECK_THROWS_WITH_AS(lumen::get(failed), "ran out after three", std::runtime_error);
+  CHECK_THROWS_AS(lumen::get(d.request({.body = "1"})), lumen::usage_error);  // it has no plain entry
 }

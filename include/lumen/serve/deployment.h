@@ -20,7 +20,8 @@
 // returning Response, nlohmann::json (sent as JSON), std::string (plain text) or any value
 // nlohmann::json converts. A batched deployment (DeploymentOptions::batch) has instead
 // operator()(std::vector<Request>) returning a vector of one of those, one per request, in
-// order. Optional members: reconfigure(const nlohmann::json&) (user_config), check_health()
+// order. A streaming deployment has operator()(const Request&, lumen::Emitter<std::string>&)
+// and emits the body in parts as they are ready (HTTP chunked transfer). Optional members: reconfigure(const nlohmann::json&) (user_config), check_health()
 // (void that throws, or bool). An exception from the entry fails that request only (HTTP 500,
 // or the status of an http_error); the replica keeps serving.
 //
@@ -44,6 +45,7 @@
 #include "lumen/object_ref.h"
 #include "lumen/on_resolved.h"
 #include "lumen/promise.h"
+#include "lumen/stream.h"
 #include "lumen/serve/detail/deployment_core.h"
 #include "lumen/serve/http.h"
 #include "lumen/serve/options.h"
@@ -74,6 +76,8 @@ concept has_batch_ingress = requires(T& t, std::vector<Request> r) {
   { t(std::move(r)).size() } -> std::convertible_to<std::size_t>;
   to_response(t(std::move(r))[0]);
 };
+template <class T>
+concept has_stream_ingress = requires(T& t, const Request& r, Emitter<std::string> out) { t(r, out); };
 template <class T>
 concept has_check_health = requires(T& t) { t.check_health(); };
 template <class T>
@@ -106,10 +110,22 @@ class TypedDeployment final : public DeploymentCore {
     r->actor = std::apply([&](const auto&... a) { return lumen::actor<T>(ao, a...); }, ctor_args_);
     return r;
   }
-  ObjectRef<Response> call_ingress(Replica& r, Request req) override {
+  ObjectRef<Response> call_ingress(Replica& r, Request req, std::optional<Emitter<std::string>> chunks) override {
+    if (chunks) {
+      if constexpr (has_stream_ingress<T>) {
+        return actor_of<T>(r).call(
+            [](T& t, Request q, Emitter<std::string> out) -> Response {
+              t(std::as_const(q), out);
+              return Response{};
+            },
+            std::move(req), std::move(*chunks));
+      } else {
+        throw usage_error("lumen::serve: deployment '" + name() + "' has no operator()(const Request&, Emitter<std::string>&)");
+      }
+    }
     if constexpr (has_ingress<T>) {
       return actor_of<T>(r).call([](T& t, Request q) -> Response { return to_response(t(std::as_const(q))); },
-                              std::move(req));
+                                 std::move(req));
     } else {
       throw usage_error("lumen::serve: deployment '" + name() + "' has no operator()(const Request&)");
     }
@@ -255,6 +271,14 @@ class DeploymentHandle {
   // The HTTP entry, called in process: the same routing, batching and limits as a request
   // through the front door, without the HTTP hop.
   ObjectRef<Response> request(Request req) const { return checked().request(std::move(req)); }
+  // The streaming entry, called in process: the parts arrive on the returned Stream as the
+  // replica emits them; the stream ends when the method returns (get() on the stream's
+  // result ref says whether it threw).
+  std::pair<Stream<std::string>, ObjectRef<Response>> stream(Request req, StreamOptions options = {}) const {
+    auto [parts, out] = make_stream<std::string>(options);
+    auto done = checked().request(std::move(req), std::move(out));
+    return {std::move(parts), std::move(done)};
+  }
 
   // Hands config to every replica's reconfigure(), in each replica's call order (calls made
   // before it see the old config). Replicas started later get it too.

@@ -60,6 +60,11 @@ struct DeploymentOptions {
   // shutdown() waits this long for requests in flight to finish before it stops replicas.
   std::chrono::milliseconds graceful_shutdown_timeout{20000};
   BatchOptions batch{};
+  // Model multiplexing: requests carrying a model id (the serve_multiplexed_model_id header,
+  // Request::model_id()) go to a replica that was sent that model lately, when one has room,
+  // so that each replica keeps a few models loaded (serve::ModelCache) instead of all of them.
+  // The router remembers this many models per replica; 0: no multiplexing.
+  int max_models_per_replica = 0;
   // A request whose replica died under it is sent once more to another replica (the model
   // must be safe to run twice); false: it fails (HTTP 500).
   bool retry_on_replica_death = false;

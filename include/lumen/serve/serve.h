@@ -11,6 +11,8 @@
 
 #include "lumen/serve/deployment.h"
 #include "lumen/serve/http.h"
+#include "lumen/serve/inference.h"
+#include "lumen/serve/model_cache.h"
 #include "lumen/serve/options.h"
 #include "lumen/serve/server.h"
 #include "lumen/serve/status.h"

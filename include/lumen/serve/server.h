@@ -21,6 +21,8 @@
 // Every response carries X-Request-ID: the client's own (up to 128 of [A-Za-z0-9._:-]) or
 // one the server made. Connections are kept alive (HTTP/1.1) until idle for read_timeout.
 //
+// Models under the Open Inference Protocol (KServe v2): Server::model, lumen/serve/inference.h.
+//
 // Built in: GET /-/healthz (200 while serving; no token needed), GET /-/routes (prefix to
 // deployment, JSON), GET /-/status (deployments and replicas, JSON), GET /metrics (Prometheus
 // text format: requests and a latency histogram by route and code, queue lengths,
@@ -36,12 +38,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "lumen/serve/deployment.h"
+#include "lumen/serve/inference.h"
 
 namespace lumen::serve {
 
@@ -66,6 +70,8 @@ struct ServerOptions {
 
 namespace detail {
 class FrontDoor;
+// Calls a model's infer() on a replica: (request, model name, version) -> the JSON answer.
+using ModelInvoker = std::function<ObjectRef<Response>(InferRequest, std::string, std::string)>;
 }
 
 class Server {
@@ -80,9 +86,32 @@ class Server {
   // Sends requests whose path is `prefix` or starts with `prefix` + "/" to d's HTTP entry; the
   // longest matching prefix wins. prefix is "/" or starts with "/" and does not end with it.
   // Routes may be added while serving. Throws usage_error for a bad or taken prefix.
+  // A streaming deployment's answer goes out with chunked transfer, part by part, as
+  // text/plain; request_timeout then bounds the wait for its first part only.
   template <class T>
   void route(const std::string& prefix, const DeploymentHandle<T>& d) {
-    add_route(prefix, d.core());
+    constexpr bool streams = detail::has_stream_ingress<T> && !detail::has_ingress<T> && !detail::has_batch_ingress<T>;
+    static_assert(streams || detail::has_ingress<T> || detail::has_batch_ingress<T>,
+                  "Server::route needs a deployment whose class has an HTTP entry: operator()(const Request&), "
+                  "operator()(std::vector<Request>) or operator()(const Request&, lumen::Emitter<std::string>&)");
+    add_route(prefix, d.core(), streams);
+  }
+
+  // Serves d under the Open Inference Protocol (KServe v2) as model info.name: see
+  // lumen/serve/inference.h. T needs infer(const InferRequest&) returning InferResponse.
+  // Throws usage_error for a bad or taken name.
+  template <class T>
+  void model(ModelInfo info, const DeploymentHandle<T>& d) {
+    static_assert(requires(T& t, const InferRequest& r) {
+      { t.infer(r) } -> std::convertible_to<InferResponse>;
+    }, "Server::model needs a deployment whose class has InferResponse infer(const InferRequest&)");
+    add_model(std::move(info), d.core(), [d](InferRequest req, std::string name, std::string version) {
+      return d.call(
+          [](T& t, InferRequest r, const std::string& m, const std::string& v) {
+            return detail::infer_response(t.infer(std::as_const(r)), m, v, r.id, r.outputs);
+          },
+          std::move(req), std::move(name), std::move(version));
+    });
   }
 
   // Binds and listens; returns once connections are accepted. Throws std::system_error when
@@ -100,7 +129,8 @@ class Server {
   nlohmann::json routes() const;   // what GET /-/routes returns
 
  private:
-  void add_route(const std::string& prefix, std::shared_ptr<detail::DeploymentCore> d);
+  void add_route(const std::string& prefix, std::shared_ptr<detail::DeploymentCore> d, bool streams);
+  void add_model(ModelInfo info, std::shared_ptr<detail::DeploymentCore> d, detail::ModelInvoker infer);
   std::shared_ptr<detail::FrontDoor> door_;
 };
 

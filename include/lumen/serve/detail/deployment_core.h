@@ -20,6 +20,7 @@
 #include "lumen/object_ref.h"
 #include "lumen/on_resolved.h"
 #include "lumen/promise.h"
+#include "lumen/stream.h"
 #include "lumen/serve/http.h"
 #include "lumen/serve/options.h"
 #include "lumen/serve/status.h"
@@ -43,6 +44,7 @@ struct Replica {
   std::vector<Request> batch;
   std::vector<Promise<Response>> batch_promises;
   std::uint64_t batches_opened = 0;
+  std::deque<std::string> models;  // multiplexed models sent here, least recent first
 };
 
 // A request that waits in the queue: run on a replica that has room (counted in its
@@ -66,14 +68,17 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   // Starts the first replicas and the control loop; called once, after construction.
   void start();
 
-  // The HTTP-style entry: routed, batched when the deployment batches. Throws back_pressure
-  // when the queue is full and lumen::shutdown_error once shutdown() began.
-  ObjectRef<Response> request(Request req);
+  // The HTTP-style entry: routed, batched when the deployment batches. With `chunks`, the
+  // streaming entry, which emits the body's parts there (the ref then resolves when it
+  // returns). Throws back_pressure when the queue is full and lumen::shutdown_error once
+  // shutdown() began.
+  ObjectRef<Response> request(Request req, std::optional<Emitter<std::string>> chunks = std::nullopt);
 
-  // A replica with room, chosen by the power of two choices on `ongoing`, with one more
-  // request counted on it; nullptr when every accepting replica is full or others wait in
-  // the queue already (they go first). Throws shutdown_error once shutdown() began.
-  std::shared_ptr<Replica> reserve();
+  // A replica with room, chosen by the power of two choices on `ongoing` (or, for a
+  // multiplexed model, one that has it), with one more request counted on it; nullptr when
+  // every accepting replica is full or others wait in the queue already (they go first).
+  // Throws shutdown_error once shutdown() began.
+  std::shared_ptr<Replica> reserve(std::string_view model = {});
   // Queues job for the next replica with room (or runs it now, if one freed meanwhile).
   // Throws back_pressure when the queue is full, shutdown_error once shutdown() began.
   void enqueue(std::unique_ptr<Job> job);
@@ -100,7 +105,7 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
  protected:
   // Starts an actor for a new replica (its constructor runs on a worker afterwards).
   virtual std::shared_ptr<Replica> make_replica() = 0;
-  virtual ObjectRef<Response> call_ingress(Replica& r, Request req) = 0;
+  virtual ObjectRef<Response> call_ingress(Replica& r, Request req, std::optional<Emitter<std::string>> chunks) = 0;
   virtual ObjectRef<std::vector<Response>> call_batch(Replica& r, std::vector<Request> reqs) = 0;
   // A call that resolves once the replica is constructed (and reconfigured): its readiness.
   virtual ObjectRef<bool> call_ready(Replica& r, const nlohmann::json& config) = 0;
@@ -112,8 +117,9 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
  private:
   struct IngressJob;
   std::shared_ptr<Replica> pick_locked();
-  void send_ingress(const std::shared_ptr<Replica>& r, Request req, Promise<Response>* into,
-                    ObjectRef<Response>* out);
+  std::shared_ptr<Replica> pick_for_model_locked(std::string_view model);
+  void send_ingress(const std::shared_ptr<Replica>& r, Request req, std::optional<Emitter<std::string>> chunks,
+                    Promise<Response>* into, ObjectRef<Response>* out);
   void add_to_batch(const std::shared_ptr<Replica>& r, Request req, Promise<Response> p);
   void flush_batch_locked(const std::shared_ptr<Replica>& r, Deferred& after);
   void arm_batch_timer(const std::shared_ptr<Replica>& r, std::uint64_t batch);
