@@ -8,7 +8,10 @@
 //   6. pipelines: 200k items through 4 stages, beside tbb::parallel_pipeline
 //   7. control: cancelling queued work, a deadline, and a stream beside a hand-written channel
 //   8. memory: 64 MiB of results under a 16 MiB limit, evicted and rebuilt, or spilled to files
+//   9. serve: HTTP requests per second through lumen::serve, beside a bare server on the same
+//      HTTP library (Boost.Beast), both loaded by wrk over loopback
 #include <lumen/lumen.h>
+#include <lumen/serve/serve.h>
 #include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_pipeline.h>
@@ -24,6 +27,7 @@
 #include <cstdint>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -34,6 +38,8 @@
 #include <future>
 #include <thread>
 #include <vector>
+
+#include "bare_http_server.h"
 
 namespace {
 
@@ -370,6 +376,41 @@ int main() {
                 static_cast<unsigned long long>(m.objects_spilled), folder.c_str(),
                 static_cast<unsigned long long>(m.objects_restored), all_right ? "every value right" : "VALUES DIFFER");
     std::filesystem::remove_all(folder);
+  }
+
+  std::printf("9. serve: a no-op deployment (2 replicas) behind lumen's front door, beside a bare Boost.Beast server;\n"
+              "   wrk -t2 -c100 for 3 s each over loopback\n");
+  if (std::system("command -v wrk >/dev/null 2>&1") != 0) {
+    std::printf("   skipped: wrk is not installed (apt-get install wrk)\n\n");
+  } else {
+    struct Hello {
+      lumen::serve::Response operator()(const lumen::serve::Request&) { return lumen::serve::Response::text("hello"); }
+    };
+    auto requests_per_second = [](unsigned port) {
+      std::string cmd = "wrk -t2 -c100 -d3s http://127.0.0.1:" + std::to_string(port) + "/ 2>&1";
+      double rps = 0;
+      if (FILE* p = ::popen(cmd.c_str(), "r")) {
+        char line[512];
+        while (std::fgets(line, sizeof line, p) != nullptr) std::sscanf(line, "Requests/sec: %lf", &rps);
+        ::pclose(p);
+      }
+      return rps;
+    };
+    double bare_rps = 0;
+    {
+      bench::BareHttpServer bare(0, 2);
+      bare_rps = requests_per_second(bare.port());
+    }
+    auto hello = lumen::serve::deploy<Hello>({.name = "showcase-hello", .num_replicas = 2});
+    lumen::serve::Server server({.port = 0});
+    server.route("/", hello);
+    server.start();
+    double lumen_rps = requests_per_second(server.port());
+    server.stop();
+    hello.shutdown();
+    std::printf("   lumen::serve %8.0f req/s   bare Boost.Beast %8.0f req/s   (%.2fx; Ray Serve's published: 2,283 req/s\n"
+                "   with 8 replicas behind one proxy, wrk -t2 -c100)\n\n",
+                lumen_rps, bare_rps, bare_rps > 0 ? lumen_rps / bare_rps : 0.0);
   }
 
   lumen::Stats s = rt.stats();

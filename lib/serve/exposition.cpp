@@ -121,11 +121,20 @@ std::string FrontDoor::metrics_text() const {
 
 nlohmann::json FrontDoor::status_json() const {
   std::vector<std::pair<std::string, Route>> routes = all_routes();
+  // An application is what a route (or a model) serves: its ingress deployment; it is as
+  // healthy as that deployment. (Deployments it calls through handles show on their own
+  // routes, or through their handles' status().)
   std::set<DeploymentCore*> seen;
   nlohmann::json deployments = nlohmann::json::object();
-  for (auto& [p, r] : routes)
-    if (seen.insert(r.deployment.get()).second) deployments[r.deployment->name()] = status_of(r.deployment->status());
-  return {{"proxy", {{"state", draining() ? "draining" : "running"}, {"port", port()}}}, {"deployments", deployments}};
+  nlohmann::json applications = nlohmann::json::object();
+  for (auto& [p, r] : routes) {
+    DeploymentStatus st = r.deployment->status();
+    applications[p] = {{"deployment", st.name}, {"state", to_string(st.state)}};
+    if (seen.insert(r.deployment.get()).second) deployments[st.name] = status_of(st);
+  }
+  return {{"proxy", {{"state", draining() ? "draining" : "running"}, {"port", port()}}},
+          {"applications", applications},
+          {"deployments", deployments}};
 }
 
 nlohmann::json FrontDoor::routes_json() const {
