@@ -7,7 +7,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <fcntl.h>
 #include <random>
+#include <system_error>
 
 #include "lumen/error.h"
 #include "lumen/on_resolved.h"
@@ -26,6 +28,10 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string_view sv(beast::string_view v) noexcept { return {v.data(), v.size()}; }
+
+// Asio opens sockets without close-on-exec: a child process (a model that runs a tool) would
+// keep the listening socket, and connections would still be accepted into it after stop().
+void close_on_exec(int fd) noexcept { ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -161,30 +167,47 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (closed_) return;
     if (ec) {
       const bool started = parser_->got_some() || buffer_.size() > 0;
+      // A request that never arrived whole: an answer of its own, under no route.
+      begin_request();
+      request_id_ = fresh_id();
       if (timed_out_) {
-        if (started) return reply_and_close(error_outcome(408, "the request did not arrive within read_timeout", fresh_id()));
+        if (started) return reply_and_close(error_outcome(408, "the request did not arrive within read_timeout", request_id_));
         return close();
       }
       if (ec == http::error::body_limit)
         return reply_and_close(error_outcome(413, "the body is over max_body_bytes (" +
-                                                      std::to_string(door_->options().max_body_bytes) + ")", fresh_id()));
+                                                      std::to_string(door_->options().max_body_bytes) + ")", request_id_));
       if (ec == http::error::header_limit)
-        return reply_and_close(error_outcome(431, "the header block is over max_header_bytes", fresh_id()));
+        return reply_and_close(error_outcome(431, "the header block is over max_header_bytes", request_id_));
       if (ec.category() == http::make_error_code(http::error::body_limit).category() &&
           ec != http::error::end_of_stream && ec != http::error::partial_message)
-        return reply_and_close(error_outcome(400, "malformed HTTP request: " + ec.message(), fresh_id()));
+        return reply_and_close(error_outcome(400, "malformed HTTP request: " + ec.message(), request_id_));
       return close();
     }
     handle(parser_->release());
   }
 
-  std::string fresh_id() { return door_->make_request_id(); }
-
-  void handle(http::request<http::string_body> msg) {
+  void begin_request() {
     ++generation_;
     answered_ = false;
     started_ = Clock::now();
     metrics_ = nullptr;
+  }
+
+  // A request counted in the server's in-flight requests (stop() drains them) stays counted
+  // until its answer is written or its connection closes, whichever comes first.
+  void count_in_flight() {
+    door_->request_started();
+    counted_ = true;
+  }
+  void uncount() {
+    if (std::exchange(counted_, false)) door_->request_finished();
+  }
+
+  std::string fresh_id() { return door_->make_request_id(); }
+
+  void handle(http::request<http::string_body> msg) {
+    begin_request();
     keep_alive_ = msg.keep_alive() && !door_->draining();
     {
       std::string_view sent = sv(msg["X-Request-ID"]);
@@ -192,6 +215,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     const ServerOptions& o = door_->options();
     std::string_view target = sv(msg.target());
+    // absolute-form (RFC 7230 5.3.2): the path starts after the scheme and the authority.
+    for (std::string_view scheme : {"http://", "https://"}) {
+      if (target.size() > scheme.size() && std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
+            return a == std::tolower(static_cast<unsigned char>(b));
+          })) {
+        auto slash = target.find('/', scheme.size());
+        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+        break;
+      }
+    }
     if (target.empty() || target.front() != '/') return reply(error_outcome(400, "the request target must start with '/'", request_id_));
     auto qpos = target.find('?');
     std::string path(target.substr(0, qpos));
@@ -280,13 +313,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return reply(refusal(std::current_exception()));
     }
     await_timeout();
-    door_->request_started();
+    count_in_flight();
     try {
       lumen::submit([self = this->shared_from_this(), gen = generation_, parts = std::move(parts), done]() mutable {
         pump(self, gen, parts, done);
       });
     } catch (...) {
-      door_->request_finished();
       reply(refusal(std::current_exception()));
     }
   }
@@ -318,7 +350,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
       if (!wrote) {
         lumen::cancel(parts);  // the client is gone: the replica's next emit() stops it
-        self->door_->request_finished();
         return;
       }
     }
@@ -360,7 +391,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void end_stream(std::uint64_t gen, const ObjectRef<Response>& done, bool head_sent) {
-    door_->request_finished();
     if (gen != generation_ || closed_) return;
     if (!head_sent) {
       if (!answered_) reply(outcome_of(done, request_id_, door_->options().retry_after_seconds));
@@ -370,6 +400,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     (metrics_ != nullptr ? *metrics_ : door_->unrouted_metrics()).record(failed ? 500 : 200, Clock::now() - started_);
     if (failed) return close();
     net::async_write(stream_, http::make_chunk_last(), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->uncount();
       if (ec || !self->keep_alive_) return self->close();
       self->read_next();
     });
@@ -410,20 +441,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // Answers once ref resolves, or with 408 once request_timeout passes, whichever is first.
   void await(ObjectRef<Response> ref) {
-    door_->request_started();
+    count_in_flight();
     const std::uint64_t gen = generation_;
     await_timeout();
     on_resolved(ref, [self = this->shared_from_this(), gen, ref]() noexcept {
       try {
         self->door_->post_to(self->stream_.get_executor(), [self, gen, ref] { self->on_result(gen, ref); });
       } catch (...) {  // no memory to post: the request timer answers 408
-        self->door_->request_finished();
       }
     });
   }
 
   void on_result(std::uint64_t gen, const ObjectRef<Response>& ref) {
-    door_->request_finished();
     if (gen != generation_ || answered_ || closed_) return;  // answered 408 already, or gone
     reply(outcome_of(ref, request_id_, door_->options().retry_after_seconds));
   }
@@ -452,12 +481,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     beast::get_lowest_layer(stream_).expires_after(door_->options().read_timeout);
     http::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       beast::get_lowest_layer(self->stream_).expires_never();
+      self->uncount();
       if (ec || !self->keep_alive_) return self->close();
       self->read_next();
     });
   }
 
   void close() {
+    uncount();
     if (closed_) return;
     closed_ = true;
     read_timer_.cancel();
@@ -494,6 +525,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool keep_alive_ = true;
   bool timed_out_ = false;
   bool closed_ = false;
+  bool counted_ = false;  // in the server's in-flight requests
 };
 
 }  // namespace
@@ -563,10 +595,19 @@ void FrontDoor::start() {
   auto address = net::ip::make_address(options_.host, ec);
   if (ec) throw usage_error("lumen::serve: ServerOptions::host '" + options_.host + "' is not an IP address");
   tcp::endpoint ep(address, options_.port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(net::socket_base::reuse_address(true));
-  acceptor_.bind(ep);  // throws std::system_error (address in use, ...)
-  acceptor_.listen(net::socket_base::max_listen_connections);
+  try {
+    acceptor_.open(ep.protocol());
+    close_on_exec(acceptor_.native_handle());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(net::socket_base::max_listen_connections);
+  } catch (const boost::system::system_error& e) {
+    // Boost's system_error is not std::system_error; server.h promises the standard one.
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    throw std::system_error(e.code().value(), std::system_category(),
+                            "lumen::serve: cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+  }
   port_.store(acceptor_.local_endpoint().port(), std::memory_order_release);
   work_.emplace(io_.get_executor());
   accept_next();
@@ -578,6 +619,7 @@ void FrontDoor::accept_next() {
   acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
     if (!ec) {
+      close_on_exec(socket.native_handle());
       std::size_t open;
       {
         std::lock_guard lock(self->sessions_mu_);
@@ -629,6 +671,12 @@ void FrontDoor::stop(std::chrono::milliseconds drain) {
   io_.stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  {
+    // No thread runs the I/O loop now: close here, so the port is free when stop() returns
+    // even if the posted close did not get its turn.
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  }
   {
     std::unique_lock posts(post_mu_);
     posts_closed_ = true;
