@@ -1582,3 +1582,121 @@ TEST_CASE("the server's sockets are not inherited by child processes") {
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// Streamed answers and the Open Inference Protocol
+
+namespace {
+struct Counter {
+  void operator()(const serve::Request& r, lumen::Emitter<std::string>& out) {
+    if (r.path.ends_with("/early")) throw std::runtime_error("failed before the first part");
+    for (int i = 0; i < 4; ++i) out.emit("part" + std::to_string(i) + "\n");
+    if (r.path.ends_with("/late")) throw std::runtime_error("failed after four parts");
+  }
+};
+
+struct Adder {
+  serve::InferResponse infer(const serve::InferRequest& r) {
+    const auto& a = r.input("a");
+    auto x = a.values<double>();
+    std::vector<double> y;
+    for (double v : x) y.push_back(v + 1);
+    return {.outputs = {serve::Tensor::of("sum", a.shape, y), serve::Tensor::of("count", {1}, std::vector<std::int64_t>{
+                                                                                                 static_cast<std::int64_t>(x.size())})}};
+  }
+};
+}  // namespace
+
+TEST_CASE("a streamed answer arrives in chunks; a failure before the first part is a plain 500, after it a cut body") {
+  lumen::Runtime rt{two_workers()};
+  Deployed<Counter> dep{serve::deploy<Counter>({.name = "fd-stream"})};
+  serve::Server server({.port = 0});
+  server.route("/count", dep.h);
+  server.start();
+  auto ok = get(server.port(), "/count");
+  CHECK(ok.code == 200);
+  CHECK(ok.body == "part0\npart1\npart2\npart3\n");
+  CHECK(lower(ok.header("Transfer-Encoding").value_or("")) == "chunked");
+  CHECK(valid_id(ok.header("X-Request-ID").value_or("")));
+  auto early = get(server.port(), "/count/early");
+  CHECK(early.code == 500);
+  CHECK(early.parsed()["error"] == "failed before the first part");
+  auto late = get(server.port(), "/count/late");
+  CHECK(late.code == 200);
+  CHECK(late.exit == 18);  // curl: the transfer closed with data missing
+  // The connection after a complete stream stays usable: two requests, one connection.
+  Conn c(server.port());
+  REQUIRE(c.send("GET /count HTTP/1.1\r\nHost: x\r\n\r\nGET /-/healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto until = Clock::now() + 5s;
+  while (c.pending().find("success") == std::string::npos && c.fill(until) > 0) {
+  }
+  CHECK(c.pending().find("part3\n\r\n0\r\n\r\n") != std::string::npos);  // the last chunk ends the body
+  CHECK(c.pending().find("success") != std::string::npos);
+}
+
+TEST_CASE("the Open Inference Protocol: metadata, readiness, inference, and 400s for tensors that do not agree") {
+  lumen::Runtime rt{two_workers()};
+  Deployed<Adder> dep{serve::deploy<Adder>({.name = "fd-adder"})};
+  serve::Server server({.port = 0, .bearer_token = "tok"});
+  server.model({.name = "adder",
+                .version = "3",
+                .inputs = {{"a", "FP64", {-1, 2}}},
+                .outputs = {{"sum", "FP64", {-1, 2}}, {"count", "INT64", {1}}}},
+               dep.h);
+  CHECK_THROWS_AS(server.model({.name = "adder"}, dep.h), lumen::usage_error);
+  CHECK_THROWS_AS(server.model({.name = "bad name"}, dep.h), lumen::usage_error);
+  server.start();
+  const auto port = server.port();
+  const std::vector<std::string> auth{"-H", "Authorization: Bearer tok"};
+  REQUIRE(wait_running(dep.h, 1));
+  // Health needs no token; the rest does.
+  CHECK(get(port, "/v2/health/live").code == 200);
+  CHECK(get(port, "/v2/health/ready").parsed()["ready"] == true);
+  CHECK(get(port, "/v2/models/adder").code == 401);
+  auto meta = get(port, "/v2/models/adder", auth);
+  CHECK(meta.code == 200);
+  CHECK(meta.parsed()["versions"] == json::array({"3"}));
+  CHECK(meta.parsed()["inputs"][0]["shape"] == json::array({-1, 2}));
+  CHECK(get(port, "/v2/models/adder/versions/3/ready", auth).parsed()["ready"] == true);
+  CHECK(get(port, "/v2/models/adder/versions/9", auth).code == 404);
+  CHECK(get(port, "/v2/models/nobody", auth).code == 404);
+  CHECK(get(port, "/v2", auth).parsed()["name"] == "lumen");
+
+  auto infer = [&](const std::string& body, std::string path = "/v2/models/adder/infer") {
+    auto args = auth;
+    args.insert(args.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
+    return curl(url(port, path), args);
+  };
+  // Nested data is read row-major; the answer names the model, its version and the id.
+  auto r = infer(R"({"id": "q7", "inputs": [{"name": "a", "datatype": "FP64", "shape": [2, 2], "data": [[1, 2], [3, 4]]}]})");
+  REQUIRE(r.code == 200);
+  auto j = r.parsed();
+  CHECK(j["id"] == "q7");
+  CHECK(j["model_name"] == "adder");
+  CHECK(j["model_version"] == "3");
+  CHECK(j["outputs"][0]["data"] == json::array({2.0, 3.0, 4.0, 5.0}));
+  CHECK(j["outputs"][0]["shape"] == json::array({2, 2}));
+  // Asking for one output gets only that one.
+  auto only = infer(R"({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}], "outputs": [{"name": "count"}]})",
+                    "/v2/models/adder/versions/3/infer");
+  REQUIRE(only.code == 200);
+  CHECK(only.parsed()["outputs"].size() == 1);
+  CHECK(only.parsed()["outputs"][0]["name"] == "count");
+  // Each disagreement gets 400 with a message, and the model is never called with it.
+  for (std::string bad : {
+           R"({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1, 2], "data": [1]}]})",            // too few values
+           R"({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1, 2], "data": [1, "x"]}]})",       // a string
+           R"({"inputs": [{"name": "a", "datatype": "INT8", "shape": [1, 2], "data": [1, 2]}]})",         // wrong datatype
+           R"({"inputs": [{"name": "a", "datatype": "FP64", "shape": [2], "data": [1, 2]}]})",            // wrong rank
+           R"({"inputs": [{"name": "b", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]})",         // unknown input
+           R"({"inputs": [{"name": "a", "datatype": "FP99", "shape": [1, 2], "data": [1, 2]}]})",         // no such type
+           R"({"inputs": [{"name": "a", "datatype": "FP64", "shape": [-1, 2], "data": [1, 2]}]})",        // negative size
+           R"({"inputs": []})", R"({"inputs": 5})", R"([1, 2])", R"({"inputs": [)",
+           R"({"inputs": [{"name": "a", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}], "outputs": [{"name": "nope"}]})",
+       }) {
+    auto b = infer(bad);
+    CHECK_MESSAGE(b.code == 400, bad);
+    CHECK_MESSAGE(b.parsed()["error"].is_string(), bad);
+  }
+  CHECK(curl(url(port, "/v2/models/adder/infer"), auth).code == 405);  // GET
+}
