@@ -123,7 +123,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if constexpr (kTls) {
       arm_read_timer();
       stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-        self->read_timer_.cancel();
+        self->reading_ = false;
         if (ec) return self->close();
         self->read_next();
       });
@@ -138,13 +138,26 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
  private:
   static constexpr bool kTls = !std::is_same_v<Socket, beast::tcp_stream>;
+  static constexpr std::size_t kSmallAnswer = 64 * 1024;
 
+  // Both timers are moved lazily: a request sets a new deadline, and a timer that fires
+  // before it (armed for an earlier one) sleeps again until the deadline now in force.
+  // Re-arming an Asio timer on every request would cost a timerfd system call each time.
   void arm_read_timer() {
     timed_out_ = false;
-    read_timer_.expires_after(door_->options().read_timeout);
+    reading_ = true;
+    read_deadline_ = Clock::now() + door_->options().read_timeout;
+    if (!read_timer_armed_) wait_read_timer();
+  }
+  void wait_read_timer() {
+    read_timer_armed_ = true;
+    read_timer_.expires_at(read_deadline_);
     read_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
       auto self = weak.lock();
-      if (ec || self == nullptr) return;
+      if (self == nullptr) return;
+      self->read_timer_armed_ = false;
+      if (ec || self->closed_ || !self->reading_) return;
+      if (Clock::now() < self->read_deadline_) return self->wait_read_timer();
       self->timed_out_ = true;
       beast::error_code ignored;
       beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
@@ -163,7 +176,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void on_read(beast::error_code ec) {
-    read_timer_.cancel();
+    reading_ = false;
     if (closed_) return;
     if (ec) {
       const bool started = parser_->got_some() || buffer_.size() > 0;
@@ -372,7 +385,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     };
     if (!first) return send_part();
     answered_ = true;
-    request_timer_.cancel();
     head_.emplace();
     head_->version(11);
     head_->result(http::status::ok);
@@ -430,9 +442,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // Answers with 408 once request_timeout passes, unless answered first.
   void await_timeout() {
-    request_timer_.expires_after(door_->options().request_timeout);
-    request_timer_.async_wait([self = this->shared_from_this(), gen = generation_](beast::error_code ec) {
-      if (ec || self->generation_ != gen || self->answered_) return;
+    request_deadline_ = Clock::now() + door_->options().request_timeout;
+    if (!request_timer_armed_) wait_request_timer();
+  }
+  void wait_request_timer() {
+    request_timer_armed_ = true;
+    request_timer_.expires_at(request_deadline_);
+    request_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
+      auto self = weak.lock();
+      if (self == nullptr) return;
+      self->request_timer_armed_ = false;
+      if (ec || self->closed_ || self->answered_) return;
+      if (Clock::now() < self->request_deadline_) return self->wait_request_timer();
       self->reply(error_outcome(408, "no answer within request_timeout (" +
                                          std::to_string(self->door_->options().request_timeout.count()) + " ms)",
                                 self->request_id_));
@@ -464,7 +485,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void reply(Outcome out) {
     answered_ = true;
-    request_timer_.cancel();
     const auto took = Clock::now() - started_;
     (metrics_ != nullptr ? *metrics_ : door_->unrouted_metrics()).record(out.status, took);
     res_ = {};
@@ -478,9 +498,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (door_->draining()) keep_alive_ = false;
     res_.keep_alive(keep_alive_);
     res_.prepare_payload();
-    beast::get_lowest_layer(stream_).expires_after(door_->options().read_timeout);
-    http::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-      beast::get_lowest_layer(self->stream_).expires_never();
+    // A client that stops reading would hold a large answer's write for ever: such writes get
+    // read_timeout to finish. A small answer goes into the socket's buffer at once and needs
+    // no timer (arming one costs system calls on every request).
+    const bool large = res_.body().size() > kSmallAnswer;
+    if (large) beast::get_lowest_layer(stream_).expires_after(door_->options().read_timeout);
+    http::async_write(stream_, res_, [self = this->shared_from_this(), large](beast::error_code ec, std::size_t) {
+      if (large) beast::get_lowest_layer(self->stream_).expires_never();
       self->uncount();
       if (ec || !self->keep_alive_) return self->close();
       self->read_next();
@@ -525,6 +549,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool keep_alive_ = true;
   bool timed_out_ = false;
   bool closed_ = false;
+  bool reading_ = false;
+  bool read_timer_armed_ = false;
+  bool request_timer_armed_ = false;
+  Clock::time_point read_deadline_{};
+  Clock::time_point request_deadline_{};
   bool counted_ = false;  // in the server's in-flight requests
 };
 
