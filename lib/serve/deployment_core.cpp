@@ -140,6 +140,7 @@ void DeploymentCore::start() {
   Deferred after;
   try {
     std::lock_guard lock(mu_);
+    sentinel_ = lumen::actor<RuntimeSentinel>();
     if (options_.autoscaling) {
       const auto& a = *options_.autoscaling;
       target_ = a.initial_replicas >= 0 ? a.initial_replicas : std::max(1, a.min_replicas);
@@ -249,10 +250,29 @@ std::shared_ptr<Replica> DeploymentCore::pick_for_model_locked(std::string_view 
   return best;
 }
 
+void DeploymentCore::check_runtime_locked() const {
+  if (sentinel_.dead())
+    throw shutdown_error("lumen::serve: deployment '" + options_.name + "': the runtime it was deployed on has shut down");
+  if (stopping_) throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
+}
+
+bool DeploymentCore::stop_if_runtime_gone_locked(std::deque<std::unique_ptr<Job>>& refused) {
+  if (!sentinel_.dead()) return false;
+  stopping_ = true;
+  stopped_ = true;
+  refused.swap(queue_);
+  in_flight_ -= static_cast<int>(refused.size());
+  for (auto& r : replicas_) r->state = ReplicaState::stopped;
+  replicas_.clear();
+  last_error_ = "the runtime it was deployed on has shut down";
+  std::lock_guard names(g_names_mu);
+  g_names.erase(options_.name);
+  return true;
+}
+
 std::shared_ptr<Replica> DeploymentCore::reserve(std::string_view model) {
   std::lock_guard lock(mu_);
-  if (stopping_)
-    throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
+  check_runtime_locked();
   if (!queue_.empty()) return nullptr;
   auto r = !model.empty() && options_.max_models_per_replica > 0 ? pick_for_model_locked(model) : pick_locked();
   if (r != nullptr) {
@@ -267,8 +287,7 @@ void DeploymentCore::enqueue(std::unique_ptr<Job> job) {
   std::shared_ptr<Replica> now;
   {
     std::lock_guard lock(mu_);
-    if (stopping_)
-      throw shutdown_error("lumen::serve: deployment '" + options_.name + "' is shutting down");
+    check_runtime_locked();
     if (queue_.empty()) now = pick_locked();
     if (now == nullptr && unavailable_locked()) {
       ++refused_;
@@ -555,81 +574,94 @@ void DeploymentCore::control_tick() noexcept {
   const auto now = Clock::now();
   Deferred after;
   Routed run;
+  std::deque<std::unique_ptr<Job>> refused;
+  bool gone = false;
   try {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    // Health: checks that took too long, replicas whose actor ended, checks that are due.
-    for (auto r : std::vector(replicas_)) {
-      if (r->state != ReplicaState::running) continue;
-      if (dead(*r)) {
-        last_error_ = "replica " + std::to_string(r->id) + " died";
-        ++replicas_replaced_;
-        retire_locked(r, ReplicaState::unhealthy, after);
-        continue;
-      }
-      if (!has_health_check_) continue;
-      if (r->check_in_flight) {
-        if (now - r->check_started > options_.health_check_timeout) {
-          last_error_ = "replica " + std::to_string(r->id) + " did not answer its health check within " +
-                        std::to_string(int_of(options_.health_check_timeout)) + " ms";
-          ++replicas_replaced_;
-          retire_locked(r, ReplicaState::unhealthy, after);
-        }
-      } else if (now - r->last_check >= options_.health_check_period) {
-        r->check_in_flight = true;
-        r->check_started = now;
-        ObjectRef<bool> check = call_check_health(*r);
-        after.push_back([self = shared_from_this(), r, check] {
-          on_resolved(check, [self, r, check]() noexcept {
-            Deferred later;
-            try {
-              std::lock_guard lock(self->mu_);
-              r->check_in_flight = false;
-              r->last_check = Clock::now();
-              auto e = error_of(check);
-              if (r->state == ReplicaState::running && (e || !lumen::get(check))) {
-                self->last_error_ = "replica " + std::to_string(r->id) + " failed its health check" +
-                                    (e ? ": " + describe(e->cause()) : std::string(": check_health() returned false"));
-                ++self->replicas_replaced_;
-                self->retire_locked(r, ReplicaState::unhealthy, later);
-              }
-            } catch (...) {  // no memory: the timeout path retires it later
-            }
-            for (auto& f : later) f();
-          });
-        });
-      }
-    }
-    // Scale: the target, then replicas started or drained toward it.
-    target_ = target_replicas_locked(now);
-    int live = 0;
-    for (const auto& r : replicas_)
-      if (r->state == ReplicaState::starting || r->state == ReplicaState::running) ++live;
-    // A class whose replicas keep failing to start is retried ever more slowly (up to 5 s).
-    const auto backoff = std::chrono::milliseconds(std::min(5000, 50 << std::min(consecutive_start_failures_, 7)));
-    const bool may_start = consecutive_start_failures_ == 0 || now - last_start_attempt_ >= backoff;
-    if (live < target_ && may_start) {
-      last_start_attempt_ = now;
-      for (; live < target_; ++live) add_replica_locked(after);
-    }
-    while (live > target_) {
-      // Drain the replica that holds the least: starting ones first.
-      std::shared_ptr<Replica> victim;
-      for (const auto& r : replicas_) {
-        if (r->state != ReplicaState::starting && r->state != ReplicaState::running) continue;
-        if (victim == nullptr || (r->state == ReplicaState::starting && victim->state != ReplicaState::starting) ||
-            (r->state == victim->state && r->ongoing < victim->ongoing))
-          victim = r;
-      }
-      retire_locked(victim, ReplicaState::stopping, after);
-      --live;
-    }
-    dispatch_queue_locked(run);
+    gone = stop_if_runtime_gone_locked(refused);
+    if (!gone) tick_locked(now, after, run);
   } catch (...) {
     // Out of memory for a new replica or a check: the next tick tries again.
   }
+  if (gone) {
+    auto why = std::make_exception_ptr(
+        shutdown_error("lumen::serve: deployment '" + options_.name + "': the runtime it was deployed on has shut down"));
+    for (auto& job : refused) job->refuse(why);
+    return;
+  }
   for (auto& f : after) f();
   for (auto& [job, rep] : run) job->run(rep);
+}
+
+void DeploymentCore::tick_locked(Clock::time_point now, Deferred& after, Routed& run) {
+  // Health: checks that took too long, replicas whose actor ended, checks that are due.
+  for (auto r : std::vector(replicas_)) {
+    if (r->state != ReplicaState::running) continue;
+    if (dead(*r)) {
+      last_error_ = "replica " + std::to_string(r->id) + " died";
+      ++replicas_replaced_;
+      retire_locked(r, ReplicaState::unhealthy, after);
+      continue;
+    }
+    if (!has_health_check_) continue;
+    if (r->check_in_flight) {
+      if (now - r->check_started > options_.health_check_timeout) {
+        last_error_ = "replica " + std::to_string(r->id) + " did not answer its health check within " +
+                      std::to_string(int_of(options_.health_check_timeout)) + " ms";
+        ++replicas_replaced_;
+        retire_locked(r, ReplicaState::unhealthy, after);
+      }
+    } else if (now - r->last_check >= options_.health_check_period) {
+      r->check_in_flight = true;
+      r->check_started = now;
+      ObjectRef<bool> check = call_check_health(*r);
+      after.push_back([self = shared_from_this(), r, check] {
+        on_resolved(check, [self, r, check]() noexcept {
+          Deferred later;
+          try {
+            std::lock_guard lock(self->mu_);
+            r->check_in_flight = false;
+            r->last_check = Clock::now();
+            auto e = error_of(check);
+            if (r->state == ReplicaState::running && (e || !lumen::get(check))) {
+              self->last_error_ = "replica " + std::to_string(r->id) + " failed its health check" +
+                                  (e ? ": " + describe(e->cause()) : std::string(": check_health() returned false"));
+              ++self->replicas_replaced_;
+              self->retire_locked(r, ReplicaState::unhealthy, later);
+            }
+          } catch (...) {  // no memory: the timeout path retires it later
+          }
+          for (auto& f : later) f();
+        });
+      });
+    }
+  }
+  // Scale: the target, then replicas started or drained toward it.
+  target_ = target_replicas_locked(now);
+  int live = 0;
+  for (const auto& r : replicas_)
+    if (r->state == ReplicaState::starting || r->state == ReplicaState::running) ++live;
+  // A class whose replicas keep failing to start is retried ever more slowly (up to 5 s).
+  const auto backoff = std::chrono::milliseconds(std::min(5000, 50 << std::min(consecutive_start_failures_, 7)));
+  const bool may_start = consecutive_start_failures_ == 0 || now - last_start_attempt_ >= backoff;
+  if (live < target_ && may_start) {
+    last_start_attempt_ = now;
+    for (; live < target_; ++live) add_replica_locked(after);
+  }
+  while (live > target_) {
+    // Drain the replica that holds the least: starting ones first.
+    std::shared_ptr<Replica> victim;
+    for (const auto& r : replicas_) {
+      if (r->state != ReplicaState::starting && r->state != ReplicaState::running) continue;
+      if (victim == nullptr || (r->state == ReplicaState::starting && victim->state != ReplicaState::starting) ||
+          (r->state == victim->state && r->ongoing < victim->ongoing))
+        victim = r;
+    }
+    retire_locked(victim, ReplicaState::stopping, after);
+    --live;
+  }
+  dispatch_queue_locked(run);
 }
 
 void DeploymentCore::shutdown(std::chrono::milliseconds timeout) {

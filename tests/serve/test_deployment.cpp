@@ -616,3 +616,21 @@ TEST_CASE("a streaming deployment hands its parts out as they are emitted; its r
   CHECK_THROWS_WITH_AS(lumen::get(failed), "ran out after three", std::runtime_error);
   CHECK_THROWS_AS(lumen::get(d.request({.body = "1"})), lumen::usage_error);  // it has no plain entry
 }
+
+TEST_CASE("a deployment outliving its runtime stops: calls fail with shutdown_error, no replica starts elsewhere") {
+  serve::DeploymentHandle<Worker> d;
+  {
+    lumen::Runtime rt{{.workers = 2}};
+    d = serve::deploy<Worker>({.name = "orphan", .num_replicas = 2});
+    CHECK(lumen::get(d.call(&Worker::twice, 2)) == 4);
+  }
+  CHECK_THROWS_WITH_AS(d.call(&Worker::twice, 1), doctest::Contains("has shut down"), lumen::shutdown_error);
+  CHECK_THROWS_AS(d.request({}), lumen::shutdown_error);
+  REQUIRE(eventually([&] { return d.status().state == serve::DeploymentState::stopped; }));
+  CHECK(d.status().replicas.empty());
+  d.shutdown(0ms);  // nothing left to stop: returns at once
+  // Its name is free for a deployment on a new runtime.
+  lumen::Runtime again{{.workers = 1}};
+  auto fresh = serve::deploy<Worker>({.name = "orphan"});
+  CHECK(lumen::get(fresh.call(&Worker::twice, 3)) == 6);
+}

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lumen/actor.h"
 #include "lumen/object_ref.h"
 #include "lumen/on_resolved.h"
 #include "lumen/promise.h"
@@ -54,6 +55,11 @@ struct Job {
   virtual void run(const std::shared_ptr<Replica>& r) noexcept = 0;
   virtual void refuse(std::exception_ptr why) noexcept = 0;
 };
+
+// An actor with nothing to do: it dies with its runtime, so a deployment learns from it that
+// the runtime its replicas ran on has shut down (and stops, instead of starting replicas on
+// whatever runtime is in scope then).
+struct RuntimeSentinel {};
 
 using Deferred = std::vector<std::function<void()>>;  // work to run once the lock is let go
 using Routed = std::vector<std::pair<std::unique_ptr<Job>, std::shared_ptr<Replica>>>;
@@ -131,6 +137,11 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   // (back_pressure, HTTP 503) rather than queued for a replica that may never come.
   static constexpr int kFailuresBeforeUnavailable = 3;
   bool unavailable_locked() const;
+  // The runtime has shut down: no replica can run again. Stops the deployment (queued
+  // requests fail with shutdown_error); true when it did.
+  void tick_locked(Clock::time_point now, Deferred& after, Routed& run);
+  bool stop_if_runtime_gone_locked(std::deque<std::unique_ptr<Job>>& refused);
+  void check_runtime_locked() const;
   std::string unavailable_message_locked() const;
 
   const DeploymentOptions options_;
@@ -140,6 +151,7 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   const int max_ongoing_;
   const std::uint64_t id_;
 
+  ActorHandle<RuntimeSentinel> sentinel_;
   mutable std::mutex mu_;
   std::condition_variable idle_;  // notified when the last request in flight finishes
   std::vector<std::shared_ptr<Replica>> replicas_;
