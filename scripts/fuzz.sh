@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target tests/fuzz/fuzz_api with clang under AddressSanitizer and UBSan,
-# in build-fuzz/, and fuzzes lumen's public API with it; the last line is "N passed, N failed".
+# Builds the libFuzzer targets tests/fuzz/fuzz_api and tests/fuzz/fuzz_serve with clang under
+# AddressSanitizer and UBSan, in build-fuzz/, and fuzzes lumen's public API (for SECONDS) and
+# lumen-serve's HTTP front door (for half as long, at least 10 s) with them; the last line is
+# "N passed, N failed".
 #   scripts/fuzz.sh                 60 seconds
 #   scripts/fuzz.sh --seconds 600
-# Findings (crashes, hangs, model mismatches) land in build-fuzz/tests/fuzz/artifacts/;
-# replay one with build-fuzz/tests/fuzz/fuzz_api FILE.
+# Findings (crashes, hangs, model mismatches) land in build-fuzz/tests/fuzz/artifacts/
+# (fuzz_api) and build-fuzz/tests/fuzz/serve/artifacts/ (fuzz_serve); replay one with
+# build-fuzz/tests/fuzz/fuzz_api FILE, or fuzz_serve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=60
@@ -33,9 +36,9 @@ if [ ! -d "$dir" ]; then
     -Dbench=false -Dexamples=false -Dfuzz=true -Dcpp_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
 meson configure "$dir" -Dfuzz_seconds="$seconds" >/dev/null
-if ! ninja -C "$dir" tests/fuzz/fuzz_api >"$dir/build-output.txt" 2>&1; then
+if ! ninja -C "$dir" tests/fuzz/fuzz_api tests/fuzz/fuzz_serve >"$dir/build-output.txt" 2>&1; then
   grep -E "error|FAILED" "$dir/build-output.txt" | head -20
-  echo "0 passed, 1 failed"  # the target did not build: its test cannot pass
+  echo "0 passed, 1 failed"  # a target did not build: its tests cannot pass
   exit 1
 fi
 set +e

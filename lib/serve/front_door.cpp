@@ -56,6 +56,10 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0 && !b.empty();
 }
 
+// A status a model may answer with: a final one (2xx to 5xx). 1xx would tell the client that
+// another response follows; anything else is not HTTP. Either becomes 500.
+int final_status(int status) noexcept { return status >= 200 && status <= 599 ? status : 500; }
+
 struct Outcome {
   int status;
   std::string body;
@@ -64,7 +68,7 @@ struct Outcome {
 };
 
 Outcome from_response(Response r) {
-  return {r.status >= 100 && r.status <= 599 ? r.status : 500, std::move(r.body), std::move(r.content_type),
+  return {final_status(r.status), std::move(r.body), std::move(r.content_type),
           std::move(r.headers)};
 }
 
@@ -78,13 +82,13 @@ Outcome outcome_of(const ObjectRef<Response>& ref, const std::string& request_id
   auto e = error_of(ref);
   if (!e) {
     const Response& r = lumen::get(ref);
-    int status = r.status >= 100 && r.status <= 599 ? r.status : 500;
+    int status = final_status(r.status);
     return {status, r.body, r.content_type, r.headers};
   }
   try {
     std::rethrow_exception(e->cause());
   } catch (const http_error& x) {
-    return error_outcome(x.status() >= 100 && x.status() <= 599 ? x.status() : 500, x.what(), request_id);
+    return error_outcome(final_status(x.status()), x.what(), request_id);
   } catch (const back_pressure& x) {
     auto o = error_outcome(503, x.what(), request_id);
     o.headers.emplace_back("Retry-After", std::to_string(retry_after));
@@ -197,10 +201,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         return reply_and_close(error_outcome(400, "malformed HTTP request: " + ec.message(), request_id_));
       return close();
     }
-    handle(parser_->release());
+    try {
+      handle(parser_->release());
+    } catch (...) {  // out of memory building the request: the connection goes
+      close();
+    }
   }
 
   void begin_request() {
+    head_request_ = false;
     ++generation_;
     answered_ = false;
     started_ = Clock::now();
@@ -221,6 +230,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void handle(http::request<http::string_body> msg) {
     begin_request();
+    head_request_ = msg.method() == http::verb::head;
     keep_alive_ = msg.keep_alive() && !door_->draining();
     {
       std::string_view sent = sv(msg["X-Request-ID"]);
@@ -295,6 +305,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     req.body = std::move(msg.body());
     if (!req.body.empty() && is_json_type(sv(msg[http::field::content_type]))) {
+      if (!json_depth_within(req.body, kMaxJsonDepth))
+        return reply(error_outcome(400, "the JSON body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+                                   request_id_));
       req.json = nlohmann::json::parse(req.body, nullptr, false);
       if (req.json.is_discarded()) {
         req.json = nullptr;
@@ -302,7 +315,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
     }
 
-    if (route.streams) return stream(route.deployment, std::move(req));
+    if (route.streams) {
+      if (head_request_) return reply(error_outcome(405, "a streamed answer has no HEAD; use GET or POST", request_id_));
+      return stream(route.deployment, std::move(req));
+    }
     ObjectRef<Response> ref;
     try {
       ref = route.deployment->request(std::move(req));
@@ -483,7 +499,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     reply(std::move(out));
   }
 
-  void reply(Outcome out) {
+  // No exception may leave a handler: it would end the I/O thread's run() and the process.
+  // One that cannot answer (out of memory, a header a model set that HTTP cannot carry)
+  // closes the connection.
+  void reply(Outcome out) noexcept {
+    try {
+      write_answer(std::move(out));
+    } catch (...) {
+      close();
+    }
+  }
+
+  void write_answer(Outcome out) {
     answered_ = true;
     const auto took = Clock::now() - started_;
     (metrics_ != nullptr ? *metrics_ : door_->unrouted_metrics()).record(out.status, took);
@@ -494,10 +521,17 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     res_.set(http::field::content_type, out.content_type);
     res_.set("X-Request-ID", request_id_);
     for (auto& [k, v] : out.headers) res_.set(k, v);
-    res_.body() = std::move(out.body);
+    // 204 and 304 have no body (Beast refuses to frame one); a HEAD answer says the body's
+    // length and sends none.
+    if (out.status == 204 || out.status == 304) out.body.clear();
     if (door_->draining()) keep_alive_ = false;
     res_.keep_alive(keep_alive_);
-    res_.prepare_payload();
+    if (head_request_) {
+      if (out.status != 204 && out.status != 304) res_.content_length(out.body.size());
+    } else {
+      res_.body() = std::move(out.body);
+      res_.prepare_payload();
+    }
     // A client that stops reading would hold a large answer's write for ever: such writes get
     // read_timeout to finish. A small answer goes into the socket's buffer at once and needs
     // no timer (arming one costs system calls on every request).
@@ -555,6 +589,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Clock::time_point read_deadline_{};
   Clock::time_point request_deadline_{};
   bool counted_ = false;  // in the server's in-flight requests
+  bool head_request_ = false;
 };
 
 }  // namespace

@@ -66,6 +66,12 @@ struct V2Answer {
   std::shared_ptr<RouteMetrics> metrics;
 };
 
+// JSON nested deeper than this is refused (400) before it is parsed: parsing, copying and
+// printing a JSON value recurse once per level, on a replica's fiber stack too.
+inline constexpr int kMaxJsonDepth = 128;
+// Whether no array or object in `text` nests deeper than `limit` (strings are skipped).
+bool json_depth_within(std::string_view text, int limit) noexcept;
+
 class SessionBase {
  public:
   virtual ~SessionBase() = default;

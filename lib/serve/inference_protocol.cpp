@@ -2,6 +2,7 @@
 // inference requests checked against the protocol and the model's declared tensors before a
 // replica sees them.
 #include <algorithm>
+#include <cstdint>
 #include <set>
 
 #include "lumen/serve/inference.h"
@@ -11,7 +12,11 @@ namespace lumen::serve {
 
 std::size_t Tensor::elements() const noexcept {
   std::size_t n = 1;
-  for (auto d : shape) n *= static_cast<std::size_t>(d < 0 ? 0 : d);
+  for (auto d : shape) {
+    const auto k = static_cast<std::size_t>(d < 0 ? 0 : d);
+    if (k != 0 && n > SIZE_MAX / k) return SIZE_MAX;  // saturates instead of wrapping
+    n *= k;
+  }
   return n;
 }
 
@@ -66,7 +71,10 @@ Tensor parse_tensor(const nlohmann::json& j, const std::string& where) {
     if (!d.is_number_integer() || d.get<std::int64_t>() < 0 || d.get<std::int64_t>() > (std::int64_t{1} << 40))
       throw http_error(400, what + " has a shape entry that is not a size: " + d.dump());
     t.shape.push_back(d.get<std::int64_t>());
-    elements = std::min<std::size_t>(elements * static_cast<std::size_t>(t.shape.back()), std::size_t{1} << 40);
+    // Saturates at 2^40 before multiplying, so that a product of large sizes cannot wrap.
+    constexpr std::size_t kCap = std::size_t{1} << 40;
+    const auto k = static_cast<std::size_t>(t.shape.back());
+    elements = k != 0 && elements > kCap / k ? kCap : std::min(elements * k, kCap);
   }
   if (!j.contains("data")) throw http_error(400, what + " needs \"data\"");
   if (!flatten(j["data"], t.data, elements, 0) || t.data.size() != elements)
@@ -91,6 +99,8 @@ void check_against(const Tensor& t, const TensorSpec& spec) {
 }
 
 InferRequest parse_infer(const std::string& body, const ModelInfo& info) {
+  if (!json_depth_within(body, kMaxJsonDepth))
+    throw http_error(400, "the JSON body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw http_error(400, "the body is not a JSON object");
   InferRequest r;
@@ -163,6 +173,25 @@ Response infer_response(const InferResponse& r, const std::string& model, const 
   if (!id.empty()) body["id"] = id;
   if (!r.parameters.empty()) body["parameters"] = r.parameters;
   return Response::json(body);
+}
+
+bool json_depth_within(std::string_view text, int limit) noexcept {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
 }
 
 void FrontDoor::add_model(ModelInfo info, std::shared_ptr<DeploymentCore> d, ModelInvoker infer) {

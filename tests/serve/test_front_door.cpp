@@ -1714,3 +1714,57 @@ TEST_CASE("the Open Inference Protocol: metadata, readiness, inference, and 400s
   }
   CHECK(curl(url(port, "/v2/models/adder/infer"), auth).code == 405);  // GET
 }
+
+namespace {
+struct Statuses {
+  serve::Response operator()(const serve::Request& r) {
+    if (r.query == "204") return {.status = 204, .body = "a body 204 cannot carry"};
+    if (r.query == "304") return {.status = 304, .body = "nor 304"};
+    if (r.query == "101") throw serve::http_error(101, "1xx is not a final answer");
+    if (r.query == "199") return {.status = 199, .body = "?"};
+    return serve::Response::text("hello");
+  }
+};
+}  // namespace
+
+// Found by fuzzing: a 204 with a body ended the process; a 1xx went out as a final answer;
+// HEAD answers carried a body (desynchronizing the connection); deep JSON overflowed a stack.
+TEST_CASE("statuses without bodies, HEAD, and deeply nested JSON are answered safely") {
+  lumen::Runtime rt{two_workers()};
+  Deployed<Statuses> dep{serve::deploy<Statuses>({.name = "fd-statuses"})};
+  Deployed<Adder> any{serve::deploy<Adder>({.name = "fd-any-shape"})};
+  serve::Server server({.port = 0});
+  server.route("/s", dep.h);
+  server.model({.name = "any"}, any.h);
+  server.start();
+  const auto port = server.port();
+  auto no_content = get(port, "/s?204");
+  CHECK(no_content.code == 204);
+  CHECK(no_content.body.empty());
+  CHECK(get(port, "/s?304").code == 304);
+  CHECK(get(port, "/s?101").code == 500);
+  CHECK(get(port, "/s?199").code == 500);
+  // HEAD: the length of the body, and no body; the next answer on the connection is whole.
+  Conn c(port);
+  REQUIRE(c.send("HEAD /s HTTP/1.1\r\nHost: x\r\n\r\nGET /s HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto until = Clock::now() + 3s;
+  while (c.pending().find("hello") == std::string::npos && c.fill(until) > 0) {
+  }
+  const std::string both = c.pending();
+  CHECK(both.find("Content-Length: 5") != std::string::npos);
+  CHECK(both.rfind("HTTP/1.1 200", 0) == 0);
+  const auto second = both.find("HTTP/1.1 200", 1);
+  REQUIRE(second != std::string::npos);
+  CHECK(both.substr(0, second).ends_with("\r\n\r\n"));  // nothing between the HEAD answer's head and the next answer
+  CHECK(both.ends_with("hello"));
+  // JSON nested past 128 levels never reaches a parser on a replica's stack.
+  const std::string deep = std::string(600, '[') + std::string(600, ']');
+  auto d = post_json(port, "/s", deep);
+  CHECK(d.code == 400);
+  CHECK(d.parsed()["error"] == "the JSON body nests deeper than 128 levels");
+  CHECK(post_json(port, "/s", std::string(100, '[') + std::string(100, ']')).code == 200);
+  // A shape whose product wraps around 2^64 is refused, not handed to the model.
+  auto wrap = post_json(port, "/v2/models/any/infer",
+                        R"({"inputs":[{"name":"a","shape":[16777216,1099511627776],"datatype":"FP64","data":[]}]})");
+  CHECK(wrap.code == 400);
+}

@@ -9,10 +9,13 @@
 //   server.stop();                           // finishes requests in flight, then closes
 //
 // What a client gets back:
-//   2xx-5xx from the model    its Response, or the status of an http_error it threw
-//   400  malformed request line or headers, or a JSON body that does not parse
+//   2xx-5xx from the model    its Response, or the status of an http_error it threw (any other
+//                             status becomes 500; 204 and 304 go without a body)
+//   400  malformed request line or headers, or a JSON body that does not parse (or nests
+//        deeper than 128 levels)
 //   401  bearer_token set and the Authorization header does not carry it
 //   404  no route's prefix matches the path
+//   405  a method the path does not take (/v2 endpoints; HEAD on a streamed answer)
 //   408  the request took longer than read_timeout to arrive, or request_timeout to answer
 //   413  body over max_body_bytes        431  headers over max_header_bytes
 //   429  the client sent more than max_requests_per_second (Retry-After)
