@@ -26,16 +26,16 @@ namespace lumen::serve {
 struct Request {
   std::string method = "POST";  // as sent: "GET", "POST", ...
   std::string path = "/";       // the target without its query: "/classify/v1"
-  std::string query;            // after '?', undecoded: "top=3&verbose"
-  std::string route;            // the route prefix that matched: "/classify"
+  std::string query{};          // after '?', undecoded: "top=3&verbose"
+  std::string route{};          // the route prefix that matched: "/classify"
   // Header fields as sent (names in lower case), in order.
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers{};
+  std::string body{};
   // The body parsed, when it was sent as JSON (Content-Type application/json or +json);
   // null otherwise. A body that is not valid JSON never reaches a replica (400).
-  nlohmann::json json;
+  nlohmann::json json{};
   // The X-Request-ID the client sent, or one the front door made; returned with the response.
-  std::string request_id;
+  std::string request_id{};
 
   // The first header with this name (any case), or "" when absent.
   std::string_view header(std::string_view name) const noexcept;
@@ -45,9 +45,9 @@ struct Request {
 
 struct Response {
   int status = 200;
-  std::string body;
+  std::string body{};
   std::string content_type = "text/plain; charset=utf-8";
-  std::vector<std::pair<std::string, std::string>> headers;  // extra fields to send
+  std::vector<std::pair<std::string, std::string>> headers{};  // extra fields to send
 
   static Response json(const nlohmann::json& value, int status = 200);
   static Response text(std::string body, int status = 200);

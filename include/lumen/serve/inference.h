@@ -36,9 +36,9 @@
 namespace lumen::serve {
 
 struct Tensor {
-  std::string name;
-  std::string datatype;  // BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES
-  std::vector<std::int64_t> shape;
+  std::string name{};
+  std::string datatype{};  // BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES
+  std::vector<std::int64_t> shape{};
   nlohmann::json data = nlohmann::json::array();  // flat, row-major
   nlohmann::json parameters = nlohmann::json::object();
 
@@ -49,7 +49,7 @@ struct Tensor {
   // naming the tensor when a value does not fit T.
   template <class T>
   std::vector<T> values() const {
-    std::vector<T> out;
+    std::vector<T> out{};
     out.reserve(data.size());
     for (const auto& v : data) {
       bool fits;
@@ -93,9 +93,9 @@ struct Tensor {
 };
 
 struct InferRequest {
-  std::string id;  // echoed in the response
-  std::vector<Tensor> inputs;
-  std::vector<std::string> outputs;  // the outputs asked for; empty: all
+  std::string id{};  // echoed in the response
+  std::vector<Tensor> inputs{};
+  std::vector<std::string> outputs{};  // the outputs asked for; empty: all
   nlohmann::json parameters = nlohmann::json::object();
 
   // The input with this name; throws http_error(400) when there is none.
@@ -103,23 +103,23 @@ struct InferRequest {
 };
 
 struct InferResponse {
-  std::vector<Tensor> outputs;
+  std::vector<Tensor> outputs{};
   nlohmann::json parameters = nlohmann::json::object();
 };
 
 // An input or output a model declares: its shape may use -1 for a dimension of any size.
 struct TensorSpec {
-  std::string name;
-  std::string datatype;
-  std::vector<std::int64_t> shape;
+  std::string name{};
+  std::string datatype{};
+  std::vector<std::int64_t> shape{};
 };
 
 struct ModelInfo {
-  std::string name;  // [A-Za-z0-9_.-], 1 to 128 characters
+  std::string name{};  // [A-Za-z0-9_.-], 1 to 128 characters
   std::string version = "1";
   std::string platform = "lumen";
-  std::vector<TensorSpec> inputs;   // empty: any inputs accepted
-  std::vector<TensorSpec> outputs;
+  std::vector<TensorSpec> inputs{}; // empty: any inputs accepted
+  std::vector<TensorSpec> outputs{};
 };
 
 namespace detail {

@@ -34,7 +34,7 @@ struct BatchOptions {
 };
 
 struct DeploymentOptions {
-  std::string name;  // shown in routes, status and metrics; required, unique among live deployments
+  std::string name{};  // shown in routes, status and metrics; required, unique among live deployments
   // Fixed replica count (>= 1); ignored when autoscaling is set.
   int num_replicas = 1;
   std::optional<AutoscalingOptions> autoscaling{};

@@ -56,9 +56,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8000;  // 0: any free port (see Server::port())
   int io_threads = 2;         // threads that parse and write HTTP, 1 to 256
-  std::string bearer_token;   // empty: no authentication
-  std::string tls_certificate_file;  // PEM; with tls_private_key_file, HTTPS only
-  std::string tls_private_key_file;
+  std::string bearer_token{}; // empty: no authentication
+  std::string tls_certificate_file{};  // PEM; with tls_private_key_file, HTTPS only
+  std::string tls_private_key_file{};
   std::size_t max_body_bytes = 1 << 20;   // larger bodies get 413
   std::size_t max_header_bytes = 16 << 10;  // larger header blocks get 431
   std::chrono::milliseconds read_timeout{10000};     // to receive a request; also the idle keep-alive
@@ -134,7 +134,7 @@ class Server {
  private:
   void add_route(const std::string& prefix, std::shared_ptr<detail::DeploymentCore> d, bool streams);
   void add_model(ModelInfo info, std::shared_ptr<detail::DeploymentCore> d, detail::ModelInvoker infer);
-  std::shared_ptr<detail::FrontDoor> door_;
+  std::shared_ptr<detail::FrontDoor> door_{};
 };
 
 }  // namespace lumen::serve

@@ -38,18 +38,18 @@ struct ReplicaStatus {
 };
 
 struct DeploymentStatus {
-  std::string name;
+  std::string name{};
   DeploymentState state = DeploymentState::updating;
-  std::string message;  // the last problem seen: why a replica was replaced or failed to start
+  std::string message{};  // the last problem seen: why a replica was replaced or failed to start
   int target_replicas = 0;
-  std::vector<ReplicaStatus> replicas;
+  std::vector<ReplicaStatus> replicas{};
   int queued_requests = 0;
   int ongoing_requests = 0;  // on replicas
   std::uint64_t requests = 0;          // taken since deploy
   std::uint64_t refused_requests = 0;  // refused with back_pressure
   std::uint64_t replicas_replaced = 0;
   // Batches sent, by size: batch_sizes[i] counts batches of up to kBatchBuckets[i] requests.
-  std::vector<std::uint64_t> batch_sizes;
+  std::vector<std::uint64_t> batch_sizes{};
   std::uint64_t batched_requests = 0;  // requests sent in batches (the sum of their sizes)
 
   int replicas_in(ReplicaState s) const noexcept;
