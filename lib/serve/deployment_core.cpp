@@ -15,6 +15,7 @@ namespace {
 std::mutex g_names_mu;
 std::set<std::string> g_names;
 
+// Seeds each deployment's routing choices differently.
 std::uint64_t next_deployment_id() {
   static std::atomic<std::uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);
@@ -118,9 +119,8 @@ DeploymentCore::DeploymentCore(DeploymentOptions options, bool has_health_check,
       max_ongoing_(options_.max_ongoing_requests != 0 ? options_.max_ongoing_requests
                    : batched_ ? static_cast<int>(2 * options_.batch.max_batch_size)
                               : 5),
-      id_(next_deployment_id()),
       user_config_(options_.user_config),
-      rng_(static_cast<std::minstd_rand::result_type>(id_ * 2654435761u + 1)),
+      rng_(static_cast<std::minstd_rand::result_type>(next_deployment_id() * 2654435761u + 1)),
       batch_sizes_(std::size(kBatchBuckets), 0) {}
 
 DeploymentCore::~DeploymentCore() {
@@ -537,7 +537,7 @@ void DeploymentCore::reconfigure(const nlohmann::json& config) {
     for (auto& r : replicas_)
       if (r->state == ReplicaState::running || r->state == ReplicaState::starting) targets.push_back(r);
   }
-  for (auto& r : targets) call_reconfigure(*r, config);
+  for (auto& r : targets) call_ready(*r, config);
 }
 
 int DeploymentCore::target_replicas_locked(Clock::time_point now) {

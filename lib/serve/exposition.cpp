@@ -147,7 +147,7 @@ std::vector<std::pair<std::string, Route>> FrontDoor::all_routes() const {
   std::vector<std::pair<std::string, Route>> routes;
   std::shared_lock lock(routes_mu_);
   for (const auto& [p, r] : routes_) routes.emplace_back(p, r);
-  for (const auto& [name, m] : models_) routes.emplace_back("/v2/models/" + name, Route{m.deployment, m.metrics});
+  for (const auto& [name, m] : models_) routes.emplace_back("/v2/models/" + name, Route{m->deployment, m->metrics});
   return routes;
 }
 

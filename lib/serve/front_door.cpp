@@ -60,51 +60,84 @@ bool same_secret(std::string_view a, std::string_view b) {
 // another response follows; anything else is not HTTP. Either becomes 500.
 int final_status(int status) noexcept { return status >= 200 && status <= 599 ? status : 500; }
 
-struct Outcome {
-  int status;
-  std::string body;
-  std::string content_type;
-  std::vector<std::pair<std::string, std::string>> headers;
-};
-
-Outcome from_response(Response r) {
-  return {final_status(r.status), std::move(r.body), std::move(r.content_type),
-          std::move(r.headers)};
+// A model's answer as it goes out: with a final status.
+Response from_response(Response r) {
+  r.status = final_status(r.status);
+  return r;
 }
 
-Outcome error_outcome(int status, std::string_view message, const std::string& request_id) {
+Response error_outcome(int status, std::string_view message, const std::string& request_id) {
   nlohmann::json j{{"error", message}, {"request_id", request_id}};
   return {status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json", {}};
 }
 
-// What a finished request sends back: its response, or a status for its error.
-Outcome outcome_of(const ObjectRef<Response>& ref, const std::string& request_id, int retry_after) {
-  auto e = error_of(ref);
-  if (!e) {
-    const Response& r = lumen::get(ref);
-    int status = final_status(r.status);
-    return {status, r.body, r.content_type, r.headers};
-  }
+// What a request that failed gets, whether it failed before a replica took it (refused) or
+// on the replica (the model threw, the replica died).
+Response answer_for(const std::exception_ptr& e, const std::string& request_id, int retry_after) {
+  auto retry_later = [&](const char* what) {
+    auto o = error_outcome(503, what, request_id);
+    o.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return o;
+  };
   try {
-    std::rethrow_exception(e->cause());
+    std::rethrow_exception(e);
   } catch (const http_error& x) {
     return error_outcome(final_status(x.status()), x.what(), request_id);
   } catch (const back_pressure& x) {
-    auto o = error_outcome(503, x.what(), request_id);
-    o.headers.emplace_back("Retry-After", std::to_string(retry_after));
-    return o;
+    return retry_later(x.what());
   } catch (const shutdown_error& x) {
-    auto o = error_outcome(503, x.what(), request_id);
-    o.headers.emplace_back("Retry-After", std::to_string(retry_after));
-    return o;
+    return retry_later(x.what());
   } catch (const actor_died& x) {
     return error_outcome(500, std::string("the replica serving the request died: ") + x.what(), request_id);
   } catch (const std::exception& x) {
     return error_outcome(500, x.what(), request_id);
   } catch (...) {
-    return error_outcome(500, "the model threw an exception that is not a std::exception", request_id);
+    return error_outcome(500, "an exception that is not a std::exception", request_id);
   }
 }
+
+// What a finished request sends back: its response, or a status for its error.
+Response outcome_of(const ObjectRef<Response>& ref, const std::string& request_id, int retry_after) {
+  if (auto e = error_of(ref)) return answer_for(e->cause(), request_id, retry_after);
+  return from_response(lumen::get(ref));
+}
+
+// A deadline that moves with every request without re-arming its timer each time: the timer,
+// armed for an earlier deadline, sleeps again until the one now in force, then calls
+// `expired`. Re-arming an Asio timer on every request would cost a timerfd system call.
+class LazyDeadline {
+ public:
+  template <class Executor>
+  explicit LazyDeadline(const Executor& ex) : timer_(ex) {}
+
+  // `expired(self)` runs on the strand once `at` passes, unless moved later meanwhile;
+  // `owner` is held weakly, so a pending wait keeps nothing alive.
+  template <class Owner, class Expired>
+  void set(Clock::time_point at, const std::shared_ptr<Owner>& owner, Expired expired) {
+    at_ = at;
+    if (!armed_) wait(std::weak_ptr<Owner>(owner), expired);
+  }
+  void cancel() { timer_.cancel(); }
+
+ private:
+  template <class Owner, class Expired>
+  void wait(std::weak_ptr<Owner> weak, Expired expired) {
+    armed_ = true;
+    timer_.expires_at(at_);
+    timer_.async_wait([this, weak, expired](beast::error_code ec) {
+      auto self = weak.lock();
+      if (self == nullptr) return;  // the owner, and this timer with it, is gone
+      armed_ = false;
+      if (ec) return;
+      if (Clock::now() < at_) return wait(weak, expired);
+      expired(*self);
+    });
+  }
+
+  net::steady_timer timer_;
+  Clock::time_point at_{};
+  bool armed_ = false;
+};
 
 template <class Socket>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Socket>> {
@@ -113,8 +146,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Session(std::shared_ptr<FrontDoor> door, tcp::socket&& socket, A&&... a)
       : door_(std::move(door)),
         stream_(std::move(socket), std::forward<A>(a)...),
-        read_timer_(stream_.get_executor()),
-        request_timer_(stream_.get_executor()) {
+        read_deadline_(stream_.get_executor()),
+        request_deadline_(stream_.get_executor()) {
     beast::error_code ec;
     auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     client_ = ec ? "unknown" : ep.address().to_string();
@@ -144,27 +177,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   static constexpr bool kTls = !std::is_same_v<Socket, beast::tcp_stream>;
   static constexpr std::size_t kSmallAnswer = 64 * 1024;
 
-  // Both timers are moved lazily: a request sets a new deadline, and a timer that fires
-  // before it (armed for an earlier one) sleeps again until the deadline now in force.
-  // Re-arming an Asio timer on every request would cost a timerfd system call each time.
   void arm_read_timer() {
     timed_out_ = false;
     reading_ = true;
-    read_deadline_ = Clock::now() + door_->options().read_timeout;
-    if (!read_timer_armed_) wait_read_timer();
-  }
-  void wait_read_timer() {
-    read_timer_armed_ = true;
-    read_timer_.expires_at(read_deadline_);
-    read_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
-      auto self = weak.lock();
-      if (self == nullptr) return;
-      self->read_timer_armed_ = false;
-      if (ec || self->closed_ || !self->reading_) return;
-      if (Clock::now() < self->read_deadline_) return self->wait_read_timer();
-      self->timed_out_ = true;
+    read_deadline_.set(Clock::now() + door_->options().read_timeout, this->shared_from_this(), [](Session& self) {
+      if (self.closed_ || !self.reading_) return;
+      self.timed_out_ = true;
       beast::error_code ignored;
-      beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
+      beast::get_lowest_layer(self.stream_).socket().cancel(ignored);
     });
   }
 
@@ -435,44 +455,17 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   // What a request refused before it reached a replica gets.
-  Outcome refusal(std::exception_ptr e) {
-    const int retry = door_->options().retry_after_seconds;
-    try {
-      std::rethrow_exception(e);
-    } catch (const http_error& x) {
-      return error_outcome(x.status(), x.what(), request_id_);
-    } catch (const back_pressure& x) {
-      auto out = error_outcome(503, x.what(), request_id_);
-      out.headers.emplace_back("Retry-After", std::to_string(retry));
-      return out;
-    } catch (const shutdown_error& x) {
-      auto out = error_outcome(503, x.what(), request_id_);
-      out.headers.emplace_back("Retry-After", std::to_string(retry));
-      return out;
-    } catch (const std::exception& x) {
-      return error_outcome(500, x.what(), request_id_);
-    } catch (...) {
-      return error_outcome(500, "an exception that is not a std::exception", request_id_);
-    }
+  Response refusal(std::exception_ptr e) {
+    return answer_for(e, request_id_, door_->options().retry_after_seconds);
   }
 
   // Answers with 408 once request_timeout passes, unless answered first.
   void await_timeout() {
-    request_deadline_ = Clock::now() + door_->options().request_timeout;
-    if (!request_timer_armed_) wait_request_timer();
-  }
-  void wait_request_timer() {
-    request_timer_armed_ = true;
-    request_timer_.expires_at(request_deadline_);
-    request_timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
-      auto self = weak.lock();
-      if (self == nullptr) return;
-      self->request_timer_armed_ = false;
-      if (ec || self->closed_ || self->answered_) return;
-      if (Clock::now() < self->request_deadline_) return self->wait_request_timer();
-      self->reply(error_outcome(408, "no answer within request_timeout (" +
-                                         std::to_string(self->door_->options().request_timeout.count()) + " ms)",
-                                self->request_id_));
+    request_deadline_.set(Clock::now() + door_->options().request_timeout, this->shared_from_this(), [](Session& self) {
+      if (self.closed_ || self.answered_) return;
+      self.reply(error_outcome(
+          408, "no answer within request_timeout (" + std::to_string(self.door_->options().request_timeout.count()) + " ms)",
+          self.request_id_));
     });
   }
 
@@ -494,7 +487,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     reply(outcome_of(ref, request_id_, door_->options().retry_after_seconds));
   }
 
-  void reply_and_close(Outcome out) {
+  void reply_and_close(Response out) {
     keep_alive_ = false;
     reply(std::move(out));
   }
@@ -502,7 +495,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // No exception may leave a handler: it would end the I/O thread's run() and the process.
   // One that cannot answer (out of memory, a header a model set that HTTP cannot carry)
   // closes the connection.
-  void reply(Outcome out) noexcept {
+  void reply(Response out) noexcept {
     try {
       write_answer(std::move(out));
     } catch (...) {
@@ -510,7 +503,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
   }
 
-  void write_answer(Outcome out) {
+  void write_answer(Response out) {
     answered_ = true;
     const auto took = Clock::now() - started_;
     (metrics_ != nullptr ? *metrics_ : door_->unrouted_metrics()).record(out.status, took);
@@ -549,8 +542,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     uncount();
     if (closed_) return;
     closed_ = true;
-    read_timer_.cancel();
-    request_timer_.cancel();
+    read_deadline_.cancel();
+    request_deadline_.cancel();
     beast::error_code ec;
     if constexpr (kTls) {
       beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
@@ -566,8 +559,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   std::shared_ptr<FrontDoor> door_;
   Socket stream_;
-  net::steady_timer read_timer_;
-  net::steady_timer request_timer_;
+  LazyDeadline read_deadline_;     // for the request being read (slow senders, idle keep-alive)
+  LazyDeadline request_deadline_;  // for the answer (request_timeout)
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -584,10 +577,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool timed_out_ = false;
   bool closed_ = false;
   bool reading_ = false;
-  bool read_timer_armed_ = false;
-  bool request_timer_armed_ = false;
-  Clock::time_point read_deadline_{};
-  Clock::time_point request_deadline_{};
   bool counted_ = false;  // in the server's in-flight requests
   bool head_request_ = false;
 };

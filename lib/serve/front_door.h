@@ -135,7 +135,7 @@ class FrontDoor : public std::enable_shared_from_this<FrontDoor> {
   mutable std::shared_mutex routes_mu_;
   std::map<std::string, Route, std::less<>> routes_;
   std::shared_ptr<RouteMetrics> unrouted_ = std::make_shared<RouteMetrics>();
-  std::map<std::string, ServedModel, std::less<>> models_;  // guarded by routes_mu_
+  std::map<std::string, std::shared_ptr<const ServedModel>, std::less<>> models_;  // guarded by routes_mu_
   std::atomic<bool> serves_models_{false};
 
   std::mutex sessions_mu_;

@@ -211,7 +211,8 @@ void FrontDoor::add_model(ModelInfo info, std::shared_ptr<DeploymentCore> d, Mod
   std::unique_lock lock(routes_mu_);
   if (models_.contains(info.name)) throw usage_error("lumen::serve: model '" + info.name + "' is already served");
   std::string name = info.name;
-  models_.emplace(std::move(name), ServedModel{std::move(info), std::move(d), std::move(infer), std::make_shared<RouteMetrics>()});
+  models_.emplace(std::move(name), std::make_shared<const ServedModel>(ServedModel{std::move(info), std::move(d), std::move(infer),
+                                                                                  std::make_shared<RouteMetrics>()}));
   serves_models_.store(true, std::memory_order_release);
 }
 
@@ -232,7 +233,7 @@ V2Answer FrontDoor::answer_v2(std::string_view method, const std::string& path, 
     bool all = true;
     {
       std::shared_lock lock(routes_mu_);
-      for (const auto& [n, m] : models_) all = all && ready(m);
+      for (const auto& [n, m] : models_) all = all && ready(*m);
     }
     return now(Response::json({{"ready", all}}, all ? 200 : 503));
   }
@@ -257,13 +258,14 @@ V2Answer FrontDoor::answer_v2(std::string_view method, const std::string& path, 
   } else if (parts.size() != 1) {
     return now(error_response(404, "no such endpoint: " + path));
   }
-  ServedModel model;
+  std::shared_ptr<const ServedModel> found;
   {
     std::shared_lock lock(routes_mu_);
     auto it = models_.find(parts[0]);
     if (it == models_.end()) return now(error_response(404, "no model named '" + parts[0] + "'"));
-    model = it->second;
+    found = it->second;
   }
+  const ServedModel& model = *found;
   if (!version.empty() && version != model.info.version)
     return now(error_response(404, "model '" + model.info.name + "' has no version '" + version + "'"));
   if (action.empty()) {

@@ -173,9 +173,6 @@ class TypedDeployment final : public DeploymentCore {
       }
     });
   }
-  ObjectRef<bool> call_reconfigure(Replica& r, const nlohmann::json& config) override {
-    return call_ready(r, config);
-  }
   bool dead(Replica& r) noexcept override { return actor_of<T>(r).dead(); }
   void kill(Replica& r) noexcept override {
     try {

@@ -57,7 +57,7 @@ struct Tensor {
       else if constexpr (std::is_same_v<T, std::string>) fits = v.is_string();
       else if constexpr (std::is_integral_v<T>) fits = v.is_number_integer() && in_range<T>(v);
       else fits = v.is_number();
-      if (!fits) throw http_error(400, "tensor '" + name + "' holds a value that is not " + type_name<T>() + ": " + v.dump());
+      if (!fits) throw http_error(400, "tensor '" + name + "' holds a value that is not " + datatype_of<T>() + ": " + v.dump());
       out.push_back(v.get<T>());
     }
     return out;
@@ -85,10 +85,6 @@ struct Tensor {
     auto x = v.get<std::int64_t>();
     return x >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
            (x < 0 || static_cast<std::uint64_t>(x) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max()));
-  }
-  template <class T>
-  static std::string type_name() {
-    return datatype_of<T>();
   }
 };
 

@@ -113,10 +113,10 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   virtual std::shared_ptr<Replica> make_replica() = 0;
   virtual ObjectRef<Response> call_ingress(Replica& r, Request req, std::optional<Emitter<std::string>> chunks) = 0;
   virtual ObjectRef<std::vector<Response>> call_batch(Replica& r, std::vector<Request> reqs) = 0;
-  // A call that resolves once the replica is constructed (and reconfigured): its readiness.
+  // A call that resolves once the replica is constructed and given `config` (unless null):
+  // its readiness, and how a new config reaches a running replica.
   virtual ObjectRef<bool> call_ready(Replica& r, const nlohmann::json& config) = 0;
   virtual ObjectRef<bool> call_check_health(Replica& r) = 0;
-  virtual ObjectRef<bool> call_reconfigure(Replica& r, const nlohmann::json& config) = 0;
   virtual bool dead(Replica& r) noexcept = 0;
   virtual void kill(Replica& r) noexcept = 0;
 
@@ -149,7 +149,6 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   const bool has_reconfigure_;
   const bool batched_;
   const int max_ongoing_;
-  const std::uint64_t id_;
 
   ActorHandle<RuntimeSentinel> sentinel_;
   mutable std::mutex mu_;
