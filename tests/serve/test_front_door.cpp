@@ -447,6 +447,20 @@ bool valid_id(std::string_view id) {
 
 lumen::Config two_workers() { return lumen::Config{.workers = 2}; }
 
+// The usual setting of a test: a runtime, the model (with its probe) deployed on it, and a
+// server that routes `prefix` to it, started. Members end in reverse: server, model, runtime.
+struct Served {
+  Served(serve::DeploymentOptions model, serve::ServerOptions options, const std::string& prefix = "/t")
+      : dep(deploy_model(std::move(model), probe)), server(std::move(options)) {
+    server.route(prefix, dep.h);
+    server.start();
+  }
+  lumen::Runtime rt{two_workers()};
+  std::shared_ptr<Probe> probe = std::make_shared<Probe>();
+  Deployed<Model> dep;
+  serve::Server server;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -454,13 +468,8 @@ lumen::Config two_workers() { return lumen::Config{.workers = 2}; }
 
 // A model's answer reaches the client: a JSON echo, its own status, type and headers.
 TEST_CASE("200 with the model's answer, JSON echoed") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-ok"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-ok"}, {.port = 0});
+  const auto port = app.server.port();
   REQUIRE(port != 0);
 
   Reply r = post_json(port, "/t/echo", R"({"x":[1,2,3],"s":"hi"})");
@@ -506,13 +515,8 @@ TEST_CASE("200 with the model's answer, JSON echoed") {
 
 // An exception fails its request only: 500, and the same replica serves the next one.
 TEST_CASE("a model that throws gets 500 and its replica keeps serving") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-throw", .num_replicas = 1}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-throw", .num_replicas = 1}, {.port = 0});
+  const auto port = app.server.port();
 
   Reply first = get(port, "/t/echo");
   REQUIRE(first.code == 200);
@@ -528,73 +532,53 @@ TEST_CASE("a model that throws gets 500 and its replica keeps serving") {
   Reply again = get(port, "/t/echo");
   CHECK(again.code == 200);
   CHECK(again.parsed()["instance"] == instance);
-  CHECK(probe->instances == 1);
-  CHECK(dep.h.status().replicas_replaced == 0);
+  CHECK(app.probe->instances == 1);
+  CHECK(app.dep.h.status().replicas_replaced == 0);
 
   // A status out of range from the model is a failure too.
   CHECK(get(port, "/t/bad-status").code == 500);
 }
 
 TEST_CASE("a model that throws http_error answers with its status") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-teapot"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
+  Served app({.name = "fd-teapot"}, {.port = 0});
 
-  Reply r = get(server.port(), "/t/teapot");
+  Reply r = get(app.server.port(), "/t/teapot");
   CHECK(r.code == 418);
   json j = r.parsed();
   REQUIRE(j.is_object());
   CHECK(j["error"] == "short and stout");
-  CHECK(get(server.port(), "/t/echo").code == 200);
+  CHECK(get(app.server.port(), "/t/echo").code == 200);
 }
 
 TEST_CASE("no route matches: 404") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-404"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
+  Served app({.name = "fd-404"}, {.port = 0});
 
   for (const char* path : {"/nowhere", "/tt", "/", "/T/echo"}) {
     CAPTURE(path);
-    Reply r = get(server.port(), path);
+    Reply r = get(app.server.port(), path);
     CHECK(r.code == 404);
     CHECK(r.parsed().is_object());
   }
-  CHECK(probe->calls == 0);
+  CHECK(app.probe->calls == 0);
 }
 
 // A body sent as JSON that does not parse never reaches a replica.
 TEST_CASE("malformed JSON gets 400 and the model is not called") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-badjson"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-badjson"}, {.port = 0});
+  const auto port = app.server.port();
 
   CHECK(post_json(port, "/t/echo", R"({"x":)").code == 400);
   CHECK(post_json(port, "/t/echo", "[1,2", "application/json; charset=utf-8").code == 400);
   CHECK(post_json(port, "/t/echo", "nope", "application/problem+json").code == 400);
   CHECK(post_json(port, "/t/echo", R"({"x":1} trailing)", "Application/JSON").code == 400);
-  CHECK(probe->calls == 0);
+  CHECK(app.probe->calls == 0);
   CHECK(post_json(port, "/t/echo", R"({"x":1})").code == 200);
-  CHECK(probe->calls == 1);
+  CHECK(app.probe->calls == 1);
 }
 
 TEST_CASE("a body over max_body_bytes gets 413") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-413"}, probe);
-  serve::Server server({.port = 0, .max_body_bytes = 1024});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-413"}, {.port = 0, .max_body_bytes = 1024});
+  const auto port = app.server.port();
 
   // At the limit: served.
   const fs::path at = fresh_file("at-limit"), over = fresh_file("over-limit");
@@ -614,31 +598,21 @@ TEST_CASE("a body over max_body_bytes gets 413") {
   std::string resp = c.response(3s);
   CHECK(status_of(resp) == 413);
   CHECK(c.closed_within(3s));
-  CHECK(probe->calls == 1);
+  CHECK(app.probe->calls == 1);
 }
 
 TEST_CASE("a header block over max_header_bytes gets 431") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-431"}, probe);
-  serve::Server server({.port = 0, .max_header_bytes = 1024});
-  server.route("/t", dep.h);
-  server.start();
+  Served app({.name = "fd-431"}, {.port = 0, .max_header_bytes = 1024});
 
-  Reply r = get(server.port(), "/t/echo", {"-H", "X-Big: " + std::string(2000, 'h')});
+  Reply r = get(app.server.port(), "/t/echo", {"-H", "X-Big: " + std::string(2000, 'h')});
   CHECK(r.code == 431);
-  CHECK(get(server.port(), "/t/echo", {"-H", "X-Small: " + std::string(100, 'h')}).code == 200);
-  CHECK(probe->calls == 1);
+  CHECK(get(app.server.port(), "/t/echo", {"-H", "X-Small: " + std::string(100, 'h')}).code == 200);
+  CHECK(app.probe->calls == 1);
 }
 
 TEST_CASE("bearer_token: 401 with WWW-Authenticate without it, 200 with it; healthz needs none") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-auth"}, probe);
-  serve::Server server({.port = 0, .bearer_token = "s3cret-token"});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-auth"}, {.port = 0, .bearer_token = "s3cret-token"});
+  const auto port = app.server.port();
 
   Reply none = get(port, "/t/echo");
   CHECK(none.code == 401);
@@ -650,11 +624,11 @@ TEST_CASE("bearer_token: 401 with WWW-Authenticate without it, 200 with it; heal
     CHECK(r.code == 401);
     CHECK(r.header("WWW-Authenticate").has_value());
   }
-  CHECK(probe->calls == 0);
+  CHECK(app.probe->calls == 0);
 
   Reply ok = get(port, "/t/echo", {"-H", "Authorization: Bearer s3cret-token"});
   CHECK(ok.code == 200);
-  CHECK(probe->calls == 1);
+  CHECK(app.probe->calls == 1);
 
   Reply health = get(port, "/-/healthz");
   CHECK(health.code == 200);
@@ -760,13 +734,8 @@ TEST_CASE("request_timeout: a model slower than it gets 408") {
 }
 
 TEST_CASE("read_timeout: half a request gets 408; an idle connection is closed without a response") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-408-read"}, probe);
-  serve::Server server({.port = 0, .read_timeout = 300ms});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-408-read"}, {.port = 0, .read_timeout = 300ms});
+  const auto port = app.server.port();
 
   {
     Conn c(port);
@@ -790,7 +759,7 @@ TEST_CASE("read_timeout: half a request gets 408; an idle connection is closed w
     CHECK(c.closed_within(3s));
     CHECK(c.pending().empty());
   }
-  CHECK(probe->calls == 1);
+  CHECK(app.probe->calls == 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -832,15 +801,10 @@ TEST_CASE("the longest matching prefix wins; the model sees route, path and quer
 }
 
 TEST_CASE("a route added while serving takes requests") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-late-route"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/early", dep.h);
-  server.start();
-  CHECK(get(server.port(), "/late/echo").code == 404);
-  server.route("/late", dep.h);
-  Reply r = get(server.port(), "/late/echo");
+  Served app({.name = "fd-late-route"}, {.port = 0}, "/early");
+  CHECK(get(app.server.port(), "/late/echo").code == 404);
+  app.server.route("/late", app.dep.h);
+  Reply r = get(app.server.port(), "/late/echo");
   CHECK(r.code == 200);
   CHECK(r.parsed()["route"] == "/late");
 }
@@ -849,13 +813,8 @@ TEST_CASE("a route added while serving takes requests") {
 // X-Request-ID
 
 TEST_CASE("X-Request-ID: a valid one is kept, an invalid one replaced, a missing one made") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-request-id"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-request-id"}, {.port = 0});
+  const auto port = app.server.port();
 
   for (const std::string& id : {std::string("abc-DEF_1.2:3"), std::string(128, 'k'), std::string("x")}) {
     CAPTURE(id);
@@ -891,13 +850,8 @@ TEST_CASE("X-Request-ID: a valid one is kept, an invalid one replaced, a missing
 // Errors found while a request is still being read (413, 431, 408, malformed) come with an
 // X-Request-ID like every other response: a fresh one, the same one the JSON body names.
 TEST_CASE("errors found while reading a request carry a fresh X-Request-ID") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-request-id-errors"}, probe);
-  serve::Server server({.port = 0, .max_body_bytes = 1024, .max_header_bytes = 1024, .read_timeout = 300ms});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-request-id-errors"}, {.port = 0, .max_body_bytes = 1024, .max_header_bytes = 1024, .read_timeout = 300ms});
+  const auto port = app.server.port();
 
   auto check_fresh = [](const std::string& resp, int code, const std::string& previous_id) {
     CHECK(status_of(resp) == code);
@@ -932,13 +886,8 @@ TEST_CASE("errors found while reading a request carry a fresh X-Request-ID") {
 // Keep-alive
 
 TEST_CASE("keep-alive: many requests on one connection") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-keep-alive"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-keep-alive"}, {.port = 0});
+  const auto port = app.server.port();
 
   // curl with several URLs reuses its connection: one connect in all.
   std::vector<std::string> argv{"curl", "-q", "-s", "--noproxy", "*", "--max-time", "5", "-w", "%{http_code} %{num_connects}\\n"};
@@ -1115,13 +1064,8 @@ TEST_CASE("/metrics counts requests by route and code, with histograms and gauge
 // An error found while reading a request belongs to no route: it must not be counted under the
 // route of the previous request on the same connection.
 TEST_CASE("/metrics: an error while reading is not counted under the previous request's route") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-metrics-stale"}, probe);
-  serve::Server server({.port = 0, .max_body_bytes = 1024});
-  server.route("/m", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-metrics-stale"}, {.port = 0, .max_body_bytes = 1024}, "/m");
+  const auto port = app.server.port();
 
   Conn c(port);
   REQUIRE(c.send("GET /m/echo HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -1129,7 +1073,7 @@ TEST_CASE("/metrics: an error while reading is not counted under the previous re
   REQUIRE(c.send("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"));
   REQUIRE(status_of(c.response(3s)) == 413);
 
-  const std::string m = server.metrics();
+  const std::string m = app.server.metrics();
   CHECK(sample(m, R"(lumen_serve_requests_total{route="/m",code="413"})") == -1);
   CHECK(sample(m, R"(lumen_serve_requests_total{route="",code="413"})") == 1);
 }
@@ -1211,13 +1155,8 @@ TEST_CASE("TLS: HTTPS with a self-signed certificate; plain HTTP fails; bad file
 // Hostile clients
 
 TEST_CASE("garbage requests get 400 or a closed connection, and the server keeps serving") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-garbage"}, probe);
-  serve::Server server({.port = 0, .read_timeout = 1s});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-garbage"}, {.port = 0, .read_timeout = 1s});
+  const auto port = app.server.port();
 
   const std::vector<std::string> garbage{
       "GARBAGE\r\n\r\n",
@@ -1243,22 +1182,17 @@ TEST_CASE("garbage requests get 400 or a closed connection, and the server keeps
       CHECK(c.closed_within(3s));
     }
   }
-  CHECK(probe->calls == 0);
+  CHECK(app.probe->calls == 0);
   CHECK(get(port, "/t/echo").code == 200);
 }
 
 TEST_CASE("a truncated request neither crashes nor hangs the server") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-truncated"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-truncated"}, {.port = 0});
+  const auto port = app.server.port();
   const std::string partial = "POST /t/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
 
   {
-    Conn c(port);  // half-closes: the server sees the end of the stream mid-body
+    Conn c(port);  // half-closes: the app.server sees the end of the stream mid-body
     REQUIRE(c.send(partial));
     c.shutdown_write();
     CHECK(c.closed_within(3s));
@@ -1272,19 +1206,14 @@ TEST_CASE("a truncated request neither crashes nor hangs the server") {
     REQUIRE(c.send(partial));
     c.reset();
   }
-  CHECK(probe->calls == 0);
+  CHECK(app.probe->calls == 0);
   CHECK(get(port, "/t/echo").code == 200);
 }
 
 TEST_CASE("a client sending one byte per 100 ms gets 408 at read_timeout") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-slow"}, probe);
-  serve::Server server({.port = 0, .read_timeout = 500ms});
-  server.route("/t", dep.h);
-  server.start();
+  Served app({.name = "fd-slow"}, {.port = 0, .read_timeout = 500ms});
 
-  Conn c(server.port());
+  Conn c(app.server.port());
   REQUIRE(c.connected());
   const std::string request = "GET /t/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + std::string(64, 'p') + "\r\n\r\n";
   std::string resp;
@@ -1302,17 +1231,12 @@ TEST_CASE("a client sending one byte per 100 ms gets 408 at read_timeout") {
   if (resp.empty() && !closed) resp = c.response(2s);
   if (resp.empty()) resp = c.pending();
   CHECK(status_of(resp) == 408);
-  CHECK(probe->calls == 0);
+  CHECK(app.probe->calls == 0);
 }
 
 TEST_CASE("200 connections opened and dropped at once, then a request is served") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-abrupt"}, probe);
-  serve::Server server({.port = 0, .io_threads = 4});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-abrupt"}, {.port = 0, .io_threads = 4});
+  const auto port = app.server.port();
 
   std::vector<Conn> conns;
   conns.reserve(200);
@@ -1333,13 +1257,8 @@ TEST_CASE("200 connections opened and dropped at once, then a request is served"
 }
 
 TEST_CASE("max_connections: connections past it are closed at once") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-max-connections"}, probe);
-  serve::Server server({.port = 0, .max_connections = 2});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-max-connections"}, {.port = 0, .max_connections = 2});
+  const auto port = app.server.port();
 
   {
     Conn a(port), b(port);
@@ -1556,20 +1475,15 @@ TEST_CASE("a Server destroyed without stop closes its connections, even with a r
 // A program the host process starts (a model shelling out, a test's curl) must not keep the
 // server's sockets: a stopped server's port would stay open, its connections never close.
 TEST_CASE("the server's sockets are not inherited by child processes") {
-  lumen::Runtime rt{two_workers()};
-  auto probe = std::make_shared<Probe>();
-  auto dep = deploy_model({.name = "fd-cloexec"}, probe);
-  serve::Server server({.port = 0});
-  server.route("/t", dep.h);
-  server.start();
-  const auto port = server.port();
+  Served app({.name = "fd-cloexec"}, {.port = 0});
+  const auto port = app.server.port();
   Conn idle(port);
   REQUIRE(idle.send("GET /t/echo HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(status_of(idle.response(3s)) == 200);
 
   // A child that inherits what the process has open, as fork/exec and posix_spawn do. Once
   // it runs `sleep`, it holds what had no close-on-exec: the test's own client socket (made
-  // with SOCK_CLOEXEC too) and none of the server's (the listener, the accepted connection).
+  // with SOCK_CLOEXEC too) and none of the app.server's (the listener, the accepted connection).
   const char* argv[] = {"sleep", "3", nullptr};
   pid_t child = -1;
   REQUIRE(::posix_spawnp(&child, "sleep", nullptr, nullptr, const_cast<char**>(argv), environ) == 0);
@@ -1588,7 +1502,7 @@ TEST_CASE("the server's sockets are not inherited by child processes") {
     std::this_thread::sleep_for(1ms);
   }
   CHECK(sockets == 0);
-  server.stop();
+  app.server.stop();
   CHECK(idle.closed_within(1s));
 
   ::kill(child, SIGKILL);
