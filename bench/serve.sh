@@ -66,15 +66,21 @@ noop_rps=$(cut -d' ' -f1 "$out/noop" | median)
 awk -v a="$noop_rps" -v b="$bare_rps" 'BEGIN {printf "lumen::serve / bare: %.2fx\n", a/b}'
 
 echo
-echo "== latency at half of lumen's saturation rate (hey, fixed rate, ${seconds}s) =="
+echo "== latency at half of lumen's saturation rate (hey -c50 at a fixed rate, ${seconds}s, $runs runs each, alternating) =="
 half=$(awk -v r="$noop_rps" 'BEGIN {printf "%d", r/2}')
+: >"$out/bare.lat" ; : >"$out/noop.lat"
+for r in $(seq "$runs"); do
+  for kind in bare noop; do
+    start "$kind" $((seconds + 3)); sleep 0.3
+    hey -z "${seconds}s" -c 50 -q $((half / 50)) "http://127.0.0.1:$port/" >"$out/hey.txt" 2>&1 || true
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    awk '/Requests\/sec/ {r=$2} /50% in/ {p50=$3*1000} /99% in/ {p99=$3*1000} END {print r, p50, p99}' "$out/hey.txt" >>"$out/$kind.lat"
+  done
+done
 for kind in bare noop; do
-  start "$kind" $((seconds + 3)); sleep 0.3
-  hey -z "${seconds}s" -c 50 -q $((half / 50)) "http://127.0.0.1:$port/" >"$out/hey.txt" 2>&1 || true
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-  p50=$(awk '/50% in/ {print $3*1000}' "$out/hey.txt"); p99=$(awk '/99% in/ {print $3*1000}' "$out/hey.txt")
-  rps=$(awk '/Requests\/sec/ {print $2}' "$out/hey.txt")
-  printf "%-6s at %6d req/s offered: %8.0f req/s done, p50 %.2f ms, p99 %.2f ms\n" "$kind" "$half" "$rps" "$p50" "$p99"
+  printf "%-6s at %6d req/s offered: %8.0f req/s done, median p50 %.2f ms, median p99 %.2f ms (p99 of each run: %s)\n" "$kind" "$half" \
+    "$(cut -d' ' -f1 "$out/$kind.lat" | median)" "$(cut -d' ' -f2 "$out/$kind.lat" | median)" "$(cut -d' ' -f3 "$out/$kind.lat" | median)" \
+    "$(cut -d' ' -f3 "$out/$kind.lat" | tr '\n' ' ' | sed 's/ $//')"
 done
 
 echo

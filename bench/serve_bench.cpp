@@ -107,7 +107,9 @@ int main(int argc, char** argv) {
       "port", "port on 127.0.0.1 (0: any)", cxxopts::value<int>()->default_value("0"))(
       "seconds", "how long to serve", cxxopts::value<double>()->default_value("12"))(
       "io-threads", "HTTP threads", cxxopts::value<int>()->default_value("2"))(
-      "workers", "lumen workers (0: one per core)", cxxopts::value<unsigned>()->default_value("0"))("h,help", "help");
+      "workers", "lumen workers (0: one per core)", cxxopts::value<unsigned>()->default_value("0"))(
+      "max-batch", "batched: max_batch_size", cxxopts::value<std::size_t>()->default_value("64"))(
+      "batch-wait-us", "batched: batch_wait_timeout in microseconds", cxxopts::value<long>()->default_value("2000"))("h,help", "help");
   auto args = cli.parse(argc, argv);
   if (args.count("help") || !args.count("server")) {
     std::puts(cli.help().c_str());
@@ -143,7 +145,8 @@ int main(int argc, char** argv) {
     server.route("/", model);
   } else if (kind == "batched") {
     batched = serve::deploy<BatchedModel>(
-        {.name = "batched", .num_replicas = 2, .batch = {.max_batch_size = 64, .batch_wait_timeout = std::chrono::microseconds(2000)}});
+        {.name = "batched", .num_replicas = 2, .batch = {.max_batch_size = args["max-batch"].as<std::size_t>(),
+                                              .batch_wait_timeout = std::chrono::microseconds(args["batch-wait-us"].as<long>())}});
     server.route("/", batched);
   } else {
     std::fprintf(stderr, "unknown --server %s\n", kind.c_str());
