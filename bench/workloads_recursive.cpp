@@ -80,6 +80,17 @@ Workload fib32() {
   w.systems = {
       {"lumen", [](Context&) { g_result = lumen::get(lumen::submit([] { return fib_lumen(kFibN); })); }},
       {"lumen-futures", [](Context&) { g_result = lumen::get(lumen::submit(fib_futures, kFibN)); }},
+      // The same runs with the timeline recording (lumen/timeline.h): its overhead.
+      {"lumen+timeline",
+       [](Context& c) {
+         lumen::TimelineRecording rec{*c.runtime};
+         g_result = lumen::get(lumen::submit([] { return fib_lumen(kFibN); }));
+       }},
+      {"lumen-futures+timeline",
+       [](Context& c) {
+         lumen::TimelineRecording rec{*c.runtime};
+         g_result = lumen::get(lumen::submit(fib_futures, kFibN));
+       }},
       {"tbb", [](Context& c) { c.arena->execute([] { g_result = fib_tbb(kFibN); }); }},
       {"omp",
        [](Context&) {
@@ -171,6 +182,16 @@ Workload skynet() {
   w.systems = {
       {"lumen", [](Context&) { g_result = lumen::get(lumen::submit([] { return sky_lumen(0, kSkyLeaves); })); }},
       {"lumen-futures", [](Context&) { g_result = lumen::get(lumen::submit(sky_futures, 0L, kSkyLeaves)); }},
+      {"lumen+timeline",
+       [](Context& c) {
+         lumen::TimelineRecording rec{*c.runtime};
+         g_result = lumen::get(lumen::submit([] { return sky_lumen(0, kSkyLeaves); }));
+       }},
+      {"lumen-futures+timeline",
+       [](Context& c) {
+         lumen::TimelineRecording rec{*c.runtime};
+         g_result = lumen::get(lumen::submit(sky_futures, 0L, kSkyLeaves));
+       }},
       {"tbb", [](Context& c) { c.arena->execute([] { g_result = sky_tbb(0, kSkyLeaves); }); }},
       {"omp",
        [](Context&) {

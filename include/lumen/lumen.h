@@ -19,3 +19,4 @@
 #include "lumen/stream.h"
 #include "lumen/task.h"
 #include "lumen/task_group.h"
+#include "lumen/timeline.h"

@@ -29,6 +29,7 @@
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/slot_value.h"
 #include "lumen/detail/scheduler_api.h"
+#include "lumen/detail/timeline_hooks.h"
 #include "lumen/error.h"
 
 namespace lumen {
@@ -183,6 +184,7 @@ ObjectRef<std::decay_t<V>> put(V&& value) {
     detail::ObjectTable::instance().release(s);
     throw;
   }
+  if (detail::timeline_active()) detail::timeline_put(s->bytes.load(std::memory_order_relaxed));
   detail::ObjectTable::instance().resolve(s, detail::ObjectState::ready);
   return ObjectRef<T>::adopt(s);
 }

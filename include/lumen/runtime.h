@@ -82,6 +82,15 @@ struct Config {
   // read back or its object is freed). Empty: nothing is spilled. Needs object_memory_limit.
   std::string spill_directory{};
   PutAtLimit put_at_limit = PutAtLimit::wait;
+  // Records the runtime's timeline (lumen/timeline.h) from its start to its end and writes it
+  // to this file, as Chrome trace JSON, when the runtime ends. The file is opened (created or
+  // truncated) when the Runtime is constructed: one that cannot be throws usage_error. Empty:
+  // the environment variable LUMEN_TIMELINE names the file, if set (a file that cannot be
+  // opened then only gets a warning on standard error).
+  std::string timeline_path{};
+  // Events each thread keeps in a timeline recording, from 1 to 2^30 (about 24 bytes each,
+  // allocated as they come); later ones are counted as dropped.
+  std::size_t timeline_events_per_thread = std::size_t{1} << 20;
 };
 
 // A snapshot of the runtime's counters. Counters are totals since the runtime started.

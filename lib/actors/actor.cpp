@@ -441,6 +441,8 @@ void ActorCore::serve(ActorCall* c) noexcept {
   ActorContext ctx{this, restarts_used() > 0, false};
   ActorCall::End end;
   {
+    TimelineSlice slice;
+    if (timeline_active()) slice.open(timeline_label());
     ContextScope scope(&ctx);
     end = c->invoke(c, instance_);
   }
@@ -450,6 +452,18 @@ void ActorCore::serve(ActorCall* c) noexcept {
     after_success();
   }
   end_task(*sched_);
+}
+
+std::uint32_t ActorCore::timeline_label() const noexcept {
+  std::uint32_t label = timeline_label_.load(std::memory_order_relaxed);
+  if (label != 0) return label;
+  try {
+    label = settings_.name.empty() ? timeline_type_label(*spec_->type) : detail::timeline_label(settings_.name);
+  } catch (...) {
+    return 0;
+  }
+  timeline_label_.store(label, std::memory_order_relaxed);
+  return label;
 }
 
 // A call that ended without asking the actor to end: time for a checkpoint, perhaps.
@@ -477,6 +491,8 @@ void ActorCore::run_call(Task* t) noexcept {
   ActorContext ctx{a, a->restarts_used() > 0, false};
   ActorCall::End end;
   {
+    TimelineSlice slice;
+    if (timeline_active()) slice.open(a->timeline_label());
     ContextScope scope(&ctx);
     end = c->invoke(c, a->instance_);
   }

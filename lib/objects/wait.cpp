@@ -213,7 +213,11 @@ void wait_resolved(ObjectSlot* s) {
   // run it here instead of parking, while the stack has room for it.
   if (room_to_run_inline()) {
     if (Task* t = w->pop_own_if(s)) {
-      t->run(t);  // a submitted task: it sets its own context
+      // A submitted task: it sets its own context, and its own timeline slice inside the
+      // waiting task's (which is not the loop's fresh slice for it).
+      TaskContext& c = task_context();
+      if (c.slice_state == TaskContext::kSliceFresh) c.slice_state = TaskContext::kSliceOpen;
+      t->run(t);
       w->tasks_run.add();
       if (s->resolved()) return;
     }
@@ -265,6 +269,14 @@ void wait_slots(ObjectSlot* const* slots, std::size_t n, std::size_t need, const
     }
   }
 
+  // A thread that blocks shows on the timeline as a get (one object) or a wait.
+  struct BlockedSpan {
+    std::int64_t begin;
+    TimelineKind kind;
+    ~BlockedSpan() {
+      if (begin >= 0) timeline_record(kind, 0, begin, timeline_now());
+    }
+  } blocked{w == nullptr && timeline_active() ? timeline_now() : -1, n == 1 ? TimelineKind::get : TimelineKind::wait};
   auto* node = new WaitNode(n);
   node->remaining.store(static_cast<std::int64_t>(need), std::memory_order_relaxed);
   Scheduler* timers = nullptr;

@@ -1,7 +1,10 @@
 #include "sched/scheduler.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -45,6 +48,9 @@ Config validated(Config c) {
   if (c.idle_spin < std::chrono::microseconds::zero() || c.idle_spin > std::chrono::seconds(1))
     throw usage_error("lumen: Config::idle_spin is " + std::to_string(c.idle_spin.count()) +
                       " us; it must be between 0 and one second");
+  if (c.timeline_events_per_thread < 1 || c.timeline_events_per_thread > (std::size_t{1} << 30))
+    throw usage_error("lumen: Config::timeline_events_per_thread is " + std::to_string(c.timeline_events_per_thread) +
+                      "; it must be between 1 and 2^30");
   for (const auto& [name, amount] : c.resources) {
     if (name.empty()) throw usage_error("lumen: Config::resources has a resource with an empty name");
     if (!(amount >= 0) || amount != std::floor(amount) || amount > kMaxResourceCount)
@@ -97,6 +103,59 @@ Scheduler::Scheduler(const Config& config)
     workers_.clear();
     throw resource_error(failure);
   }
+  try {
+    start_timeline_for_life();
+  } catch (...) {
+    drained_ = true;
+    stop_threads();
+    workers_.clear();
+    throw;
+  }
+}
+
+void Scheduler::start_timeline_for_life() {
+  timeline_path_ = config_.timeline_path;
+  const bool from_environment = timeline_path_.empty();
+  if (from_environment) {
+    const char* env = std::getenv("LUMEN_TIMELINE");
+    if (env == nullptr || *env == '\0') return;
+    timeline_path_ = env;
+  }
+  timeline_file_ = std::fopen(timeline_path_.c_str(), "we");
+  if (timeline_file_ == nullptr) {
+    const std::string why = std::strerror(errno);
+    if (!from_environment) throw usage_error("lumen: Config::timeline_path: cannot write '" + timeline_path_ + "': " + why);
+    std::fprintf(stderr, "lumen: LUMEN_TIMELINE: cannot write '%s' (%s); no timeline is recorded\n", timeline_path_.c_str(),
+                 why.c_str());
+    return;
+  }
+  try {
+    timeline_for_life_ = start_timeline(*this);
+  } catch (...) {
+    std::fclose(timeline_file_);
+    timeline_file_ = nullptr;
+    throw;
+  }
+}
+
+void Scheduler::end_timeline_for_life() noexcept {
+  std::shared_ptr<TimelineData> current;
+  {
+    std::lock_guard<std::mutex> lock(timeline_mutex);
+    current = timeline_current;
+  }
+  if (current != nullptr) stop_timeline(*current);
+  if (timeline_file_ == nullptr) return;
+  bool ok = false;
+  try {
+    const std::string text = chrome_trace(*timeline_for_life_);
+    ok = std::fwrite(text.data(), 1, text.size(), timeline_file_) == text.size();
+  } catch (...) {
+  }
+  if (std::fclose(timeline_file_) != 0) ok = false;
+  timeline_file_ = nullptr;
+  if (!ok) std::fprintf(stderr, "lumen: could not write the timeline to '%s'\n", timeline_path_.c_str());
+  timeline_for_life_.reset();
 }
 
 Scheduler::~Scheduler() {
@@ -107,6 +166,7 @@ Scheduler::~Scheduler() {
   // here, on this thread, and later calls through their handles fail with actor_died.
   ActorDirectory::instance().end_runtime(*this);
   stop_threads();
+  end_timeline_for_life();
   for (auto& q : external_) {
     if (ExternalQueue* queue = q.load(std::memory_order_relaxed)) queue->release();
   }

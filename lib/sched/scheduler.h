@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "observe/timeline_data.h"
 #include "sched/external_queue.h"
 #include "sched/fiber.h"
 #include "lumen/detail/chase_lev_deque.h"
@@ -63,6 +65,13 @@ class Worker {
   std::size_t queued() const noexcept { return deque_.size_hint(); }
 
   Scheduler& scheduler() noexcept { return sched_; }
+  unsigned index() const noexcept { return index_; }
+
+  // Set while this worker may be writing to its runtime's timeline recording (timeline.cpp).
+  std::atomic<bool> timeline_writing{false};
+  // When its current idle span began (ticks), -1 while busy: a trace written meanwhile shows
+  // the span up to its own time.
+  std::atomic<std::int64_t> idle_since{-1};
 
   // Sleeping: 1 while parked in Scheduler::sleep.
   std::atomic<std::uint32_t> sleep_state{0};
@@ -78,6 +87,11 @@ class Worker {
   // eager: take a short external queue even while its producer is still adding to it.
   Task* find_task(bool eager = false) noexcept;
   void run_task(Task* t) noexcept;
+  // Runs t inline on the current stack from a wait (help_until): its own timeline slice.
+  void run_nested(Task* t) noexcept;
+  // The timeline around a fiber switch: the running slice pauses while its fiber is parked.
+  void timeline_park() noexcept;
+  void timeline_resume() noexcept;
   void flush_deferred() noexcept;
   Task* steal_from_others() noexcept;
   void idle();
@@ -208,7 +222,21 @@ class Scheduler {
 
   Stats stats() const;
 
+  // The timeline recording in progress (timeline_data.h): workers read `timeline` for each
+  // event; timeline_current owns it, under timeline_mutex.
+  std::atomic<TimelineData*> timeline{nullptr};
+  std::mutex timeline_mutex;
+  std::shared_ptr<TimelineData> timeline_current;
+
  private:
+  // The recording of the runtime's whole life (Config::timeline_path or LUMEN_TIMELINE), and
+  // the file it is written to when the runtime ends.
+  std::shared_ptr<TimelineData> timeline_for_life_;
+  std::FILE* timeline_file_ = nullptr;
+  std::string timeline_path_;
+  void start_timeline_for_life();
+  void end_timeline_for_life() noexcept;
+
   void stop_threads() noexcept;
   void timer_main();
   void blocking_main();

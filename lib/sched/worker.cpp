@@ -109,6 +109,7 @@ Task* Worker::steal_from_others() noexcept {
     if (v == index_) continue;
     if (Task* t = sched_.worker(v).steal()) {
       steals.add();
+      if (timeline_active()) timeline_record(TimelineKind::steal, 0, timeline_now(), v);
       return t;
     }
   }
@@ -120,9 +121,53 @@ void Worker::run_task(Task* t) noexcept {
   // 1 only while the loop itself runs t: a completion deferred then belongs to a task that
   // has finished. (A task that parked and resumes finds 0 here and counts for itself.)
   depth_ = 1;
+  TaskContext& c = current_->context;  // the fiber's: t may park, but resumes on this fiber
+  if (timeline_active()) {
+    c.slice_state = TaskContext::kSliceFresh;
+    c.slice_label = 0;
+    c.slice_begin = timeline_now();
+  }
   t->run(t);
+  if (c.slice_state != TaskContext::kSliceNone) {
+    timeline_record(TimelineKind::slice, c.slice_label, c.slice_begin, timeline_now());
+    c.slice_state = TaskContext::kSliceNone;
+  }
   depth_ = 0;
   tasks_run.add();
+}
+
+void Worker::run_nested(Task* t) noexcept {
+  TaskContext& c = current_->context;
+  if (!timeline_active() || c.slice_state == TaskContext::kSliceNone) {
+    t->run(t);
+    return;
+  }
+  const std::uint32_t outer = c.slice_label;
+  std::int64_t now = timeline_now();
+  timeline_record(TimelineKind::slice, outer, c.slice_begin, now);
+  c.slice_state = TaskContext::kSliceFresh;
+  c.slice_label = 0;
+  c.slice_begin = now;
+  t->run(t);
+  now = timeline_now();
+  if (c.slice_state != TaskContext::kSliceNone) timeline_record(TimelineKind::slice, c.slice_label, c.slice_begin, now);
+  c.slice_state = TaskContext::kSliceOpen;
+  c.slice_label = outer;
+  c.slice_begin = now;
+}
+
+void Worker::timeline_park() noexcept {
+  TaskContext& c = current_->context;
+  const std::int64_t now = timeline_now();
+  if (c.slice_state != TaskContext::kSliceNone) timeline_record(TimelineKind::slice, c.slice_label, c.slice_begin, now);
+  timeline_record(TimelineKind::park, c.slice_label, now, 0);
+}
+
+void Worker::timeline_resume() noexcept {
+  TaskContext& c = current_->context;
+  const std::int64_t now = timeline_now();
+  c.slice_begin = now;
+  timeline_record(TimelineKind::resume, c.slice_label, now, 0);
 }
 
 bool Worker::defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept {
@@ -141,8 +186,31 @@ void Worker::flush_deferred() noexcept {
   deferred_flush_(deferred_group_, n);
 }
 
+// An idle span on the timeline, from the worker's first look for work to the moment it has
+// some (or the worker ends).
+class IdleSpan {
+ public:
+  explicit IdleSpan(Worker& w) noexcept : worker_(w), begin_(timeline_active() ? timeline_now() : -1) {
+    if (begin_ >= 0) worker_.idle_since.store(begin_, std::memory_order_relaxed);
+  }
+  ~IdleSpan() { end(); }
+  IdleSpan(const IdleSpan&) = delete;
+  IdleSpan& operator=(const IdleSpan&) = delete;
+  void end() noexcept {
+    if (begin_ < 0) return;
+    worker_.idle_since.store(-1, std::memory_order_relaxed);
+    timeline_record(TimelineKind::idle, 0, begin_, timeline_now());
+    begin_ = -1;
+  }
+
+ private:
+  Worker& worker_;
+  std::int64_t begin_;
+};
+
 void Worker::idle() {
   flush_deferred();
+  IdleSpan span(*this);
   for (unsigned refused = 0;;) {
     bool spinning = std::exchange(woken_spinning, false) || sched_.try_begin_spinning();
     if (spinning) {
@@ -154,6 +222,7 @@ void Worker::idle() {
         }
         if (Task* t = find_task()) {
           sched_.end_spinning(true);
+          span.end();
           run_task(t);
           return;
         }
@@ -176,6 +245,7 @@ void Worker::idle() {
     // producers (a short queue that is still growing), since this one would sleep otherwise.
     if (resumed_.nonempty_hint() || sched_.exiting()) return;
     if (Task* t = find_task(true)) {
+      span.end();
       run_task(t);
       return;
     }
@@ -296,6 +366,8 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
   Fiber* next = take_idle_fiber();  // throws resource_error before anything is committed
   ++parked_;
   parks.add();
+  const bool on_timeline = timeline_active();
+  if (on_timeline) timeline_park();
   switch_to(
       next,
       [](Worker* w, Fiber* from, void* pp) {
@@ -304,6 +376,7 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
       },
       &p);
   --parked_;
+  if (on_timeline || current_->context.slice_state != TaskContext::kSliceNone) timeline_resume();
 }
 
 void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
@@ -328,7 +401,7 @@ void Worker::help_until(bool (*done)(const void*) noexcept, const void* arg) {
         depth_ += 2;
         TaskContext& context = task_context();
         ++context.helped_depth;
-        run_without_actor(context, [t] { t->run(t); });
+        run_without_actor(context, [this, t] { run_nested(t); });
         --context.helped_depth;
         depth_ -= 2;
         tasks_run.add();

@@ -159,6 +159,8 @@ class ActorCore : public Task {
   Failure* death() const noexcept;
   Scheduler& scheduler() const noexcept { return *sched_; }
   const ActorSettings& settings() const noexcept { return settings_; }
+  // The actor's name on the timeline: its registered name, else its type.
+  std::uint32_t timeline_label() const noexcept;
   std::uint64_t id() const noexcept { return id_; }
   const ActorSpec& spec() const noexcept { return *spec_; }
 
@@ -264,6 +266,7 @@ class ActorCore : public Task {
   const std::uint64_t home_id_;
   const ActorSpec* spec_;
   ActorSettings settings_;
+  mutable std::atomic<std::uint32_t> timeline_label_{0};  // 0 until first asked
   std::uint64_t id_;
   bool named_ = false;
 

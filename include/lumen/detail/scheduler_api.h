@@ -173,6 +173,13 @@ struct TaskContext {
   // The stop request of the task_group, pipeline or graph run whose body runs here, or null:
   // what stop_requested() reads besides the running task's own.
   const std::atomic<bool>* group_stop = nullptr;
+  // The timeline slice open on this stack (timeline.h), while a recording runs: when it began
+  // (ns, steady clock), its label, and whether one is open: kSliceFresh when the worker loop
+  // opened it for the task it runs and that task has not named it yet.
+  static constexpr std::uint8_t kSliceNone = 0, kSliceFresh = 1, kSliceOpen = 2;
+  std::uint8_t slice_state = kSliceNone;
+  std::uint32_t slice_label = 0;
+  std::int64_t slice_begin = 0;
 };
 // The running fiber's context on a worker thread; null on other threads. Fibers never change
 // thread, so reading it through a cached thread-local address stays right after a switch.

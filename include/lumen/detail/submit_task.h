@@ -19,6 +19,7 @@
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/detail/slot_value.h"
+#include "lumen/detail/timeline_hooks.h"
 #include "lumen/object_ref.h"
 
 namespace lumen::detail {
@@ -306,6 +307,8 @@ struct SubmitTask final : SubmitTaskBase {
     std::exception_ptr error;
     Outcome outcome = Outcome::lost;
     {
+      TimelineSlice slice;
+      if (timeline_active()) slice.open(self->timeline_label());
       RunningTask running(self);
       try {
         ArgPins<F, 0, Tuple> pins(self->args);
@@ -340,6 +343,13 @@ struct SubmitTask final : SubmitTaskBase {
     }
     self->finish();
     detail::destroy(self);
+  }
+
+  // Its name on the timeline: the name it was given, else its callable's type.
+  std::uint32_t timeline_label() const {
+    if (settings != nullptr && !settings->name.empty()) return detail::timeline_label(settings->name);
+    static const std::uint32_t by_type = timeline_type_label(typeid(F));
+    return by_type;
   }
 
   decltype(auto) call() {
