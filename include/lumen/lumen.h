@@ -5,6 +5,7 @@
 #include "lumen/cancel.h"
 #include "lumen/error.h"
 #include "lumen/graph.h"
+#include "lumen/metrics.h"
 #include "lumen/object_ref.h"
 #include "lumen/on_resolved.h"
 #include "lumen/parallel_for.h"

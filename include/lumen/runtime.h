@@ -109,6 +109,9 @@ struct Stats {
   std::uint64_t object_table_bytes = 0;  // memory of the table's entries, live and free (given-back
                                          // free memory not counted)
   std::vector<std::size_t> queue_lengths;  // tasks queued on each worker
+  // Per worker: nanoseconds spent looking for work or asleep since the runtime started (the
+  // span in progress included). Differences over an interval give each worker's utilization.
+  std::vector<std::uint64_t> idle_ns;
   bool injection_queued = false;           // tasks from other threads not yet taken
   std::size_t outside_queues = 0;          // queues of threads that are not workers (one per thread
                                            // that submits; a thread's queue passes on when it exits)

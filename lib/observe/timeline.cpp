@@ -198,7 +198,7 @@ void stop_timeline(TimelineData& d) noexcept {
   }
   d.stop = timeline_now();
   d.idle_at_stop.assign(s->worker_count(), -1);
-  for (unsigned i = 0; i < s->worker_count(); ++i) d.idle_at_stop[i] = s->worker(i).idle_since.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < s->worker_count(); ++i) d.idle_at_stop[i] = s->worker(i).idle_since_tick.load(std::memory_order_relaxed);
   {
     std::lock_guard active(g_active_mutex);
     g_active.erase(std::find(g_active.begin(), g_active.end(), &d));
@@ -284,7 +284,7 @@ std::string chrome_trace(const TimelineData& d) {
     if (d.scheduler != nullptr) {
       open_until = timeline_now();
       for (unsigned i = 0; i < d.scheduler->worker_count(); ++i)
-        open_idle.push_back(d.scheduler->worker(i).idle_since.load(std::memory_order_relaxed));
+        open_idle.push_back(d.scheduler->worker(i).idle_since_tick.load(std::memory_order_relaxed));
     } else {
       open_until = d.stop;
       open_idle = d.idle_at_stop;

@@ -697,6 +697,13 @@ Stats Scheduler::stats() const {
     s.fibers_created += w->fibers_created.read();
     s.fibers_pooled += w->pooled_fibers.load(std::memory_order_relaxed);
     s.queue_lengths.push_back(w->queued());
+    std::uint64_t idle = w->idle_ns.read();
+    const std::int64_t since = w->idle_since_ns.load(std::memory_order_relaxed);
+    if (since >= 0) {
+      const std::int64_t now = steady_ns();
+      if (now > since) idle += static_cast<std::uint64_t>(now - since);
+    }
+    s.idle_ns.push_back(idle);
     created += w->created.read();
     finished += w->finished.read();
   }

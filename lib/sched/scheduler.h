@@ -69,9 +69,12 @@ class Worker {
 
   // Set while this worker may be writing to its runtime's timeline recording (timeline.cpp).
   std::atomic<bool> timeline_writing{false};
-  // When its current idle span began (ticks), -1 while busy: a trace written meanwhile shows
-  // the span up to its own time.
-  std::atomic<std::int64_t> idle_since{-1};
+  // When its current idle span began, -1 while busy: in steady-clock ns for Stats::idle_ns,
+  // and in timeline ticks while a timeline records (a trace written meanwhile shows the span
+  // up to its own time).
+  std::atomic<std::int64_t> idle_since_ns{-1};
+  std::atomic<std::int64_t> idle_since_tick{-1};
+  OwnedCounter idle_ns;  // idle spans that ended
 
   // Sleeping: 1 while parked in Scheduler::sleep.
   std::atomic<std::uint32_t> sleep_state{0};

@@ -186,26 +186,36 @@ void Worker::flush_deferred() noexcept {
   deferred_flush_(deferred_group_, n);
 }
 
-// An idle span on the timeline, from the worker's first look for work to the moment it has
-// some (or the worker ends).
+// An idle span: from the worker's first look for work to the moment it has some (or ends).
+// Counted in Stats::idle_ns, and put on the timeline while one records.
 class IdleSpan {
  public:
-  explicit IdleSpan(Worker& w) noexcept : worker_(w), begin_(timeline_active() ? timeline_now() : -1) {
-    if (begin_ >= 0) worker_.idle_since.store(begin_, std::memory_order_relaxed);
+  explicit IdleSpan(Worker& w) noexcept
+      : worker_(w), begin_ns_(steady_ns()), begin_tick_(timeline_active() ? timeline_now() : -1) {
+    worker_.idle_since_ns.store(begin_ns_, std::memory_order_relaxed);
+    if (begin_tick_ >= 0) worker_.idle_since_tick.store(begin_tick_, std::memory_order_relaxed);
   }
   ~IdleSpan() { end(); }
   IdleSpan(const IdleSpan&) = delete;
   IdleSpan& operator=(const IdleSpan&) = delete;
   void end() noexcept {
-    if (begin_ < 0) return;
-    worker_.idle_since.store(-1, std::memory_order_relaxed);
-    timeline_record(TimelineKind::idle, 0, begin_, timeline_now());
-    begin_ = -1;
+    if (ended_) return;
+    ended_ = true;
+    // Cleared before the total grows: a Stats read in between misses the span for a moment
+    // rather than counting it twice.
+    worker_.idle_since_ns.store(-1, std::memory_order_relaxed);
+    worker_.idle_ns.add(static_cast<std::uint64_t>(steady_ns() - begin_ns_));
+    if (begin_tick_ >= 0) {
+      worker_.idle_since_tick.store(-1, std::memory_order_relaxed);
+      timeline_record(TimelineKind::idle, 0, begin_tick_, timeline_now());
+    }
   }
 
  private:
   Worker& worker_;
-  std::int64_t begin_;
+  const std::int64_t begin_ns_;
+  const std::int64_t begin_tick_;
+  bool ended_ = false;
 };
 
 void Worker::idle() {
