@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -30,6 +31,7 @@ namespace lumen {
 
 namespace detail {
 class Scheduler;
+struct RuntimeLife;
 }
 
 // What a put() does when its value would pass Config::object_memory_limit and nothing more
@@ -143,8 +145,25 @@ class Runtime {
   detail::Scheduler& scheduler() noexcept { return *sched_; }
 
  private:
+  friend class RuntimeObserver;
   std::unique_ptr<detail::Scheduler> sched_;
   bool sets_memory_limit_ = false;
+  std::shared_ptr<detail::RuntimeLife> life_;
+};
+
+// A hold on a runtime for code that may outlive it, such as a dashboard or an exporter that
+// samples stats() from a thread of its own: the runtime may be destroyed first, in any order.
+// Thread safety: any thread; copies share the hold.
+class RuntimeObserver {
+ public:
+  explicit RuntimeObserver(Runtime& rt) : life_(rt.life_) {}
+  // Runs f with the runtime and returns true while the runtime lives; returns false without
+  // calling f once its destructor has begun. The destructor waits for a call in progress, so
+  // f must not wait for the runtime to end (or destroy it).
+  bool use(const std::function<void(Runtime&)>& f) const;
+
+ private:
+  std::shared_ptr<detail::RuntimeLife> life_;
 };
 
 }  // namespace lumen

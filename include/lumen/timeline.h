@@ -26,6 +26,7 @@
 // time. A recording may outlive its runtime: it then stops, and keeps what it recorded.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,9 +40,10 @@ struct TimelineData;
 
 class TimelineRecording {
  public:
-  // Starts recording rt's threads. Throws usage_error when rt is already recording (this way
-  // or through Config::timeline_path).
-  explicit TimelineRecording(Runtime& rt);
+  // Starts recording rt's threads, each keeping at most events_per_thread events (0: the
+  // runtime's Config::timeline_events_per_thread). Throws usage_error when rt is already
+  // recording (this way or through Config::timeline_path), or events_per_thread is over 2^30.
+  explicit TimelineRecording(Runtime& rt, std::size_t events_per_thread = 0);
   ~TimelineRecording();  // stops
   TimelineRecording(TimelineRecording&&) noexcept;
   TimelineRecording& operator=(TimelineRecording&&) noexcept;
@@ -52,7 +54,9 @@ class TimelineRecording {
   void stop() noexcept;
   bool recording() const noexcept;
 
-  // The events so far (while recording too), as a Chrome trace JSON document.
+  // The events so far (while recording too), as a Chrome trace JSON document. Its otherData
+  // holds dropped_events and start_steady_ns, the recording's start on std::chrono::
+  // steady_clock (event times are microseconds after it), to line up several recordings.
   std::string chrome_trace() const;
   // Writes chrome_trace() to path; throws std::system_error naming the path when it cannot.
   void write(const std::string& path) const;

@@ -27,7 +27,7 @@ main { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12p
 section { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px 10px; min-width: 0; }
 .wide { grid-column: span 2; } .full { grid-column: 1 / -1; }
 h2 { font-size: 13px; margin: 0 0 6px; font-weight: 600; }
-h2 small, .note { font-weight: normal; color: var(--muted); font-size: 12px; }
+h2 small { font-weight: normal; color: var(--muted); font-size: 12px; }
 h3 { font-size: 11px; margin: 4px 0 0; font-weight: normal; color: var(--muted); }
 svg { display: block; width: 100%; }
 svg text { font-size: 10px; fill: var(--muted); }
@@ -57,7 +57,7 @@ a { color: #2f6fde; }
     <div class="num"><b id="steals">&ndash;</b><span>steals</span></div>
     <div class="num"><b id="parks">&ndash;</b><span>parks</span></div>
     <div class="num"><b id="actors-alive">&ndash;</b><span>actors</span></div>
-    <div class="num"><b id="actor-calls-queued">&ndash;</b><span>actor calls queued</span></div>
+    <div class="num"><b id="actor-calls-queued">&ndash;</b><span>calls queued</span></div>
     <div class="num"><b id="objects-live">&ndash;</b><span>objects</span></div>
     <div class="num"><b id="object-bytes">&ndash;</b><span>object bytes</span></div>
     <div class="num"><b id="fibers">&ndash;</b><span>fibers</span></div>
@@ -146,6 +146,12 @@ function bytes(n) {
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return i === 0 ? `${v} B` : `${v.toFixed(v < 100 ? 1 : 0)} ${units[i]}`;
 }
+// The same in binary units, so byte axes read 4 MiB rather than 4.8 MiB.
+function niceBytes(v) {
+  let unit = 1;
+  while (v >= 1024 * unit) unit *= 1024;
+  return niceMax(v / unit) * unit;
+}
 function compact(v) {
   if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M';
   if (v >= 1e4) return (v / 1e3).toFixed(0) + 'k';
@@ -183,7 +189,7 @@ function setNum(id, value, text) {
 // Lines over the last `span` seconds ending at x1, each series an array parallel to xs.
 function lineChart(svg, xs, series, o) {
   const [W, H] = frame(svg);
-  const L = 38, R = 8, T = 6, B = 14, x0 = o.x1 - o.span;
+  const L = o.left || 38, R = 8, T = 6, B = 14, x0 = o.x1 - o.span;
   const sx = (x) => L + (x - x0) / o.span * (W - L - R);
   const sy = (y) => T + (1 - Math.min(y, o.ymax) / o.ymax) * (H - T - B);
   for (const f of [0, 0.5, 1]) {
@@ -241,13 +247,13 @@ function renderStats(s) {
   lineChart($('util-chart'), t, per, {x1: x1, span: HISTORY_S, ymax: 100, label: (v) => `${v}%`, color: workerColor});
   const legend = $('util-legend');
   clear(legend);
-  (s.worker_busy || []).slice(0, 24).forEach((b, w) => {
+  (s.worker_busy || []).slice(0, 16).forEach((b, w) => {
     const item = htmlEl(legend, 'span');
     htmlEl(item, 'span').className = 'sw';
     item.firstChild.style.background = workerColor(w);
     item.appendChild(document.createTextNode(`worker ${w} ${Math.round(100 * b)}%`));
   });
-  if (s.workers > 24) htmlEl(legend, 'span', `and ${s.workers - 24} more`);
+  if (s.workers > 16) htmlEl(legend, 'span', `and ${s.workers - 16} more`);
 
   // Rates come from successive samples; the first sample has no predecessor.
   const run = h.tasks_run || [], rate = run.map((v, i) => i && t[i] > t[i - 1] ? (v - run[i - 1]) / (t[i] - t[i - 1]) : NaN);
@@ -257,7 +263,7 @@ function renderStats(s) {
   const pend = h.tasks_pending || [];
   lineChart($('pending-chart'), t, [pend], {x1: x1, span: HISTORY_S, ymax: niceMax(Math.max(0, ...visible(pend))), label: compact, color: () => '#d9822b'});
   const ob = h.object_bytes || [];
-  lineChart($('bytes-chart'), t, [ob], {x1: x1, span: HISTORY_S, ymax: niceMax(Math.max(0, ...visible(ob))), label: (v) => bytes(v).replace('.0 ', ' '), color: () => '#3e9e6b'});
+  lineChart($('bytes-chart'), t, [ob], {x1: x1, span: HISTORY_S, ymax: niceBytes(Math.max(0, ...visible(ob))), left: 50, label: (v) => bytes(v).replace('.0 ', ' '), color: () => '#3e9e6b'});
   queueChart($('queue-chart'), s.queue_lengths || []);
 }
 

@@ -167,11 +167,13 @@ std::uint64_t TimelineLog::size() const noexcept {
 
 // ---- recording -------------------------------------------------------------------------------
 
-std::shared_ptr<TimelineData> start_timeline(Scheduler& s) {
+std::shared_ptr<TimelineData> start_timeline(Scheduler& s, std::size_t max_events) {
+  if (max_events > (std::size_t{1} << 30))
+    throw usage_error("lumen: a timeline recording may keep at most 2^30 events per thread, not " + std::to_string(max_events));
   auto d = std::make_shared<TimelineData>();
   d->scheduler = &s;
   d->runtime_id = s.id();
-  d->max_events = s.config().timeline_events_per_thread;
+  d->max_events = max_events != 0 ? max_events : s.config().timeline_events_per_thread;
   for (unsigned i = 0; i < s.worker_count(); ++i) d->worker_logs.push_back(std::make_unique<TimelineLog>(d->max_events));
   {
     std::lock_guard lock(s.timeline_mutex);
@@ -248,9 +250,10 @@ void TimelineSlice::open(std::uint32_t label) noexcept {
   c.slice_label = label;
 }
 
+// Ends the slice here rather than leaving a renamed one to the worker loop: the task publishes
+// its result right after, and whoever sees the result should find its slice recorded.
 void TimelineSlice::close() noexcept {
   TaskContext& c = *context_;
-  if (kind_ == Kind::renamed) return;  // the worker loop ends the slice it opened
   const std::int64_t now = timeline_now();
   if (c.slice_state != TaskContext::kSliceNone) timeline_record(TimelineKind::slice, c.slice_label, c.slice_begin, now);
   if (kind_ == Kind::nested) {
@@ -355,7 +358,8 @@ std::string chrome_trace(const TimelineData& d) {
     for (std::size_t i = 0; i < d.thread_logs.size(); ++i)
       write_log(*d.thread_logs[i].log, static_cast<unsigned>(1000 + i), "thread " + std::to_string(i + 1) + " (not a worker)", -1);
   }
-  out += "\n],\"otherData\":{\"dropped_events\":" + std::to_string(dropped) + "}}\n";
+  out += "\n],\"otherData\":{\"dropped_events\":" + std::to_string(dropped) + ",\"start_steady_ns\":" +
+         std::to_string(d.start_ns) + "}}\n";
   return out;
 }
 
@@ -363,7 +367,8 @@ std::string chrome_trace(const TimelineData& d) {
 
 namespace lumen {
 
-TimelineRecording::TimelineRecording(Runtime& rt) : data_(detail::start_timeline(rt.scheduler())) {}
+TimelineRecording::TimelineRecording(Runtime& rt, std::size_t events_per_thread)
+    : data_(detail::start_timeline(rt.scheduler(), events_per_thread)) {}
 TimelineRecording::~TimelineRecording() { stop(); }
 TimelineRecording::TimelineRecording(TimelineRecording&&) noexcept = default;
 TimelineRecording& TimelineRecording::operator=(TimelineRecording&& o) noexcept {

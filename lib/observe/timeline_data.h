@@ -99,8 +99,9 @@ struct TimelineData {
   std::vector<ThreadLog> thread_logs;
 };
 
-// Starts a recording of s. Throws usage_error when s already records.
-std::shared_ptr<TimelineData> start_timeline(Scheduler& s);
+// Starts a recording of s, each thread keeping at most max_events (0: s's Config). Throws
+// usage_error when s already records.
+std::shared_ptr<TimelineData> start_timeline(Scheduler& s, std::size_t max_events = 0);
 // Stops it (if it still records): workers no longer write to it once this returns.
 void stop_timeline(TimelineData& d) noexcept;
 // The recording as Chrome trace JSON.

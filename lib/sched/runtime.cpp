@@ -182,7 +182,24 @@ Scheduler& begin_outside_work(Scheduler* s, std::uint64_t id) {
 
 namespace lumen {
 
-Runtime::Runtime(Config config) : sched_(std::make_unique<detail::Scheduler>(config)) {
+namespace detail {
+// What RuntimeObserver holds: the runtime, until its destructor begins.
+struct RuntimeLife {
+  std::mutex mutex;
+  Runtime* runtime = nullptr;
+};
+}  // namespace detail
+
+bool RuntimeObserver::use(const std::function<void(Runtime&)>& f) const {
+  std::lock_guard<std::mutex> lock(life_->mutex);
+  if (life_->runtime == nullptr) return false;
+  f(*life_->runtime);
+  return true;
+}
+
+Runtime::Runtime(Config config)
+    : sched_(std::make_unique<detail::Scheduler>(config)), life_(std::make_shared<detail::RuntimeLife>()) {
+  life_->runtime = this;
   if (config.object_memory_limit != 0) {
     if (config.put_at_limit != PutAtLimit::wait && config.put_at_limit != PutAtLimit::fail)
       throw usage_error("lumen: Config::put_at_limit is neither wait nor fail");
@@ -197,6 +214,10 @@ Runtime::Runtime(Config config) : sched_(std::make_unique<detail::Scheduler>(con
 }
 
 Runtime::~Runtime() {
+  {
+    std::lock_guard<std::mutex> lock(life_->mutex);  // waits for an observer's call in progress
+    life_->runtime = nullptr;
+  }
   detail::Scheduler* s = sched_.get();
   if (detail::worker_of(*s) != nullptr || detail::tls_blocking_scheduler == s) {
     // Destroyed by one of its own tasks, which the shutdown would wait for: stop taking work

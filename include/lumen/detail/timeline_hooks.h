@@ -20,8 +20,8 @@ std::uint32_t timeline_label(std::string_view name);
 std::uint32_t timeline_type_label(const std::type_info& type);
 
 // Gives the work running on this stack a name on the timeline until it ends: the slice the
-// worker loop opened for it is renamed, or, when it runs inside another slice (run inline by a
-// get), the outer slice pauses while it runs.
+// worker loop opened for it is renamed (and ended here), or, when it runs inside another slice
+// (run inline by a get), the outer slice pauses while it runs.
 class TimelineSlice {
  public:
   TimelineSlice() = default;
