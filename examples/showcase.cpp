@@ -10,6 +10,12 @@
 //   8. memory: 64 MiB of results under a 16 MiB limit, evicted and rebuilt, or spilled to files
 //   9. serve: HTTP requests per second through lumen::serve, beside a bare server on the same
 //      HTTP library (Boost.Beast), both loaded by wrk over loopback
+//  10. observing: fib(32) and a futures DAG with the timeline recording, its cost beside the
+//      same run unrecorded, the trace file to open in Perfetto, and the runtime's metrics
+//
+//   showcase                    the tour
+//   showcase --dashboard 60     the same, with the live dashboard up from the start and for 60 s after
+#include <lumen/dashboard/dashboard.h>
 #include <lumen/lumen.h>
 #include <lumen/serve/serve.h>
 #include <tbb/blocked_range.h>
@@ -32,6 +38,7 @@
 #include <filesystem>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <stdexcept>
@@ -54,6 +61,13 @@ double best_ms(int runs, F&& f) {
     best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   return best;
+}
+
+long fib_futures(int n) {
+  if (n < 2) return n;
+  auto a = lumen::submit(fib_futures, n - 1);
+  long b = fib_futures(n - 2);
+  return lumen::get(a) + b;
 }
 
 long fib_lumen(int n) {
@@ -131,9 +145,21 @@ long sum(const std::vector<long>& xs) { return std::accumulate(xs.begin(), xs.en
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  double dashboard_seconds = -1;  // no dashboard
+  if (argc == 3 && std::string(argv[1]) == "--dashboard") {
+    dashboard_seconds = std::atof(argv[2]);
+  } else if (argc != 1) {
+    std::fprintf(stderr, "usage: showcase [--dashboard SECONDS]\n");
+    return 2;
+  }
   unsigned workers = std::max(1u, std::thread::hardware_concurrency());
   lumen::Runtime rt{lumen::Config{.workers = workers}};
+  std::optional<lumen::Dashboard> dashboard;
+  if (dashboard_seconds >= 0) {
+    dashboard.emplace(rt, lumen::DashboardOptions{.port = 0});
+    std::printf("dashboard: %s (up until %.0f s after the tour)\n", dashboard->url().c_str(), dashboard_seconds);
+  }
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, workers);
   std::printf("lumen showcase on %u workers\n\n", workers);
 
@@ -413,8 +439,48 @@ int main() {
                 lumen_rps, bare_rps, bare_rps > 0 ? lumen_rps / bare_rps : 0.0);
   }
 
+  std::printf("10. observing: fib(32) with task_group and fib(24) with futures (46k submits), with the timeline\n"
+              "    recording and without\n");
+  {
+    auto fib_run = [] {
+      lumen::get(lumen::submit([] { return fib_lumen(32); }));
+      lumen::get(lumen::submit(fib_futures, 24));
+    };
+    double plain_ms = best_ms(3, fib_run);
+    double recorded_ms = 1e300;
+    std::string trace;
+    if (dashboard.has_value()) {
+      std::printf("    skipped: the dashboard records the timeline (a runtime records one at a time)\n\n");
+    } else {
+      for (int i = 0; i < 3; ++i) {
+        lumen::TimelineRecording rec{rt};
+        auto t0 = Clock::now();
+        fib_run();
+        recorded_ms = std::min(recorded_ms, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        rec.stop();
+        if (i == 2) {
+          const std::string path = (std::filesystem::temp_directory_path() / "lumen-showcase.trace.json").string();
+          rec.write(path);
+          trace = path + " (" + std::to_string(rec.events()) + " events)";
+        }
+      }
+      std::printf("    recorded %.1f ms, unrecorded %.1f ms (%.2fx)\n", recorded_ms, plain_ms, recorded_ms / plain_ms);
+      std::printf("    timeline: %s\n    open it at https://ui.perfetto.dev or chrome://tracing\n", trace.c_str());
+      const std::string metrics = lumen::metrics_text(rt);
+      std::printf("    metrics: %zu lines of Prometheus text from lumen::metrics_text(rt), e.g.\n",
+                  static_cast<std::size_t>(std::count(metrics.begin(), metrics.end(), '\n')));
+      std::size_t at = metrics.find("\nlumen_tasks_run_total ");
+      if (at != std::string::npos) std::printf("    %s\n\n", metrics.substr(at + 1, metrics.find('\n', at + 1) - at - 1).c_str());
+    }
+  }
+
   lumen::Stats s = rt.stats();
   std::printf("runtime: %llu tasks run, %llu steals, %llu parks, %llu fibers created\n",
               static_cast<unsigned long long>(s.tasks_run), static_cast<unsigned long long>(s.steals),
               static_cast<unsigned long long>(s.parks), static_cast<unsigned long long>(s.fibers_created));
+  if (dashboard.has_value() && dashboard_seconds > 0) {
+    std::printf("dashboard: still up at %s for %.0f s\n", dashboard->url().c_str(), dashboard_seconds);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::duration<double>(dashboard_seconds));
+  }
 }
