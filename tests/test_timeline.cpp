@@ -91,6 +91,15 @@ TEST_CASE("a recording has one slice per named task, on worker tracks, never ove
   }
   CHECK(rec.events() >= kTasks);
   CHECK(rec.dropped() == 0);
+  // The same slices, read without JSON.
+  std::size_t named = 0;
+  for (const auto& s : rec.slices()) {
+    CHECK(s.worker < 2);
+    CHECK(s.duration_us >= 0);
+    if (s.name == "alpha") ++named;
+  }
+  CHECK(named == kTasks);
+  CHECK(rec.start_steady_ns() > 0);
   CHECK(trace["otherData"]["dropped_events"] == 0);
 }
 

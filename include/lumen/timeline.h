@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lumen {
 
@@ -61,6 +62,16 @@ class TimelineRecording {
   // Writes chrome_trace() to path; throws std::system_error naming the path when it cannot.
   void write(const std::string& path) const;
 
+  // The slices on the workers' tracks so far (tasks and idle spans), without going through
+  // JSON: what a live view draws. Times are microseconds after start_steady_ns().
+  struct Slice {
+    unsigned worker;
+    std::string name;  // the task's name, or "idle"
+    bool idle;
+    double start_us, duration_us;
+  };
+  std::vector<Slice> slices() const;
+  std::int64_t start_steady_ns() const noexcept;  // the recording's start on steady_clock
   std::uint64_t events() const noexcept;   // recorded
   std::uint64_t dropped() const noexcept;  // not recorded: a thread's log was full
 

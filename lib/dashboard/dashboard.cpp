@@ -199,43 +199,71 @@ struct Dashboard::State {
     return j.dump();
   }
 
+  // One window of the timeline, as the page draws it: slices on workers, and tasks by name.
+  struct Window {
+    std::int64_t start = 0;  // steady ns
+    std::uint64_t dropped = 0;
+    json events = json::array();
+    std::map<std::string, std::pair<std::uint64_t, double>> by_name;  // count, total ms
+  };
+
+  Window window_of(const TimelineRecording& rec) const {
+    Window w;
+    w.start = rec.start_steady_ns();
+    w.dropped = rec.dropped();
+    for (const TimelineRecording::Slice& x : rec.slices()) {
+      const double ts_us = static_cast<double>(w.start - started) / 1000.0 + x.start_us;
+      w.events.push_back({{"worker", x.worker},
+                          {"name", x.name},
+                          {"cat", x.idle ? "idle" : "task"},
+                          {"ts_us", ts_us},
+                          {"dur_us", x.duration_us}});
+      if (!x.idle) {
+        auto& n = w.by_name[x.name];
+        n.first += 1;
+        n.second += x.duration_us / 1000.0;
+      }
+    }
+    return w;
+  }
+
+  // The previous window no longer changes: it is read once.
+  std::shared_ptr<TimelineRecording> cached_recording;
+  std::shared_ptr<const Window> cached_window;
+
   std::string timeline_json() {
-    std::shared_ptr<TimelineRecording> a, b;
+    std::shared_ptr<TimelineRecording> older, newer;
+    std::shared_ptr<const Window> cached;
     std::string note;
     {
       std::lock_guard lock(mutex);
-      a = previous;
-      b = current;
+      older = previous;
+      newer = current;
+      if (older != nullptr && older == cached_recording) cached = cached_window;
       note = options.timeline ? timeline_note : "the dashboard was started without a timeline";
+    }
+    if (older != nullptr && cached == nullptr) {
+      cached = std::make_shared<const Window>(window_of(*older));
+      std::lock_guard lock(mutex);
+      cached_recording = older;
+      cached_window = cached;
     }
     const std::int64_t now = steady_ns();
     json events = json::array();
-    std::map<std::string, std::pair<std::uint64_t, double>> by_name;  // count, total ms
+    std::map<std::string, std::pair<std::uint64_t, double>> by_name;
     std::uint64_t dropped = 0;
     std::int64_t window_start = now;  // the start of the older window shown
-    for (const auto& rec : {a, b}) {
-      if (rec == nullptr) continue;
-      const json trace = json::parse(rec->chrome_trace());
-      const auto base = trace["otherData"]["start_steady_ns"].get<std::int64_t>();
-      window_start = std::min(window_start, base);
-      dropped += trace["otherData"]["dropped_events"].get<std::uint64_t>();
-      for (const auto& e : trace["traceEvents"]) {
-        if (e["ph"] != "X" || e["tid"].get<long>() >= 1000) continue;  // slices on workers
-        const double ts_us = e["ts"].get<double>(), dur_us = e["dur"].get<double>();
-        const auto begin = base + static_cast<std::int64_t>(ts_us * 1000);
-        const std::string& name = e["name"].get_ref<const std::string&>();
-        events.push_back({{"worker", e["tid"]},
-                          {"name", name},
-                          {"cat", e["cat"]},
-                          {"ts_us", static_cast<double>(begin - started) / 1000.0},
-                          {"dur_us", dur_us}});
-        if (e["cat"] == "task") {
-          auto& n = by_name[name];
-          n.first += 1;
-          n.second += dur_us / 1000.0;
-        }
+    auto add = [&](const Window& w) {
+      window_start = std::min(window_start, w.start);
+      dropped += w.dropped;
+      for (const auto& e : w.events) events.push_back(e);
+      for (const auto& [name, v] : w.by_name) {
+        by_name[name].first += v.first;
+        by_name[name].second += v.second;
       }
-    }
+    };
+    if (cached != nullptr) add(*cached);
+    if (newer != nullptr) add(window_of(*newer));
     json names = json::array();
     for (const auto& [name, v] : by_name) names.push_back({{"name", name}, {"count", v.first}, {"total_ms", v.second}});
     json j = {{"window_ms", static_cast<double>(now - window_start) / 1e6},

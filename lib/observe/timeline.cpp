@@ -265,19 +265,30 @@ void TimelineSlice::close() noexcept {
   }
 }
 
+// ---- reading -----------------------------------------------------------------------------------
+
+namespace {
+
+// Nanoseconds per tick, from the span between the recording's start and now.
+double nanoseconds_per_tick(const TimelineData& d) {
+  const std::int64_t ticks = timeline_now() - d.start, ns = steady_ns() - d.start_ns;
+  return ticks > 0 && ns > 0 ? static_cast<double>(ns) / static_cast<double>(ticks) : 1.0;
+}
+
+std::vector<std::string> label_names() {
+  Labels& l = Labels::instance();
+  std::lock_guard lock(l.mutex);
+  return {l.names.begin(), l.names.end()};
+}
+
+}  // namespace
+
 // ---- Chrome trace ----------------------------------------------------------------------------
 
 std::string chrome_trace(const TimelineData& d) {
-  std::vector<std::string> names;
-  {
-    Labels& l = Labels::instance();
-    std::lock_guard lock(l.mutex);
-    names.assign(l.names.begin(), l.names.end());
-  }
+  const std::vector<std::string> names = label_names();
   const std::int64_t start = d.start;
-  // Nanoseconds per tick, from the span between the recording's start and now.
-  const std::int64_t ticks = timeline_now() - start, ns = steady_ns() - d.start_ns;
-  const double ns_per_tick = ticks > 0 && ns > 0 ? static_cast<double>(ns) / static_cast<double>(ticks) : 1.0;
+  const double ns_per_tick = nanoseconds_per_tick(d);
   auto to_ns = [ns_per_tick](std::int64_t t) { return static_cast<std::int64_t>(static_cast<double>(t) * ns_per_tick); };
   // Idle spans still open: up to now while recording, else up to the stop.
   std::vector<std::int64_t> open_idle;
@@ -403,6 +414,26 @@ void TimelineRecording::write(const std::string& path) const {
   if (std::fclose(f) != 0 || !ok)
     throw std::system_error(ok ? errno : err, std::generic_category(), "lumen: cannot write the timeline to '" + path + "'");
 }
+
+std::vector<TimelineRecording::Slice> TimelineRecording::slices() const {
+  if (data_ == nullptr) throw usage_error("lumen: slices() of a moved-from TimelineRecording");
+  const detail::TimelineData& d = *data_;
+  const std::vector<std::string> names = detail::label_names();
+  const double us_per_tick = detail::nanoseconds_per_tick(d) / 1000.0;
+  std::vector<Slice> out;
+  for (std::size_t i = 0; i < d.worker_logs.size(); ++i) {
+    d.worker_logs[i]->for_each([&](const detail::TimelineEvent& e) {
+      const bool idle = e.kind == detail::TimelineKind::idle;
+      if ((!idle && e.kind != detail::TimelineKind::slice) || e.begin < d.start) return;
+      out.push_back({static_cast<unsigned>(i), idle ? "idle" : (e.label < names.size() ? names[e.label] : "task"), idle,
+                     static_cast<double>(e.begin - d.start) * us_per_tick,
+                     static_cast<double>(std::max<std::int64_t>(0, e.end - e.begin)) * us_per_tick});
+    });
+  }
+  return out;
+}
+
+std::int64_t TimelineRecording::start_steady_ns() const noexcept { return data_ != nullptr ? data_->start_ns : 0; }
 
 std::uint64_t TimelineRecording::events() const noexcept {
   if (data_ == nullptr) return 0;

@@ -261,8 +261,14 @@ TEST_CASE("stress: many clients at once while tasks run, then stop with clients 
   for (int t = 0; t < 4; ++t)
     clients.emplace_back([&, t] {
       const char* paths[] = {"api/stats", "api/timeline", "metrics", ""};
-      for (int i = 0; i < kRequests / 4; ++i)
-        if (curl(d.url() + paths[(i + t) % 4]).status == 200) ok.fetch_add(1);
+      for (int i = 0; i < kRequests / 4; ++i) {
+        const Reply r = curl(d.url() + paths[(i + t) % 4]);
+        if (r.status == 200) {
+          ok.fetch_add(1);
+        } else {
+          std::fprintf(stderr, "GET /%s: status %d, headers %s\n", paths[(i + t) % 4], r.status, r.headers.c_str());
+        }
+      }
     });
   for (auto& c : clients) c.join();
   CHECK(ok == kRequests / 4 * 4);
