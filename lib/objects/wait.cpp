@@ -215,8 +215,10 @@ void wait_resolved(ObjectSlot* s) {
     if (Task* t = w->pop_own_if(s)) {
       // A submitted task: it sets its own context, and its own timeline slice inside the
       // waiting task's (which is not the loop's fresh slice for it).
-      TaskContext& c = task_context();
-      if (c.slice_state == TaskContext::kSliceFresh) c.slice_state = TaskContext::kSliceOpen;
+      if (timeline_active()) {
+        TaskContext& c = task_context();
+        if (c.slice_state == TaskContext::kSliceFresh) c.slice_state = TaskContext::kSliceOpen;
+      }
       t->run(t);
       w->tasks_run.add();
       if (s->resolved()) return;
