@@ -88,7 +88,8 @@ struct Config {
   // to this file, as Chrome trace JSON, when the runtime ends. The file is opened (created or
   // truncated) when the Runtime is constructed: one that cannot be throws usage_error. Empty:
   // the environment variable LUMEN_TIMELINE names the file, if set (a file that cannot be
-  // opened then only gets a warning on standard error).
+  // opened then only gets a warning on standard error; every runtime of the process that
+  // leaves this field empty writes that file, so the one that ends last is what it holds).
   std::string timeline_path{};
   // Events each thread keeps in a timeline recording, from 1 to 2^30 (about 24 bytes each,
   // allocated as they come); later ones are counted as dropped.
