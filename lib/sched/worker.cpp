@@ -159,15 +159,16 @@ void Worker::run_nested(Task* t) noexcept {
 void Worker::timeline_park() noexcept {
   TaskContext& c = current_->context;
   const std::int64_t now = timeline_now();
-  if (c.slice_state != TaskContext::kSliceNone) timeline_record(TimelineKind::slice, c.slice_label, c.slice_begin, now);
-  timeline_record(TimelineKind::park, c.slice_label, now, 0);
+  const bool in_slice = c.slice_state != TaskContext::kSliceNone;
+  if (in_slice) timeline_record(TimelineKind::slice, c.slice_label, c.slice_begin, now);
+  timeline_record(TimelineKind::park, in_slice ? c.slice_label : 0, now, 0);
 }
 
 void Worker::timeline_resume() noexcept {
   TaskContext& c = current_->context;
   const std::int64_t now = timeline_now();
   c.slice_begin = now;
-  timeline_record(TimelineKind::resume, c.slice_label, now, 0);
+  timeline_record(TimelineKind::resume, c.slice_state != TaskContext::kSliceNone ? c.slice_label : 0, now, 0);
 }
 
 bool Worker::defer_completion(void* group, void (*flush)(void*, std::int64_t) noexcept) noexcept {
