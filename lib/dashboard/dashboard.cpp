@@ -3,6 +3,7 @@
 #include "lumen/dashboard/dashboard.h"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -359,21 +360,29 @@ struct Dashboard::State {
   };
 
   std::vector<std::weak_ptr<Session>> sessions;  // the I/O thread's
+  net::steady_timer accept_retry{io};
 
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) {
-        if (connections.fetch_add(1) < options.max_connections) {
-          auto session = std::make_shared<Session>(this, std::move(socket));
-          std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
-          sessions.push_back(session);
-          session->read();
-        } else {
-          connections.fetch_sub(1);
-          beast::error_code ignored;
-          socket.close(ignored);
-        }
+      if (ec) {
+        // Out of file descriptors (or memory): accepting again at once would fail at once, in
+        // a loop; the connection waits in the backlog until something was freed.
+        accept_retry.expires_after(std::chrono::milliseconds(50));
+        accept_retry.async_wait([this](beast::error_code timer_ec) {
+          if (!timer_ec && acceptor.is_open()) accept();
+        });
+        return;
+      }
+      if (connections.fetch_add(1) < options.max_connections) {
+        auto session = std::make_shared<Session>(this, std::move(socket));
+        std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+        sessions.push_back(session);
+        session->read();
+      } else {
+        connections.fetch_sub(1);
+        beast::error_code ignored;
+        socket.close(ignored);
       }
       accept();
     });
@@ -419,6 +428,7 @@ struct Dashboard::State {
     net::post(io, [this] {
       beast::error_code ignored;
       acceptor.close(ignored);
+      accept_retry.cancel();
       for (auto& w : sessions)
         if (auto session = w.lock()) session->close();
       sessions.clear();
