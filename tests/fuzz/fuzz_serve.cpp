@@ -411,7 +411,22 @@ Exchange exchange(std::uint16_t port, std::string_view out, bool half_close, con
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+  int connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  if (connected != 0 && errno == EINTR) {
+    // A signal (libFuzzer's own timer is one) interrupted the connect; the connection goes on
+    // by itself, and its outcome is known once the socket is writable.
+    pollfd p{fd, POLLOUT, 0};
+    int ready;
+    do {
+      ready = ::poll(&p, 1, 5000);
+    } while (ready < 0 && errno == EINTR);
+    int error = ETIMEDOUT;
+    socklen_t length = sizeof error;
+    if (ready == 1) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    connected = error == 0 ? 0 : -1;
+    errno = error;
+  }
+  if (connected != 0)
     fail("%s: cannot connect to the server on port %u: %s (it stopped listening)", what, port, std::strerror(errno));
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
