@@ -435,22 +435,25 @@ std::vector<TimelineRecording::Slice> TimelineRecording::slices() const {
 
 std::int64_t TimelineRecording::start_steady_ns() const noexcept { return data_ != nullptr ? data_->start_ns : 0; }
 
-std::uint64_t TimelineRecording::events() const noexcept {
-  if (data_ == nullptr) return 0;
+namespace {
+// The sum of `count` over every log of the recording, workers' and other threads'.
+template <class Count>
+std::uint64_t sum_over_logs(const detail::TimelineData* d, Count count) noexcept {
+  if (d == nullptr) return 0;
   std::uint64_t n = 0;
-  for (const auto& l : data_->worker_logs) n += l->size();
+  for (const auto& l : d->worker_logs) n += count(*l);
   std::lock_guard lock(detail::g_active_mutex);
-  for (const auto& t : data_->thread_logs) n += t.log->size();
+  for (const auto& t : d->thread_logs) n += count(*t.log);
   return n;
+}
+}  // namespace
+
+std::uint64_t TimelineRecording::events() const noexcept {
+  return sum_over_logs(data_.get(), [](const detail::TimelineLog& l) { return l.size(); });
 }
 
 std::uint64_t TimelineRecording::dropped() const noexcept {
-  if (data_ == nullptr) return 0;
-  std::uint64_t n = 0;
-  for (const auto& l : data_->worker_logs) n += l->dropped();
-  std::lock_guard lock(detail::g_active_mutex);
-  for (const auto& t : data_->thread_logs) n += t.log->dropped();
-  return n;
+  return sum_over_logs(data_.get(), [](const detail::TimelineLog& l) { return l.dropped(); });
 }
 
 }  // namespace lumen
