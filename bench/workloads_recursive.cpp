@@ -91,6 +91,28 @@ Workload fib32() {
          lumen::TimelineRecording rec{*c.runtime};
          g_result = lumen::get(lumen::submit(fib_futures, kFibN));
        }},
+      // The state API's cost (Config::track_state): a runtime of the run's own, with and
+      // without it, so both rows pay the same start and shutdown.
+      {"lumen-futures/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads}};
+         g_result = lumen::get(lumen::submit(fib_futures, kFibN));
+       }},
+      {"lumen-futures+state/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads, .track_state = true}};
+         g_result = lumen::get(lumen::submit(fib_futures, kFibN));
+       }},
+      {"lumen/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads}};
+         g_result = lumen::get(lumen::submit([] { return fib_lumen(kFibN); }));
+       }},
+      {"lumen+state/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads, .track_state = true}};
+         g_result = lumen::get(lumen::submit([] { return fib_lumen(kFibN); }));
+       }},
       {"tbb", [](Context& c) { c.arena->execute([] { g_result = fib_tbb(kFibN); }); }},
       {"omp",
        [](Context&) {
@@ -191,6 +213,26 @@ Workload skynet() {
        [](Context& c) {
          lumen::TimelineRecording rec{*c.runtime};
          g_result = lumen::get(lumen::submit(sky_futures, 0L, kSkyLeaves));
+       }},
+      {"lumen-futures/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads}};
+         g_result = lumen::get(lumen::submit(sky_futures, 0L, kSkyLeaves));
+       }},
+      {"lumen-futures+state/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads, .track_state = true}};
+         g_result = lumen::get(lumen::submit(sky_futures, 0L, kSkyLeaves));
+       }},
+      {"lumen/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads}};
+         g_result = lumen::get(lumen::submit([] { return sky_lumen(0, kSkyLeaves); }));
+       }},
+      {"lumen+state/new-rt",
+       [](Context& c) {
+         lumen::Runtime rt{{.workers = c.threads, .track_state = true}};
+         g_result = lumen::get(lumen::submit([] { return sky_lumen(0, kSkyLeaves); }));
        }},
       {"tbb", [](Context& c) { c.arena->execute([] { g_result = sky_tbb(0, kSkyLeaves); }); }},
       {"omp",

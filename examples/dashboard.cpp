@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   const int tasks = args["tasks"].as<int>();
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(args["seconds"].as<double>());
 
-  lumen::Runtime rt;
+  lumen::Runtime rt{{.track_state = true}};  // for the page's tasks by state
   lumen::Dashboard dashboard{rt, {.port = static_cast<unsigned short>(args["port"].as<int>())}};
   std::printf("dashboard on %s\n", dashboard.url().c_str());
   std::fflush(stdout);
@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
   double sum = 0;
   for (auto& r : results) sum += lumen::get(r);
   std::printf("ran %d tasks (checksum %.1f)\n", tasks, sum);
+  for (const lumen::TaskSummary& t : lumen::summarize_tasks(rt))
+    std::printf("  %-12s finished %llu, failed %llu, mean %.1f us\n", t.name.c_str(), static_cast<unsigned long long>(t.finished),
+                static_cast<unsigned long long>(t.failed),
+                t.finished + t.failed ? std::chrono::duration<double, std::micro>(t.total_time).count() / static_cast<double>(t.finished + t.failed) : 0.0);
   std::fflush(stdout);
 
   // Keeps the charts moving: a burst of the same tasks every half second.

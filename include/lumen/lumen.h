@@ -17,6 +17,7 @@
 #include "lumen/pipeline.h"
 #include "lumen/promise.h"
 #include "lumen/runtime.h"
+#include "lumen/state.h"
 #include "lumen/stream.h"
 #include "lumen/task.h"
 #include "lumen/task_group.h"

@@ -94,6 +94,12 @@ struct Config {
   // Events each thread keeps in a timeline recording, from 1 to 2^30 (about 24 bytes each,
   // allocated as they come); later ones are counted as dropped.
   std::size_t timeline_events_per_thread = std::size_t{1} << 20;
+  // Keeps a record of every submitted task for the state API (lumen/state.h): list_tasks and
+  // summarize_tasks need it. Off: the environment variable LUMEN_TRACK_STATE=1 turns it on.
+  // Costs a few stores per task and a lock per submit and per end (docs/observing.md).
+  bool track_state = false;
+  // Ended tasks that list_tasks can still show, from 0 to 2^24.
+  std::size_t state_history = 1000;
 };
 
 // A snapshot of the runtime's counters. Counters are totals since the runtime started.
@@ -144,6 +150,7 @@ class Runtime {
   Stats stats() const;
 
   detail::Scheduler& scheduler() noexcept { return *sched_; }
+  const detail::Scheduler& scheduler() const noexcept { return *sched_; }
 
  private:
   friend class RuntimeObserver;

@@ -19,6 +19,7 @@
 #include <exception>
 #include <initializer_list>
 #include <ratio>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -58,6 +59,9 @@ struct TaskOptions {
   // the result. A rebuild claims no resources (it runs for a reader, which may hold them) and
   // has no timeout. Needs a copyable callable and arguments. Without a limit it changes nothing.
   bool deterministic = false;
+  // Where the task was made, for the state API (lumen/state.h): task(f) fills it in with the
+  // place it was called from.
+  std::source_location where{};
 };
 
 namespace detail {
@@ -217,6 +221,11 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
     frame->parent_generation = static_cast<std::uint32_t>(parent->refgen.load(std::memory_order_relaxed) >> 32);
   }
   auto ref = ObjectRef<R>::adopt(slot);
+  if (state_tracking()) {
+    const std::string_view name = settings != nullptr ? std::string_view(settings->name) : std::string_view();
+    frame->record = track_task(s, slot->id(), name, name.empty() ? frame->timeline_label() : 0,
+                               options != nullptr ? &options->where : nullptr);
+  }
   frame->start();
   return ref;
 }
@@ -234,7 +243,9 @@ auto submit(F&& f, Args&&... args) {
 template <class F>
 class TaskBuilder {
  public:
-  explicit TaskBuilder(F f) : f_(std::move(f)) {}
+  explicit TaskBuilder(F f, std::source_location where = std::source_location::current()) : f_(std::move(f)) {
+    options_.where = where;
+  }
 
   TaskBuilder& name(std::string n) & {
     options_.name = std::move(n);
@@ -322,9 +333,10 @@ class TaskBuilder {
   TaskOptions options_;
 };
 
+// The place it is called from is the task's place in the state API (lumen/state.h).
 template <class F>
-TaskBuilder<std::decay_t<F>> task(F&& f) {
-  return TaskBuilder<std::decay_t<F>>(std::forward<F>(f));
+TaskBuilder<std::decay_t<F>> task(F&& f, std::source_location where = std::source_location::current()) {
+  return TaskBuilder<std::decay_t<F>>(std::forward<F>(f), where);
 }
 
 // Runs f where blocking its thread is harmless. Call it inside a task around anything that

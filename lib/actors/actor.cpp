@@ -760,4 +760,28 @@ void ActorDirectory::add_stats(const Scheduler& s, Stats& out) {
   }
 }
 
+std::vector<ActorInfo> ActorDirectory::list(const Scheduler& s) {
+  std::vector<ActorInfo> out;
+  std::vector<std::uint32_t> types;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [id, a] : live_) {
+      if (a->home_id_ != scheduler_id(s)) continue;
+      ActorInfo info;
+      info.id = id;
+      info.name = a->settings_.name;
+      info.alive = !a->dead();
+      info.calls_queued = a->calls_queued();
+      info.calls_executed = a->calls_executed();
+      out.push_back(std::move(info));
+      types.push_back(timeline_type_label(*a->spec_->type));
+    }
+  }
+  const std::vector<std::string> names = timeline_label_names();
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (types[i] < names.size()) out[i].type = names[types[i]];
+  std::sort(out.begin(), out.end(), [](const ActorInfo& a, const ActorInfo& b) { return a.id < b.id; });
+  return out;
+}
+
 }  // namespace lumen::detail

@@ -10,9 +10,11 @@
 #include <typeinfo>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "lumen/detail/actor_core.h"
 #include "lumen/runtime.h"
+#include "lumen/state.h"
 
 namespace lumen::detail {
 
@@ -38,6 +40,7 @@ class ActorDirectory {
   // and names are dropped.
   void end_runtime(const Scheduler& s) noexcept;
   void add_stats(const Scheduler& s, Stats& out);
+  std::vector<ActorInfo> list(const Scheduler& s);  // the runtime's actors, by id
 
  private:
   std::mutex mutex_;

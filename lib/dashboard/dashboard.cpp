@@ -21,6 +21,7 @@
 #include "dashboard/page.h"
 #include "lumen/error.h"
 #include "lumen/metrics.h"
+#include "lumen/state.h"
 #include "lumen/timeline.h"
 
 namespace lumen {
@@ -200,30 +201,50 @@ struct Dashboard::State {
     return j.dump();
   }
 
-  // One window of the timeline, as the page draws it: slices on workers, and tasks by name.
+  // One window of the timeline, as the page draws it: the longest slices on workers, and every
+  // task by name. A busy runtime records tens of thousands of slices a second, more than a page
+  // can draw or a client should download, so only the kEventsShown longest travel.
+  static constexpr std::size_t kEventsShown = 4000;
+  struct Event {
+    std::uint32_t worker;
+    bool idle;
+    double ts_us, dur_us;  // since the dashboard started
+    std::string name;
+  };
   struct Window {
     std::int64_t start = 0;  // steady ns
     std::uint64_t dropped = 0;
-    json events = json::array();
+    std::uint64_t total = 0;    // slices recorded
+    std::vector<Event> longest;  // at most kEventsShown
     std::map<std::string, std::pair<std::uint64_t, double>> by_name;  // count, total ms
   };
+
+  static void keep_longest(std::vector<Event>& events) {
+    if (events.size() <= kEventsShown) return;
+    std::nth_element(events.begin(), events.begin() + kEventsShown - 1, events.end(),
+                     [](const Event& a, const Event& b) { return a.dur_us > b.dur_us; });
+    events.resize(kEventsShown);
+  }
 
   Window window_of(const TimelineRecording& rec) const {
     Window w;
     w.start = rec.start_steady_ns();
     w.dropped = rec.dropped();
-    for (const TimelineRecording::Slice& x : rec.slices()) {
-      const double ts_us = static_cast<double>(w.start - started) / 1000.0 + x.start_us;
-      w.events.push_back({{"worker", x.worker},
-                          {"name", x.name},
-                          {"cat", x.idle ? "idle" : "task"},
-                          {"ts_us", ts_us},
-                          {"dur_us", x.duration_us}});
-      if (!x.idle) {
-        auto& n = w.by_name[x.name];
-        n.first += 1;
-        n.second += x.duration_us / 1000.0;
-      }
+    std::vector<TimelineRecording::Slice> slices = rec.slices();
+    w.total = slices.size();
+    for (const TimelineRecording::Slice& x : slices) {
+      if (x.idle) continue;
+      auto& n = w.by_name[x.name];
+      n.first += 1;
+      n.second += x.duration_us / 1000.0;
+    }
+    if (slices.size() > kEventsShown)
+      std::nth_element(slices.begin(), slices.begin() + kEventsShown - 1, slices.end(),
+                       [](const auto& a, const auto& b) { return a.duration_us > b.duration_us; });
+    const double offset_us = static_cast<double>(w.start - started) / 1000.0;
+    for (std::size_t i = 0; i < std::min(slices.size(), kEventsShown); ++i) {
+      TimelineRecording::Slice& x = slices[i];
+      w.longest.push_back({static_cast<std::uint32_t>(x.worker), x.idle, offset_us + x.start_us, x.duration_us, std::move(x.name)});
     }
     return w;
   }
@@ -250,14 +271,15 @@ struct Dashboard::State {
       cached_window = cached;
     }
     const std::int64_t now = steady_ns();
-    json events = json::array();
+    std::vector<Event> longest;
     std::map<std::string, std::pair<std::uint64_t, double>> by_name;
-    std::uint64_t dropped = 0;
+    std::uint64_t dropped = 0, total = 0;
     std::int64_t window_start = now;  // the start of the older window shown
     auto add = [&](const Window& w) {
       window_start = std::min(window_start, w.start);
       dropped += w.dropped;
-      for (const auto& e : w.events) events.push_back(e);
+      total += w.total;
+      longest.insert(longest.end(), w.longest.begin(), w.longest.end());
       for (const auto& [name, v] : w.by_name) {
         by_name[name].first += v.first;
         by_name[name].second += v.second;
@@ -265,14 +287,62 @@ struct Dashboard::State {
     };
     if (cached != nullptr) add(*cached);
     if (newer != nullptr) add(window_of(*newer));
+    keep_longest(longest);  // the longest of both windows are among each one's longest
+    json events = json::array();
+    for (const Event& e : longest)
+      events.push_back({{"worker", e.worker}, {"name", e.name}, {"cat", e.idle ? "idle" : "task"}, {"ts_us", e.ts_us}, {"dur_us", e.dur_us}});
     json names = json::array();
     for (const auto& [name, v] : by_name) names.push_back({{"name", name}, {"count", v.first}, {"total_ms", v.second}});
     json j = {{"window_ms", static_cast<double>(now - window_start) / 1e6},
               {"now_us", static_cast<double>(now - started) / 1000.0},
               {"dropped", dropped},
+              {"events_total", total},
               {"events", std::move(events)},
               {"tasks_by_name", std::move(names)}};
     if (!note.empty()) j["note"] = note;
+    return j.dump();
+  }
+
+  // Tasks by name and state (when the runtime tracks state), actors with their mailboxes, and
+  // the largest objects: the state API (lumen/state.h), capped for a page.
+  static std::string state_json(Runtime& rt) {
+    constexpr std::size_t kRows = 50;
+    const bool tracked = tracks_tasks(rt);
+    json j = {{"tracked", tracked}};
+    json tasks = json::array();
+    if (tracked) {
+      std::vector<TaskSummary> summary = summarize_tasks(rt);
+      j["task_names"] = summary.size();
+      if (summary.size() > kRows) summary.resize(kRows);
+      for (const TaskSummary& t : summary)
+        tasks.push_back({{"name", t.name},
+                         {"pending", t.pending},
+                         {"queued", t.queued},
+                         {"running", t.running},
+                         {"parked", t.parked},
+                         {"finished", t.finished},
+                         {"failed", t.failed},
+                         {"total_ms", std::chrono::duration<double, std::milli>(t.total_time).count()},
+                         {"max_ms", std::chrono::duration<double, std::milli>(t.max_time).count()}});
+    }
+    j["tasks"] = std::move(tasks);
+    std::vector<ActorInfo> actors = list_actors(rt);
+    j["actor_count"] = actors.size();
+    // The busiest mailboxes first.
+    std::stable_sort(actors.begin(), actors.end(), [](const ActorInfo& a, const ActorInfo& b) { return a.calls_queued > b.calls_queued; });
+    if (actors.size() > kRows) actors.resize(kRows);
+    json a = json::array();
+    for (const ActorInfo& x : actors)
+      a.push_back({{"id", x.id}, {"name", x.name}, {"type", x.type}, {"alive", x.alive},
+                   {"calls_queued", x.calls_queued}, {"calls_executed", x.calls_executed}});
+    j["actors"] = std::move(a);
+    json o = json::array();
+    for (const ObjectInfo& x : list_objects({.order = ObjectOrder::largest, .limit = 10})) {
+      const char* status = x.status == ObjectInfo::Status::ready ? "ready" : x.status == ObjectInfo::Status::failed ? "failed" : "pending";
+      o.push_back({{"id", x.id.value}, {"status", status}, {"bytes", x.bytes}, {"refs", x.refs},
+                   {"age_ms", std::chrono::duration<double, std::milli>(x.age).count()}});
+    }
+    j["largest_objects"] = std::move(o);
     return j.dump();
   }
 
@@ -300,6 +370,13 @@ struct Dashboard::State {
       reply(http::status::ok, "application/json", stats_json());
     } else if (target == "/api/timeline") {
       reply(http::status::ok, "application/json", timeline_json());
+    } else if (target == "/api/state") {
+      std::string text;
+      if (observer.use([&](Runtime& rt) { text = state_json(rt); })) {
+        reply(http::status::ok, "application/json", std::move(text));
+      } else {
+        reply(http::status::service_unavailable, "application/json", R"({"error":"the runtime has ended"})");
+      }
     } else if (target == "/metrics") {
       std::string text;
       if (observer.use([&](Runtime& rt) { text = metrics_text(rt); })) {

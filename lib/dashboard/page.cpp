@@ -102,21 +102,38 @@ a { color: #2f6fde; }
       <tbody id="tasks-by-name"></tbody>
     </table>
   </section>
+  <section class="wide">
+    <h2>Tasks by state <small id="state-info"></small></h2>
+    <table>
+      <thead><tr><th>name</th><th>pending</th><th>queued</th><th>running</th><th>parked</th><th>finished</th><th>failed</th><th>mean ms</th></tr></thead>
+      <tbody id="tasks-by-state"></tbody>
+    </table>
+  </section>
+  <section>
+    <h2>Actors <small id="actor-info"></small></h2>
+    <table>
+      <thead><tr><th>actor</th><th>state</th><th>queued</th><th>executed</th></tr></thead>
+      <tbody id="actor-table"></tbody>
+    </table>
+    <h3>largest objects</h3>
+    <table>
+      <thead><tr><th>id</th><th>status</th><th>bytes</th><th>refs</th></tr></thead>
+      <tbody id="object-table"></tbody>
+    </table>
+  </section>
   <section class="full">
     <h2>Timeline <small id="timeline-info"></small></h2>
     <svg id="timeline" height="60"></svg>
   </section>
 </main>
 <footer>Prometheus metrics: <a href="metrics">/metrics</a> &middot; JSON: <a href="api/stats">/api/stats</a>,
-  <a href="api/timeline">/api/timeline</a></footer>
+  <a href="api/timeline">/api/timeline</a>, <a href="api/state">/api/state</a></footer>
 <script>
 'use strict';
 const $ = (id) => document.getElementById(id);
 const SVGNS = 'http://www.w3.org/2000/svg';
 const nf = new Intl.NumberFormat('en-US');
 const HISTORY_S = 60;
-// Thousands of sub-pixel rects cost more than they show; past this many, keep the longest.
-const MAX_EVENTS = 4000;
 
 function svgEl(parent, tag, attrs, text) {
   const e = document.createElementNS(SVGNS, tag);
@@ -306,8 +323,7 @@ function renderTimeline(tl, workers) {
   if (!events.length) {
     svgEl(svg, 'text', {x: (L + W) / 2, y: T + lanes.length * LH / 2 + 4, 'text-anchor': 'middle', class: 'empty'}, 'no timeline recorded');
   }
-  const shown = events.length > MAX_EVENTS ? events.slice().sort((a, b) => b.dur_us - a.dur_us).slice(0, MAX_EVENTS) : events;
-  for (const e of shown) {
+  for (const e of events) {
     const xa = Math.max(L, sx(e.ts_us)), xb = Math.min(W - R, sx(e.ts_us + e.dur_us));
     if (xb < L || xa > W - R) continue;
     const idle = e.cat === 'idle' || e.cat === 'park', y = T + laneOf.get(e.worker) * LH;
@@ -315,11 +331,53 @@ function renderTimeline(tl, workers) {
                                   height: idle ? LH - 12 : LH - 4, fill: idle ? '#d5dae0' : taskColor(e.name)});
     svgEl(r, 'title', {}, `${e.name} (${e.cat}) ${duration(e.dur_us)}`);
   }
-  let info = `last ${nf.format(tl.window_ms)} ms, ${nf.format(events.length)} events`;
-  if (shown.length < events.length) info += `, the ${nf.format(shown.length)} longest drawn`;
+  const total = tl.events_total ?? events.length;
+  let info = `last ${nf.format(tl.window_ms)} ms, ${nf.format(total)} events`;
+  if (events.length < total) info += `, the ${nf.format(events.length)} longest drawn`;
   if (tl.dropped) info += `, ${nf.format(tl.dropped)} dropped`;
   $('timeline-info').textContent = info;
   renderTable(tl.tasks_by_name || []);
+}
+
+function row(tb, cells) {
+  const tr = htmlEl(tb, 'tr');
+  for (const c of cells) htmlEl(tr, 'td', c);
+  return tr;
+}
+
+function emptyRow(tb, text, span) {
+  htmlEl(htmlEl(tb, 'tr'), 'td', text).colSpan = span;
+}
+
+function renderState(st) {
+  const tb = $('tasks-by-state');
+  clear(tb);
+  if (!st.tracked) {
+    emptyRow(tb, 'the runtime does not track tasks (Config::track_state or LUMEN_TRACK_STATE=1)', 8);
+  } else if (!st.tasks.length) {
+    emptyRow(tb, 'no tasks yet', 8);
+  }
+  for (const t of st.tasks) {
+    const ended = t.finished + t.failed;
+    const tr = row(tb, [t.name, nf.format(t.pending), nf.format(t.queued), nf.format(t.running), nf.format(t.parked),
+                        nf.format(t.finished), nf.format(t.failed), ended ? (t.total_ms / ended).toFixed(3) : '']);
+    tr.dataset.task = t.name;
+    tr.firstChild.title = t.name;
+  }
+  $('state-info').textContent = st.tracked ? `${nf.format(st.task_names)} ${st.task_names === 1 ? 'name' : 'names'}, most tasks first` : '';
+  const ab = $('actor-table');
+  clear(ab);
+  if (!st.actors.length) emptyRow(ab, 'no actors', 4);
+  for (const a of st.actors) {
+    const tr = row(ab, [a.name || `${a.type} #${a.id}`, a.alive ? 'alive' : 'dead', nf.format(a.calls_queued), nf.format(a.calls_executed)]);
+    tr.dataset.actor = a.name || String(a.id);
+    tr.firstChild.title = a.type;
+  }
+  $('actor-info').textContent = `${nf.format(st.actor_count)}, busiest mailboxes first`;
+  const ob = $('object-table');
+  clear(ob);
+  if (!st.largest_objects.length) emptyRow(ob, 'no objects', 4);
+  for (const o of st.largest_objects.slice(0, 5)) row(ob, [String(o.id), o.status, bytes(o.bytes), nf.format(o.refs)]);
 }
 
 async function getJSON(path) {
@@ -337,10 +395,11 @@ function setStatus(text, down) {
 let lastOk = null;
 // Each poll starts after the last one ends, so a slow server never has requests pile up.
 async function poll() {
-  let stats = null, tl = null;
+  let stats = null, tl = null, st = null;
   try {
     stats = await getJSON('api/stats');
     tl = await getJSON('api/timeline').catch((e) => ({error: e.message}));
+    st = await getJSON('api/state').catch((e) => ({error: e.message}));
   } catch (e) {
     const since = lastOk ? `, last update ${lastOk.toLocaleTimeString()}` : '';
     setStatus(`disconnected (${e.message}${since}); retrying`, true);
@@ -354,6 +413,7 @@ async function poll() {
       setStatus(`updated ${lastOk.toLocaleTimeString()}, up ${Number(stats.time_s).toFixed(1)} s`, false);
       if (tl.error) $('timeline-info').textContent = `unavailable: ${tl.error}`;
       else renderTimeline(tl, stats.workers);
+      if (!st.error) renderState(st);
     } catch (e) {
       // A page bug must not read as a lost connection.
       console.error(e);

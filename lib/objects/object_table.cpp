@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -100,6 +101,10 @@ namespace {
 // Per segment k: its first index and its size.
 constexpr std::uint32_t segment_start(unsigned k) noexcept { return ((std::uint32_t{1} << k) - 1) << 10; }
 constexpr std::uint32_t segment_size(unsigned k) noexcept { return std::uint32_t{1024} << k; }
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 unsigned segment_of(std::uint32_t index) noexcept {
   return static_cast<unsigned>(std::bit_width((std::uint64_t{index} >> 10) + 1)) - 1;
 }
@@ -186,6 +191,13 @@ std::uint32_t ObjectTable::refill(std::uint32_t* out, std::uint32_t max) {
         void* memory = ::mmap(nullptr, std::size_t{segment_size(k)} * sizeof(ObjectSlot), PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (memory == MAP_FAILED) throw std::bad_alloc();
+        void* births = ::mmap(nullptr, std::size_t{segment_size(k)} * sizeof(std::int64_t), PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (births == MAP_FAILED) {
+          ::munmap(memory, std::size_t{segment_size(k)} * sizeof(ObjectSlot));
+          throw std::bad_alloc();
+        }
+        births_[k].store(static_cast<std::atomic<std::int64_t>*>(births), std::memory_order_release);
         segments_[k].store(static_cast<ObjectSlot*>(memory), std::memory_order_release);
       }
       first = segment_start(k) + seg.initialized;
@@ -232,6 +244,10 @@ ObjectSlot* ObjectTable::allocate(std::uint32_t refs, bool writer) {
   s->bytes.store(0, std::memory_order_relaxed);
   s->destroy_value = nullptr;
   s->state.store(ObjectState::pending, std::memory_order_relaxed);
+  if (birth_recorders.load(std::memory_order_relaxed) != 0) {
+    const unsigned k = segment_of(s->index);
+    births_[k].load(std::memory_order_relaxed)[s->index - segment_start(k)].store(steady_ns(), std::memory_order_relaxed);
+  }
   s->refgen.store(gen | refs | (writer ? ObjectSlot::kWriter : 0), std::memory_order_release);
   return s;
 }
@@ -313,6 +329,7 @@ bool ObjectTable::trim_segment(unsigned k) noexcept {
   for (std::uint32_t i = 0; i < initialized; ++i)
     highest = std::max(highest, static_cast<std::uint32_t>(base[i].refgen.load(std::memory_order_relaxed) >> 32));
   ::madvise(base, std::size_t{segment_size(k)} * sizeof(ObjectSlot), MADV_DONTNEED);
+  ::madvise(births_[k].load(std::memory_order_relaxed), std::size_t{segment_size(k)} * sizeof(std::int64_t), MADV_DONTNEED);
   std::lock_guard<std::mutex> lock(seg.lock);
   seg.initialized = 0;
   seg.given_back = true;
@@ -443,25 +460,46 @@ bool ObjectTable::remove_waiter(ObjectSlot* s, Waiter* w) noexcept {
   return found;
 }
 
-ObjectTable::Usage ObjectTable::usage() const noexcept {
-  Usage u;
+std::atomic<int> ObjectTable::birth_recorders{0};
+
+template <class F>
+std::size_t ObjectTable::for_each_made_slot(F&& f) const {
+  std::size_t made = 0;
   for (unsigned k = 0; k < kSegments; ++k) {
     std::uint32_t initialized;
     {
       std::lock_guard<std::mutex> lock(state_[k].lock);
       initialized = state_[k].initialized;
     }
-    ObjectSlot* base = segments_[k].load(std::memory_order_acquire);
+    const ObjectSlot* base = segments_[k].load(std::memory_order_acquire);
     if (base == nullptr) continue;
-    u.capacity += initialized;
-    for (std::uint32_t i = 0; i < initialized; ++i) {
-      const ObjectSlot& s = base[i];
-      if ((s.refgen.load(std::memory_order_acquire) & 0xffffffffu) != 0) {
-        ++u.live;
-        if (s.state.load(std::memory_order_acquire) == ObjectState::ready) u.bytes += s.bytes.load(std::memory_order_relaxed);
-      }
-    }
+    const std::atomic<std::int64_t>* births = births_[k].load(std::memory_order_acquire);
+    made += initialized;
+    for (std::uint32_t i = 0; i < initialized; ++i) f(base[i], births[i]);
   }
+  return made;
+}
+
+void ObjectTable::scan(void (*f)(void*, const LiveObject&), void* arg) const noexcept {
+  for_each_made_slot([&](const ObjectSlot& s, const std::atomic<std::int64_t>& born) {
+    const std::uint64_t word = s.refgen.load(std::memory_order_acquire);
+    const auto refs = static_cast<std::uint32_t>(word & ObjectSlot::kRefMask);
+    if (refs == 0) return;
+    const ObjectState st = s.state.load(std::memory_order_acquire);
+    f(arg, LiveObject{(word & ~std::uint64_t{0xffffffff}) | s.index, st,
+                      st == ObjectState::ready ? s.bytes.load(std::memory_order_relaxed) : 0, refs,
+                      born.load(std::memory_order_relaxed)});
+  });
+}
+
+ObjectTable::Usage ObjectTable::usage() const noexcept {
+  Usage u;
+  u.capacity = for_each_made_slot([&](const ObjectSlot& s, const std::atomic<std::int64_t>&) {
+    if ((s.refgen.load(std::memory_order_acquire) & 0xffffffffu) != 0) {
+      ++u.live;
+      if (s.state.load(std::memory_order_acquire) == ObjectState::ready) u.bytes += s.bytes.load(std::memory_order_relaxed);
+    }
+  });
   return u;
 }
 

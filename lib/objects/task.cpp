@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include "lumen/detail/submit_task.h"
 #include "lumen/task.h"
@@ -10,6 +11,7 @@
 namespace lumen::detail {
 
 void SubmitTaskBase::schedule() noexcept {
+  if (record != nullptr) task_queued(record);
   if (settings != nullptr && settings->priority != 0) {
     try {
       spawn_with_priority(*sched, this, settings->priority);
@@ -130,6 +132,7 @@ void SubmitTaskBase::fail_with_parent() noexcept {
 }
 
 void SubmitTaskBase::finish() noexcept {
+  if (record != nullptr) untrack_task(std::exchange(record, nullptr));
   if (resources_held) {
     release_resources(*sched, settings->demands.data(), settings->demands.size());
     resources_held = false;

@@ -9,6 +9,9 @@
 
 #include "lumen/error.h"
 #include "lumen/runtime.h"
+#include "lumen/state.h"
+#include "observe/task_registry.h"
+#include "sched/scheduler.h"
 
 namespace lumen::detail {
 
@@ -232,6 +235,31 @@ std::string metrics_text(const Runtime& rt) {
   one("lumen_actors_alive", "gauge", "Actors not ended.", static_cast<double>(s.actors_alive));
   one("lumen_actor_calls_queued", "gauge", "Actor calls queued or running.", static_cast<double>(s.actor_calls_queued));
   one("lumen_actor_calls_executed_total", "counter", "Actor calls whose method ran.", static_cast<double>(s.actor_calls_executed));
+  const std::vector<ActorInfo> actors = list_actors(rt);
+  if (!actors.empty()) {
+    detail::write_family(out, "lumen_actor_mailbox_calls", "gauge", "Calls queued or running, per actor.");
+    for (const ActorInfo& a : actors)
+      out += "lumen_actor_mailbox_calls{actor=\"" + detail::escaped(a.name.empty() ? a.type : a.name, true) +
+             "\",id=\"" + std::to_string(a.id) + "\"} " + std::to_string(a.calls_queued) + "\n";
+  }
+  if (const detail::TaskRegistry* tasks = rt.scheduler().task_registry.get()) {
+    const detail::TaskRegistry::Counts c = tasks->counts();
+    detail::write_family(out, "lumen_tasks", "gauge", "Live submitted tasks by state (Config::track_state).");
+    const char* states[] = {"pending", "queued", "running", "parked"};
+    for (int i = 0; i < 4; ++i) out += std::string("lumen_tasks{state=\"") + states[i] + "\"} " + std::to_string(c.live[i]) + "\n";
+    detail::write_family(out, "lumen_tasks_ended_total", "counter", "Submitted tasks that ended, by outcome (Config::track_state).");
+    out += "lumen_tasks_ended_total{state=\"finished\"} " + std::to_string(c.finished) + "\n";
+    out += "lumen_tasks_ended_total{state=\"failed\"} " + std::to_string(c.failed) + "\n";
+    detail::write_family(out, "lumen_task_seconds", "histogram", "Time of ended tasks from first start to end (Config::track_state).");
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < detail::TaskRegistry::kBuckets; ++b) {
+      cumulative += c.buckets[b];
+      const std::string le = b + 1 < detail::TaskRegistry::kBuckets ? detail::number(detail::TaskRegistry::kTimeBounds[b]) : "+Inf";
+      out += "lumen_task_seconds_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    out += "lumen_task_seconds_sum " + detail::number(static_cast<double>(c.total_ticks) * tasks->ns_per_tick() * 1e-9) + "\n";
+    out += "lumen_task_seconds_count " + std::to_string(cumulative) + "\n";
+  }
 
   detail::Registry& r = detail::Registry::instance();
   std::lock_guard lock(r.mutex);

@@ -114,6 +114,12 @@ std::uint32_t timeline_label(std::string_view name) {
   return l.intern_locked(std::string(name));
 }
 
+std::vector<std::string> timeline_label_names() {
+  Labels& l = Labels::instance();
+  std::lock_guard lock(l.mutex);
+  return {l.names.begin(), l.names.end()};
+}
+
 std::uint32_t timeline_type_label(const std::type_info& type) {
   Labels& l = Labels::instance();
   std::string name = demangle(type.name());
@@ -275,18 +281,12 @@ double nanoseconds_per_tick(const TimelineData& d) {
   return ticks > 0 && ns > 0 ? static_cast<double>(ns) / static_cast<double>(ticks) : 1.0;
 }
 
-std::vector<std::string> label_names() {
-  Labels& l = Labels::instance();
-  std::lock_guard lock(l.mutex);
-  return {l.names.begin(), l.names.end()};
-}
-
 }  // namespace
 
 // ---- Chrome trace ----------------------------------------------------------------------------
 
 std::string chrome_trace(const TimelineData& d) {
-  const std::vector<std::string> names = label_names();
+  const std::vector<std::string> names = timeline_label_names();
   const std::int64_t start = d.start;
   const double ns_per_tick = nanoseconds_per_tick(d);
   auto to_ns = [ns_per_tick](std::int64_t t) { return static_cast<std::int64_t>(static_cast<double>(t) * ns_per_tick); };
@@ -418,7 +418,7 @@ void TimelineRecording::write(const std::string& path) const {
 std::vector<TimelineRecording::Slice> TimelineRecording::slices() const {
   if (data_ == nullptr) throw usage_error("lumen: slices() of a moved-from TimelineRecording");
   const detail::TimelineData& d = *data_;
-  const std::vector<std::string> names = detail::label_names();
+  const std::vector<std::string> names = detail::timeline_label_names();
   const double us_per_tick = detail::nanoseconds_per_tick(d) / 1000.0;
   std::vector<Slice> out;
   for (std::size_t i = 0; i < d.worker_logs.size(); ++i) {

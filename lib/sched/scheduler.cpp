@@ -48,6 +48,8 @@ Config validated(Config c) {
   if (c.idle_spin < std::chrono::microseconds::zero() || c.idle_spin > std::chrono::seconds(1))
     throw usage_error("lumen: Config::idle_spin is " + std::to_string(c.idle_spin.count()) +
                       " us; it must be between 0 and one second");
+  if (c.state_history > (std::size_t{1} << 24))
+    throw usage_error("lumen: Config::state_history is " + std::to_string(c.state_history) + "; it must be at most 2^24");
   if (c.timeline_events_per_thread < 1 || c.timeline_events_per_thread > (std::size_t{1} << 30))
     throw usage_error("lumen: Config::timeline_events_per_thread is " + std::to_string(c.timeline_events_per_thread) +
                       "; it must be between 1 and 2^30");
@@ -104,6 +106,9 @@ Scheduler::Scheduler(const Config& config)
     throw resource_error(failure);
   }
   try {
+    const char* track = std::getenv("LUMEN_TRACK_STATE");
+    if (config_.track_state || (track != nullptr && std::string_view(track) == "1"))
+      task_registry = std::make_unique<TaskRegistry>(worker_count() + 1, config_.state_history);
     start_timeline_for_life();
   } catch (...) {
     drained_ = true;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "observe/task_registry.h"
 #include "observe/timeline_data.h"
 #include "sched/external_queue.h"
 #include "sched/fiber.h"
@@ -224,6 +225,9 @@ class Scheduler {
   void blocking_call_resumes() noexcept;
 
   Stats stats() const;
+
+  // The state API's task records (task_registry.h), when Config::track_state is on.
+  std::unique_ptr<TaskRegistry> task_registry;
 
   // The timeline recording in progress (timeline_data.h): workers read `timeline` for each
   // event; timeline_current owns it, under timeline_mutex.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "lumen/detail/task_state_hooks.h"
 #include "sched/scheduler.h"
 
 namespace lumen::detail {
@@ -379,6 +380,8 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
   parks.add();
   const bool on_timeline = timeline_active();
   if (on_timeline) timeline_park();
+  const void* task = state_tracking() ? current_->context.task : nullptr;
+  if (task != nullptr) task_parked(task, true);
   switch_to(
       next,
       [](Worker* w, Fiber* from, void* pp) {
@@ -387,6 +390,7 @@ void Worker::park(void (*commit)(void*, Wakeup), void* arg) {
       },
       &p);
   --parked_;
+  if (task != nullptr) task_parked(task, false);
   if (on_timeline || current_->context.slice_state != TaskContext::kSliceNone) timeline_resume();
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loads the dashboard of a demo that ran 5000 tasks in headless Chromium and checks what the
-# page rendered: the live numbers, the timeline and the tasks-by-name table; then saves a
+# page rendered: the live numbers, the timeline, the tasks by name and by state, the actors; then saves a
 # screenshot. Exits 77 (skipped) where Chromium is not installed.
 #   browser_test.sh DEMO_BINARY SCREENSHOT_PATH
 set -euo pipefail
@@ -75,6 +75,10 @@ class Page(HTMLParser):
         self.event_rects = 0
         self.in_table = False
         self.table_text = []
+        self.state_rows = {}  # #tasks-by-state: data-task -> cell texts
+        self.actor_rows = []  # #actor-table: data-actor
+        self.row = None
+        self.in_td = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -88,14 +92,27 @@ class Page(HTMLParser):
             self.event_rects += 1
         if tag == "tbody" and a.get("id") == "tasks-by-name":
             self.in_table = True
+        if tag == "tr" and "data-task" in a:
+            self.row = self.state_rows.setdefault(a["data-task"], [])
+        if tag == "tr" and "data-actor" in a:
+            self.actor_rows.append(a["data-actor"])
+        if tag == "td" and self.row is not None:
+            self.row.append("")
+            self.in_td = True
 
     def handle_endtag(self, tag):
+        if tag == "tr":
+            self.row = None
+        if tag == "td":
+            self.in_td = False
         if tag == "svg" and self.svg_depth:
             self.svg_depth -= 1
         if tag == "tbody":
             self.in_table = False
 
     def handle_data(self, data):
+        if self.in_td and self.row is not None:
+            self.row[-1] += data
         if self.in_table:
             self.table_text.append(data)
 
@@ -118,6 +135,10 @@ check(p.body.get("data-tasks-run") == raw, f"body data-tasks-run {p.body.get('da
 check(p.event_rects > 0, f"#timeline has event rects ({p.event_rects})")
 table = " ".join(t.strip() for t in p.table_text if t.strip())
 check("demo-task" in table, "#tasks-by-name lists demo-task")
+cells = p.state_rows.get("demo-task", [])
+finished = cells[5].replace(",", "") if len(cells) == 8 else ""
+check(finished.isdigit() and int(finished) >= tasks, f"#tasks-by-state: demo-task finished {finished or '(no row)'} >= {tasks}")
+check("accumulator" in p.actor_rows, f"#actor-table lists the actor 'accumulator' ({p.actor_rows})")
 
 if failed:
     print("--- DOM excerpt: the header ---")

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -185,6 +186,59 @@ TEST_CASE("bad options and an address in use are refused with the reason") {
   }
 }
 
+namespace {
+struct Slow {
+  int wait(std::atomic<bool>* go) {
+    while (!go->load()) std::this_thread::yield();
+    return 1;
+  }
+  int ping() { return 2; }
+};
+}  // namespace
+
+TEST_CASE("/api/state lists tasks by name and state, actors with their mailboxes, and the largest objects") {
+  lumen::Runtime rt{{.workers = 2, .track_state = true}};
+  lumen::Dashboard d{rt, fast()};
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 30; ++i) refs.push_back(lumen::task([i] { return i; }).name("listed").submit());
+  for (auto& r : refs) lumen::get(r);
+  auto big = lumen::put(std::string(1 << 22, 'x'));  // larger than any other object of this test
+  auto actor = lumen::actor<Slow>(lumen::ActorOptions{.name = "slowpoke"});
+  std::atomic<bool> go{false};
+  auto first = actor.call(&Slow::wait, &go);
+  std::vector<lumen::ObjectRef<int>> pings;
+  for (int i = 0; i < 4; ++i) pings.push_back(actor.call(&Slow::ping));
+
+  const Reply reply = curl(d.url() + "api/state");
+  REQUIRE(reply.status == 200);
+  const json st = json::parse(reply.body);
+  CHECK(st["tracked"] == true);
+  bool listed = false;
+  for (const auto& t : st["tasks"])
+    if (t["name"] == "listed") {
+      listed = true;
+      // Ended tasks leave the live list just after their get returns.
+      CHECK(t["finished"].get<long>() + t["running"].get<long>() == 30);
+    }
+  CHECK(listed);
+  REQUIRE(st["actors"].size() == 1);
+  CHECK(st["actors"][0]["name"] == "slowpoke");
+  CHECK(st["actors"][0]["type"].get<std::string>().find("Slow") != std::string::npos);
+  CHECK(st["actors"][0]["calls_queued"].get<long>() >= 4);
+  REQUIRE(!st["largest_objects"].empty());
+  CHECK(st["largest_objects"][0]["id"].get<std::uint64_t>() == big.id().value);
+  CHECK(st["largest_objects"][0]["bytes"].get<std::size_t>() >= (std::size_t{1} << 22));
+  go = true;
+  CHECK(lumen::get(first) == 1);
+  for (auto& p : pings) CHECK(lumen::get(p) == 2);
+
+  lumen::Runtime untracked{{.workers = 1}};
+  lumen::Dashboard d2{untracked, fast()};
+  const json st2 = json::parse(curl(d2.url() + "api/state").body);
+  CHECK(st2["tracked"] == false);
+  CHECK(st2["tasks"].empty());
+}
+
 TEST_CASE("teardown in either order: a dashboard outliving its runtime says so, and a runtime outliving its dashboard records again") {
   std::optional<lumen::Runtime> rt;
   rt.emplace(lumen::Config{.workers = 2});
@@ -195,6 +249,7 @@ TEST_CASE("teardown in either order: a dashboard outliving its runtime says so, 
   const json stats = stats_when(*d, [](const json& j) { return j["runtime_ended"].get<bool>(); });
   CHECK(stats["tasks_run"].get<long>() >= 0);
   CHECK(curl(d->url() + "metrics").status == 503);
+  CHECK(curl(d->url() + "api/state").status == 503);
   CHECK(curl(d->url() + "api/timeline").status == 200);
   d.reset();
 
@@ -307,6 +362,11 @@ TEST_CASE("stress: many clients at once while tasks run, then stop with clients 
     });
   for (auto& c : clients) c.join();
   CHECK(ok == kRequests / 4 * 4);
+  // Tens of thousands of slices were recorded; the longest 4000 travel, the count says so.
+  const json t = json::parse(curl(d.url() + "api/timeline").body);
+  CHECK(t["events"].size() <= 4000);
+  CHECK(t["events_total"].get<std::uint64_t>() >= t["events"].size());
+  CHECK(t["events_total"].get<std::uint64_t>() > 4000);
   const int idle = connect_to(d.port());
   d.stop();
   char byte;

@@ -9,8 +9,11 @@
 // a JSON API that scripts may use too:
 //   GET /api/stats     the runtime's Stats, each worker's busy fraction, and the history of
 //                      samples (one per sample_interval, `history` of them)
-//   GET /api/timeline  the last one to two timeline_windows of the timeline (slices per
-//                      worker) and the tasks run in them by name
+//   GET /api/timeline  the last one to two timeline_windows of the timeline: the 4000
+//                      longest slices, on their workers' lanes (events_total says how many
+//                      there were), and every task run in them, by name
+//   GET /api/state     the state API (lumen/state.h): tasks by name and state (when the
+//                      runtime tracks state), actors with their mailboxes, largest objects
 //   GET /metrics       lumen::metrics_text(rt), for Prometheus to scrape
 //
 // It runs on threads of its own (one for HTTP, one that samples), never on the runtime's

@@ -210,6 +210,20 @@ class ObjectTable {
   };
   Usage usage() const noexcept;  // scans the table: for stats, not for hot paths
 
+  // Objects get a creation time (steady ns) while any runtime tracks state (state.h): the
+  // count of such runtimes. 0 while none does, or for objects created while none did.
+  static std::atomic<int> birth_recorders;
+  struct LiveObject {
+    std::uint64_t id;
+    ObjectState state;
+    std::size_t bytes;
+    std::uint32_t refs;
+    std::int64_t born_ns;
+  };
+  // Calls f for each object with a reference. Reads each slot once, without locks: an object
+  // freed meanwhile may still be seen, one created meanwhile may be missed.
+  void scan(void (*f)(void*, const LiveObject&), void* arg) const noexcept;
+
   // Returns free slots to their segments' free lists (a thread's cache of them).
   void give_back(const std::uint32_t* indexes, std::uint32_t n) noexcept;
 
@@ -236,8 +250,14 @@ class ObjectTable {
   std::uint32_t refill(std::uint32_t* out, std::uint32_t max);
   void free_slot(ObjectSlot* s) noexcept;
   bool trim_segment(unsigned k) noexcept;
+  // Calls f(slot, its creation time) for every slot made so far; returns how many there are.
+  template <class F>
+  std::size_t for_each_made_slot(F&& f) const;
 
   std::atomic<ObjectSlot*> segments_[kSegments]{};
+  // Beside each segment, its objects' creation times (see birth_recorders): pages are touched
+  // only by objects made while state is tracked.
+  std::atomic<std::atomic<std::int64_t>*> births_[kSegments]{};
   SegmentState* state_;  // kSegments of them
   alignas(64) std::atomic<std::uint32_t> nonempty_{0};  // bit k: segment k's free list may hold slots
   alignas(64) std::atomic<std::uint64_t> cache_epoch_{0};  // bumped to ask threads for their cached slots

@@ -19,6 +19,7 @@
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/scheduler_api.h"
 #include "lumen/detail/slot_value.h"
+#include "lumen/detail/task_state_hooks.h"
 #include "lumen/detail/timeline_hooks.h"
 #include "lumen/object_ref.h"
 
@@ -61,6 +62,7 @@ struct SubmitTaskBase : Task, Cancellable {
   int attempts = 1;                  // runs begun, this one included
   bool resources_held = false;
   bool result_claimed = false;       // this task holds the claim on its result (ObjectTable::claim)
+  TaskRecord* record = nullptr;      // its state API record, when the runtime tracks state
   std::atomic<Failure*> dep_failure{nullptr};
 
   SubmitTaskBase() noexcept { name_of = &task_name_of; }
@@ -304,6 +306,7 @@ struct SubmitTask final : SubmitTaskBase {
       case Readiness::run:
         break;
     }
+    if (self->record != nullptr) task_running(self->record);
     std::exception_ptr error;
     Outcome outcome = Outcome::lost;
     {
@@ -335,6 +338,7 @@ struct SubmitTask final : SubmitTaskBase {
       if (!self->result_claimed && self->retry_after_error(error)) return;
       self->fail(std::move(error));
     } else if (outcome == Outcome::publish) {
+      if (self->record != nullptr) task_succeeded(self->record);
       self->publish_value();
     } else if (outcome == Outcome::lost) {
       self->drop_result();

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 #include <typeinfo>
 
 namespace lumen::detail {
@@ -18,6 +20,8 @@ inline bool timeline_active() noexcept { return timeline_recordings.load(std::me
 std::uint32_t timeline_label(std::string_view name);
 // The demangled name of a type, interned once per type.
 std::uint32_t timeline_type_label(const std::type_info& type);
+// Every label's name, by label.
+std::vector<std::string> timeline_label_names();
 
 // Gives the work running on this stack a name on the timeline until it ends: the slice the
 // worker loop opened for it is renamed (and ended here), or, when it runs inside another slice
