@@ -186,6 +186,27 @@ TEST_CASE("the history keeps the most recent ended tasks, up to Config::state_hi
   CHECK(lumen::summarize_tasks(none).size() == 1);
 }
 
+TEST_CASE("a task waiting out its retry delay is pending, and ends with its attempts counted") {
+  lumen::Runtime rt{{.workers = 1, .track_state = true}};
+  std::atomic<int> runs{0};
+  auto r = lumen::task([&runs] {
+             if (runs.fetch_add(1) == 0) throw std::runtime_error("first try fails");
+             return 7;
+           })
+               .name("retried")
+               .retries(1)
+               .retry_backoff(std::chrono::milliseconds(300))
+               .submit();
+  while (runs.load() == 0) std::this_thread::yield();  // past the pending of its submit
+  CHECK(shows(rt, "retried", TaskPhase::pending));
+  CHECK(lumen::get(r) == 7);
+  settle(rt);
+  const auto ended = lumen::list_tasks(rt, {.live = false, .ended = true});
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].attempts == 2);
+  CHECK(ended[0].phase == TaskPhase::finished);
+}
+
 TEST_CASE("a cancelled task and one whose argument failed end as failed") {
   lumen::Runtime rt{{.workers = 1, .track_state = true}};
   lumen::Promise<int> never;

@@ -43,6 +43,7 @@ SubmitTaskBase::Readiness SubmitTaskBase::prepare() noexcept {
   if (settings != nullptr && !settings->demands.empty() && !resources_held) {
     // Set first: a grant may spawn and run this task before acquire_resources returns.
     resources_held = true;
+    if (record != nullptr) task_pending(record);
     bool granted = false;
     try {
       granted = acquire_resources(*sched, this, settings->demands.data(), settings->demands.size());
@@ -96,6 +97,7 @@ bool SubmitTaskBase::retry_after_error(const std::exception_ptr& error) noexcept
     const double wait = planned * (1.0 - settings->retry_jitter * jitter_fraction());
     const double next = std::min(planned * settings->retry_backoff, Seconds(settings->max_retry_delay).count());
     settings->next_retry_delay = saturated_nanoseconds(Seconds(next));
+    if (record != nullptr) task_pending(record);  // before the timer, which may run it at once
     try {
       // Early at shutdown: a runtime that is ending runs the retry now rather than wait.
       sched->add_timer(deadline_after(Seconds(wait)), &retry_when_due, this, true);

@@ -188,6 +188,8 @@ TaskRecord* track_task(Scheduler& s, std::uint64_t object_id, std::string_view n
   return r;
 }
 
+void task_pending(TaskRecord* r) noexcept { r->phase.store(RecordPhase::pending, std::memory_order_relaxed); }
+
 void task_queued(TaskRecord* r) noexcept { r->phase.store(RecordPhase::queued, std::memory_order_relaxed); }
 
 void task_running(TaskRecord* r) noexcept {

@@ -21,6 +21,7 @@ inline bool state_tracking() noexcept { return state_trackers.load(std::memory_o
 // memory is left for it. Unnamed tasks pass their type's timeline label instead of a name.
 TaskRecord* track_task(Scheduler& s, std::uint64_t object_id, std::string_view name, std::uint32_t type_label,
                        const std::source_location* where) noexcept;
+void task_pending(TaskRecord* r) noexcept;  // waits for resources or for a retry's delay
 void task_queued(TaskRecord* r) noexcept;
 void task_running(TaskRecord* r) noexcept;  // on a worker: which, and the first start
 void task_succeeded(TaskRecord* r) noexcept;
