@@ -211,14 +211,18 @@ std::string DeploymentCore::unavailable_message_locked() const {
   return "lumen::serve: deployment '" + options_.name + "' has no running replica (" + last_error_ + ")";
 }
 
+bool DeploymentCore::accepts_locked(Replica& r) noexcept {
+  return r.state == ReplicaState::running && r.ongoing < max_ongoing_ && !dead(r);
+}
+
 std::shared_ptr<Replica> DeploymentCore::pick_locked() {
   std::size_t eligible = 0;
   for (const auto& r : replicas_)
-    if (r->state == ReplicaState::running && r->ongoing < max_ongoing_) ++eligible;
+    if (accepts_locked(*r)) ++eligible;
   if (eligible == 0) return nullptr;
   auto nth = [&](std::size_t k) -> const std::shared_ptr<Replica>& {
     for (const auto& r : replicas_)
-      if (r->state == ReplicaState::running && r->ongoing < max_ongoing_ && k-- == 0) return r;
+      if (accepts_locked(*r) && k-- == 0) return r;
     return replicas_.front();  // unreachable: k < eligible
   };
   if (eligible == 1) return nth(0);
@@ -236,7 +240,7 @@ std::shared_ptr<Replica> DeploymentCore::pick_locked() {
 std::shared_ptr<Replica> DeploymentCore::pick_for_model_locked(std::string_view model) {
   std::shared_ptr<Replica> best;
   for (const auto& r : replicas_) {
-    if (r->state != ReplicaState::running || r->ongoing >= max_ongoing_) continue;
+    if (!accepts_locked(*r)) continue;
     if (std::find(r->models.begin(), r->models.end(), model) == r->models.end()) continue;
     if (best == nullptr || r->ongoing < best->ongoing) best = r;
   }

@@ -314,9 +314,11 @@ TEST_CASE("a replica that dies mid-request: the request fails, or is retried onc
     auto d = serve::deploy<Fragile>({.name = "fragile", .num_replicas = 1});
     g_crashes_left = 1;
     CHECK_THROWS_AS(lumen::get(d.request({})), lumen::actor_died);
-    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    // At once, before the controller has noticed: the dead replica gets nothing, and the
+    // request waits for the replacement.
     CHECK(lumen::get(d.request({})).status == 200);
     CHECK(d.status().replicas_replaced == 1);
+    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
   }
   SUBCASE("retry_on_replica_death: the request runs again on another replica") {
     auto d = serve::deploy<Fragile>({.name = "fragile-retry", .num_replicas = 2, .retry_on_replica_death = true});

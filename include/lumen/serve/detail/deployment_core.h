@@ -123,6 +123,9 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
  private:
   struct IngressJob;
   std::shared_ptr<Replica> pick_locked();
+  // Running, below max_ongoing_requests, and its actor alive (a replica that died is
+  // replaced at the next tick, and gets nothing meanwhile).
+  bool accepts_locked(Replica& r) noexcept;
   std::shared_ptr<Replica> pick_for_model_locked(std::string_view model);
   void send_ingress(const std::shared_ptr<Replica>& r, Request req, std::optional<Emitter<std::string>> chunks,
                     Promise<Response>* into, ObjectRef<Response>* out);
