@@ -56,6 +56,9 @@ TEST_CASE("the runtime's metrics count what it did") {
   auto counter = lumen::actor<std::vector<int>>();
   lumen::get(counter.call([](std::vector<int>& v) { v.push_back(1); }));
   auto big = lumen::put(std::vector<char>(1 << 20, 'x'));
+  // A get returns once the value is published; its task ends (and leaves the pending count)
+  // just after.
+  for (int i = 0; i < 5000 && rt.stats().tasks_pending != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 
   const std::string text = lumen::metrics_text(rt);
   CHECK(sample(text, "lumen_workers") == 2);

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -13,6 +12,7 @@
 #include <thread>
 
 #include "lumen/detail/cpu_relax.h"
+#include "observe/timeline_data.h"
 
 namespace lumen::detail {
 
@@ -101,10 +101,6 @@ namespace {
 // Per segment k: its first index and its size.
 constexpr std::uint32_t segment_start(unsigned k) noexcept { return ((std::uint32_t{1} << k) - 1) << 10; }
 constexpr std::uint32_t segment_size(unsigned k) noexcept { return std::uint32_t{1024} << k; }
-std::int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 unsigned segment_of(std::uint32_t index) noexcept {
   return static_cast<unsigned>(std::bit_width((std::uint64_t{index} >> 10) + 1)) - 1;
 }
@@ -246,7 +242,7 @@ ObjectSlot* ObjectTable::allocate(std::uint32_t refs, bool writer) {
   s->state.store(ObjectState::pending, std::memory_order_relaxed);
   if (birth_recorders.load(std::memory_order_relaxed) != 0) {
     const unsigned k = segment_of(s->index);
-    births_[k].load(std::memory_order_relaxed)[s->index - segment_start(k)].store(steady_ns(), std::memory_order_relaxed);
+    births_[k].load(std::memory_order_relaxed)[s->index - segment_start(k)].store(timeline_now(), std::memory_order_relaxed);
   }
   s->refgen.store(gen | refs | (writer ? ObjectSlot::kWriter : 0), std::memory_order_release);
   return s;

@@ -5,20 +5,44 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "lumen/detail/cpu_relax.h"
 
 namespace lumen::detail {
 
 enum class RecordPhase : std::uint8_t { pending, queued, running, parked, finished, failed };
 
 class TaskRegistry;
+
+// A shard's lock: held for a few list and ring operations by the threads that submit and end
+// tasks (half the cost of a mutex there), and for a copy of the shard by a snapshot, which
+// others then wait out with pauses and, past a while, yields.
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (unsigned spins = 0; held_.exchange(true, std::memory_order_acquire);) {
+      while (held_.load(std::memory_order_relaxed)) {
+        if (++spins < 128) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  void unlock() noexcept { held_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> held_{false};
+};
 
 struct TaskRecord {
   TaskRegistry* registry = nullptr;
@@ -96,10 +120,14 @@ class TaskRegistry {
 
  private:
   struct alignas(64) Shard {
-    mutable std::mutex mutex;
+    mutable SpinLock guard;
     TaskRecord* head = nullptr;
-    std::deque<EndedTask> ended;
+    std::vector<EndedTask> ended;  // a ring of up to history_, next_ended the oldest once full
+    std::size_t next_ended = 0;
     std::map<NameKey, NameTotals> totals;
+    NameTotals* last_totals = nullptr;  // totals of the last task to end here (map nodes stay put)
+    std::uint32_t last_label = 0;
+    std::string last_name;
     std::uint64_t buckets[kBuckets] = {};
     std::int64_t total_ticks = 0;
   };

@@ -19,21 +19,29 @@ namespace detail {
 
 std::atomic<int> state_trackers{0};
 
+namespace {
+
+// The rate of the time-stamp counter, measured once per process over a millisecond.
+double ticks_per_ns() noexcept {
+  static const double rate = [] {
+    const std::int64_t t0 = timeline_now(), n0 = steady_ns();
+    while (steady_ns() - n0 < 1'000'000) {
+    }
+    return std::max(1e-3, static_cast<double>(timeline_now() - t0) / static_cast<double>(steady_ns() - n0));
+  }();
+  return rate;
+}
+
+}  // namespace
+
 TaskRegistry::TaskRegistry(unsigned shards, std::size_t history)
     : shards_(std::make_unique<Shard[]>(shards)),
       shard_count_(shards),
       history_(history),
       ticks0_(timeline_now()),
       ns0_(steady_ns()) {
-  // The rate of the time-stamp counter, measured once per process over a millisecond, for the
-  // histogram's bounds.
-  static const double ticks_per_ns = [] {
-    const std::int64_t t0 = timeline_now(), n0 = steady_ns();
-    while (steady_ns() - n0 < 1'000'000) {
-    }
-    return std::max(1e-3, static_cast<double>(timeline_now() - t0) / static_cast<double>(steady_ns() - n0));
-  }();
-  for (std::size_t i = 0; i + 1 < kBuckets; ++i) bucket_ticks_[i] = static_cast<std::int64_t>(kTimeBounds[i] * 1e9 * ticks_per_ns);
+  const double rate = ticks_per_ns();
+  for (std::size_t i = 0; i + 1 < kBuckets; ++i) bucket_ticks_[i] = static_cast<std::int64_t>(kTimeBounds[i] * 1e9 * rate);
   state_trackers.fetch_add(1, std::memory_order_relaxed);
   ObjectTable::birth_recorders.fetch_add(1, std::memory_order_relaxed);
 }
@@ -51,7 +59,7 @@ TaskRegistry::~TaskRegistry() {
 void TaskRegistry::add(TaskRecord* r, unsigned shard) noexcept {
   r->shard = shard % shard_count_;
   Shard& s = shards_[r->shard];
-  std::lock_guard lock(s.mutex);
+  std::lock_guard lock(s.guard);
   r->next = s.head;
   if (s.head != nullptr) s.head->prev = r;
   s.head = r;
@@ -83,21 +91,32 @@ void TaskRegistry::remove(TaskRecord* r) noexcept {
   const std::int64_t started = r->started.load(std::memory_order_relaxed);
   const std::int64_t took = started != 0 ? std::max<std::int64_t>(0, ended - started) : 0;
   {
-    std::lock_guard lock(s.mutex);
+    std::lock_guard lock(s.guard);
     r->ended = ended;  // snapshots read it under the lock
     if (r->prev != nullptr) r->prev->next = r->next;
     else s.head = r->next;
     if (r->next != nullptr) r->next->prev = r->prev;
     try {
       if (history_ > 0) {
-        if (s.ended.size() == history_) s.ended.pop_front();
-        s.ended.push_back(copy_of(*r));
+        // A ring: the oldest entry is overwritten in place, reusing its name's storage.
+        if (s.ended.size() < history_) {
+          s.ended.push_back(copy_of(*r));
+        } else {
+          s.ended[s.next_ended] = copy_of(*r);
+        }
+        s.next_ended = (s.next_ended + 1) % history_;
       }
       std::size_t b = 0;
       while (b + 1 < kBuckets && took > bucket_ticks_[b]) ++b;
       ++s.buckets[b];
       s.total_ticks += took;
-      NameTotals& t = s.totals[NameKey{r->type_label, r->name}];
+      // Tasks of one kind tend to end together: the last name's totals are kept at hand.
+      if (s.last_totals == nullptr || s.last_label != r->type_label || s.last_name != r->name) {
+        s.last_totals = &s.totals[NameKey{r->type_label, r->name}];
+        s.last_label = r->type_label;
+        s.last_name = r->name;
+      }
+      NameTotals& t = *s.last_totals;
       (phase == RecordPhase::finished ? t.finished : t.failed) += 1;
       t.total_ticks += took;
       t.max_ticks = std::max(t.max_ticks, took);
@@ -112,7 +131,7 @@ TaskRegistry::Snapshot TaskRegistry::snapshot(bool live, bool ended, bool totals
   Snapshot out;
   for (unsigned i = 0; i < shard_count_; ++i) {
     const Shard& s = shards_[i];
-    std::lock_guard lock(s.mutex);
+    std::lock_guard lock(s.guard);
     if (live)
       for (const TaskRecord* r = s.head; r != nullptr; r = r->next) out.live.push_back(copy_of(*r));
     if (ended) out.ended.insert(out.ended.end(), s.ended.begin(), s.ended.end());
@@ -138,7 +157,7 @@ TaskRegistry::Counts TaskRegistry::counts() const {
   Counts c;
   for (unsigned i = 0; i < shard_count_; ++i) {
     const Shard& s = shards_[i];
-    std::lock_guard lock(s.mutex);
+    std::lock_guard lock(s.guard);
     for (const TaskRecord* r = s.head; r != nullptr; r = r->next) {
       // A task that is about to leave the list counts as running.
       const auto p = static_cast<std::size_t>(r->phase.load(std::memory_order_relaxed));
@@ -196,7 +215,7 @@ void task_running(TaskRecord* r) noexcept {
   if (r->started.load(std::memory_order_relaxed) == 0) r->started.store(timeline_now(), std::memory_order_relaxed);
   Worker* w = this_worker();
   r->worker.store(w != nullptr ? static_cast<int>(w->index()) : -1, std::memory_order_relaxed);
-  r->attempts.fetch_add(1, std::memory_order_relaxed);
+  r->attempts.store(r->attempts.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer
   r->phase.store(RecordPhase::running, std::memory_order_relaxed);
 }
 
@@ -349,15 +368,18 @@ std::vector<ObjectInfo> list_objects(const ObjectFilter& filter) {
   const std::size_t n = std::min(filter.limit, v.size());
   auto older = [](const auto& a, const auto& b) {
     // Objects with no creation time go last.
-    if ((a.born_ns == 0) != (b.born_ns == 0)) return b.born_ns == 0;
-    return a.born_ns < b.born_ns;
+    if ((a.born_ticks == 0) != (b.born_ticks == 0)) return b.born_ticks == 0;
+    return a.born_ticks < b.born_ticks;
   };
   if (filter.order == ObjectOrder::largest)
     std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(),
                       [](const auto& a, const auto& b) { return a.bytes > b.bytes; });
   else
     std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), older);
-  const std::int64_t now = detail::steady_ns();
+  const std::int64_t now = detail::timeline_now();
+  bool any_born = false;
+  for (std::size_t i = 0; i < n; ++i) any_born = any_born || v[i].born_ticks != 0;
+  const double ns_per_tick = any_born ? 1.0 / detail::ticks_per_ns() : 0.0;
   std::vector<ObjectInfo> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -368,7 +390,8 @@ std::vector<ObjectInfo> list_objects(const ObjectFilter& filter) {
                                                            : ObjectInfo::Status::pending;
     o.bytes = v[i].bytes;
     o.refs = v[i].refs;
-    o.age = std::chrono::nanoseconds(v[i].born_ns != 0 ? std::max<std::int64_t>(0, now - v[i].born_ns) : 0);
+    o.age = std::chrono::nanoseconds(
+        v[i].born_ticks != 0 ? static_cast<std::int64_t>(static_cast<double>(std::max<std::int64_t>(0, now - v[i].born_ticks)) * ns_per_tick) : 0);
     out.push_back(o);
   }
   return out;

@@ -210,15 +210,15 @@ class ObjectTable {
   };
   Usage usage() const noexcept;  // scans the table: for stats, not for hot paths
 
-  // Objects get a creation time (steady ns) while any runtime tracks state (state.h): the
-  // count of such runtimes. 0 while none does, or for objects created while none did.
+  // Objects get a creation time (time-stamp counter ticks, timeline_data.h) while any runtime
+  // tracks state (state.h): the count of such runtimes. 0 for objects created while none did.
   static std::atomic<int> birth_recorders;
   struct LiveObject {
     std::uint64_t id;
     ObjectState state;
     std::size_t bytes;
     std::uint32_t refs;
-    std::int64_t born_ns;
+    std::int64_t born_ticks;
   };
   // Calls f for each object with a reference. Reads each slot once, without locks: an object
   // freed meanwhile may still be seen, one created meanwhile may be missed.
