@@ -608,13 +608,16 @@ void Scheduler::timer_main() {
       continue;
     }
     auto first = timers_.begin();
-    if (Clock::now() < first->first) {
+    // A copy: wait_until reads its deadline again after waking, and a cancel_timer meanwhile
+    // may have erased the timer that held it.
+    const Clock::time_point deadline = first->first;
+    if (Clock::now() < deadline) {
       // A deadline of time_point::max() is "never": waiting until it would overflow inside
       // the condition variable, so it only waits for a notification.
-      if (first->first == Clock::time_point::max()) {
+      if (deadline == Clock::time_point::max()) {
         timer_cv_.wait(lock);
       } else {
-        timer_cv_.wait_until(lock, first->first);
+        timer_cv_.wait_until(lock, deadline);
       }
       continue;
     }
