@@ -69,8 +69,10 @@ void Controller::validate() {
   if (tune_.num_samples < 1) bad("num_samples must be at least 1, got " + std::to_string(tune_.num_samples));
   if (tune_.max_concurrent_trials < 0)
     bad("max_concurrent_trials must be >= 0 (0: as resources allow), got " + std::to_string(tune_.max_concurrent_trials));
-  if (!std::isfinite(tune_.cpus_per_trial) || tune_.cpus_per_trial < 0)
-    bad("cpus_per_trial must be a finite number >= 0");
+  if (!std::isfinite(tune_.cpus_per_trial) || tune_.cpus_per_trial < 0 ||
+      tune_.cpus_per_trial != std::floor(tune_.cpus_per_trial))
+    bad("cpus_per_trial must be a whole number >= 0 (the runtime's resources come in whole units), got " +
+        std::to_string(tune_.cpus_per_trial));
   if (!(tune_.time_budget.count() >= 0)) bad("time_budget must be >= 0");
   if (run_.max_failures < -1) bad("max_failures must be >= -1 (-1: no limit)");
   if (run_.checkpoints_to_keep < 0) bad("checkpoints_to_keep must be >= 0 (0: all)");
@@ -456,8 +458,7 @@ void Controller::print_progress(std::unique_lock<std::mutex>& lock, bool final) 
 }
 
 ResultGrid Controller::fit() {
-  if (fitted_) throw usage_error("lumen::tune::Tuner::fit: called twice; make another Tuner");
-  fitted_ = true;
+  if (fitted_.exchange(true)) throw usage_error("lumen::tune::Tuner::fit: called twice; make another Tuner");
   if (lumen::detail::worker_scheduler() != nullptr)
     throw usage_error("lumen::tune::Tuner::fit: called from a lumen task; call it from a thread of your own (main)");
   validate();

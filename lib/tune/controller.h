@@ -7,6 +7,7 @@
 // and between waits. Files of one trial are written by that trial's task outside the lock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -112,7 +113,7 @@ class Controller final : public TrialControl {
   bool searcher_waits_ = false;
   bool ending_ = false;
   bool replaying_ = false;
-  bool fitted_ = false;
+  std::atomic<bool> fitted_{false};
   std::uint64_t seq_ = 0;
   std::size_t next_id_ = 0;
   std::chrono::steady_clock::time_point start_{};

@@ -1,5 +1,6 @@
 #include "lumen/tune/random_search.h"
 
+#include <limits>
 #include <random>
 #include <string>
 
@@ -30,7 +31,12 @@ void RandomSearch::setup(const SearchSetup& s) {
   if (s.space == nullptr) throw usage_error("lumen::tune::RandomSearch: no search space");
   space_ = s.space;
   grid_size_ = space_->grid_size();
-  total_ = options_.points_to_evaluate.size() + static_cast<std::size_t>(s.num_samples) * grid_size_;
+  if (s.num_samples < 1) throw usage_error("lumen::tune::RandomSearch: num_samples must be at least 1");
+  const auto samples = static_cast<std::size_t>(s.num_samples);
+  if (grid_size_ > (std::numeric_limits<std::size_t>::max() - options_.points_to_evaluate.size()) / samples)
+    throw usage_error("lumen::tune::RandomSearch: num_samples (" + std::to_string(samples) + ") times the grid's " +
+                      std::to_string(grid_size_) + " points overflows");
+  total_ = options_.points_to_evaluate.size() + samples * grid_size_;
 }
 
 Config RandomSearch::draw(std::size_t index) {

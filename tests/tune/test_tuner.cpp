@@ -126,6 +126,40 @@ TEST_CASE("no more trials run at once than the slots: workers / cpus_per_trial, 
   }
 }
 
+TEST_CASE("trials hold their resources: one gpu among two workers runs one gpu trial at a time") {
+  lumen::Runtime rt{{.workers = 2, .resources = {{"gpu", 1}}}};
+  std::atomic<int> now{0}, most{0};
+  auto train = [&](const Config&, Reporter& r) {
+    const int n = ++now;
+    int m = most.load();
+    while (n > m && !most.compare_exchange_weak(m, n)) {
+    }
+    std::this_thread::sleep_for(3ms);
+    --now;
+    r.report({{"v", 1}});
+  };
+  Tuner tuner(train, ParamSpace{{"x", uniform(0, 1)}}, TuneConfig{.num_samples = 8, .resources_per_trial = {{"gpu", 1}}},
+              RunConfig{.progress = Progress::silent});
+  CHECK(tuner.fit().num_terminated() == 8);
+  CHECK(most.load() == 1);
+}
+
+TEST_CASE("a trial may use lumen's parallel loops inside") {
+  lumen::Runtime rt{{.workers = 2}};
+  auto train = [](const Config& c, Reporter& r) {
+    const auto n = c.get<std::int64_t>("n");
+    for (int epoch = 0; epoch < 3; ++epoch) {
+      const std::int64_t sum =
+          lumen::parallel_reduce(std::int64_t{0}, n, std::int64_t{0}, [](std::int64_t i) { return i; }, std::plus<>());
+      r.report({{"sum", static_cast<double>(sum)}});
+    }
+  };
+  Tuner tuner(train, ParamSpace{{"n", grid_search({1000, 100000})}}, {}, RunConfig{.progress = Progress::silent});
+  const ResultGrid grid = tuner.fit();
+  CHECK(grid[0].last_result()->get("sum") == 999.0 * 1000 / 2);
+  CHECK(grid[1].last_result()->get("sum") == 99999.0 * 100000 / 2);
+}
+
 TEST_CASE("a stopper ends trials that would run forever, as terminated (not stopped early: it is their end)") {
   lumen::Runtime rt{{.workers = 2}};
   auto forever = [](const Config&, Reporter& r) {
@@ -254,6 +288,8 @@ TEST_CASE("a bad setup throws usage_error before any trial runs") {
   CHECK(fit_error(space, {.max_concurrent_trials = -1}).find("max_concurrent_trials") != std::string::npos);
   CHECK(fit_error(space, {.cpus_per_trial = 3}).find("needs 3") != std::string::npos);
   CHECK(fit_error(space, {.cpus_per_trial = std::nan("")}).find("cpus_per_trial") != std::string::npos);
+  CHECK(fit_error(space, {.cpus_per_trial = 0.5}).find("whole number") != std::string::npos);
+  CHECK(fit_error(space, {.resources_per_trial = {{"gpu", 1}}}).find("unknown resource 'gpu'") != std::string::npos);
   CHECK(fit_error(space, {}, {.max_failures = -2}).find("max_failures") != std::string::npos);
   CHECK(fit_error(space, {}, {.storage_path = "/proc/no-such/place"}).find("/proc/no-such/place") != std::string::npos);
   // A file where the folder should be.

@@ -53,7 +53,7 @@ struct TuneConfig {
   int max_concurrent_trials = 0;  // 0: as many as the resources allow
   std::shared_ptr<TrialScheduler> scheduler{};  // null: FifoScheduler
   std::shared_ptr<Searcher> searcher{};         // null: RandomSearch (unseeded)
-  double cpus_per_trial = 1;                    // units of the runtime's "CPU" resource
+  double cpus_per_trial = 1;                    // whole units of the runtime's "CPU" resource
   std::vector<std::pair<std::string, double>> resources_per_trial{};  // other resources
   // The whole experiment's budget: trials still running then are stopped; 0: none.
   std::chrono::duration<double> time_budget{0};
@@ -96,7 +96,8 @@ class Tuner {
   static Tuner restore(const std::string& path, TrainFunction trainable, ParamSpace space, TuneConfig tune = {},
                        RunConfig run = {}, RestoreOptions options = {});
 
-  // Runs the experiment to its end and returns every trial. Call it once.
+  // Runs the experiment to its end and returns every trial. Call it once (a second call, from
+  // any thread, throws usage_error).
   ResultGrid fit();
 
  private:
