@@ -1,5 +1,6 @@
 #include "lumen/tune/random_search.h"
 
+#include <algorithm>
 #include <limits>
 #include <random>
 #include <string>
@@ -33,10 +34,10 @@ void RandomSearch::setup(const SearchSetup& s) {
   grid_size_ = space_->grid_size();
   if (s.num_samples < 1) throw usage_error("lumen::tune::RandomSearch: num_samples must be at least 1");
   const auto samples = static_cast<std::size_t>(s.num_samples);
-  if (grid_size_ > (std::numeric_limits<std::size_t>::max() - options_.points_to_evaluate.size()) / samples)
+  if (grid_size_ > std::numeric_limits<std::size_t>::max() / samples)
     throw usage_error("lumen::tune::RandomSearch: num_samples (" + std::to_string(samples) + ") times the grid's " +
                       std::to_string(grid_size_) + " points overflows");
-  total_ = options_.points_to_evaluate.size() + samples * grid_size_;
+  total_ = std::max(options_.points_to_evaluate.size(), samples * grid_size_);
 }
 
 Config RandomSearch::draw(std::size_t index) {

@@ -16,7 +16,8 @@ namespace lumen::tune {
 struct RandomSearchOptions {
   // The draws' seed; none: a fresh one from std::random_device.
   std::optional<std::uint64_t> seed{};
-  // Configs to run first, as written (missing keys are drawn). They count toward the total.
+  // Configs to run first, as written (missing keys are drawn). They are the first of the
+  // num_samples times grid-size trials (all of them run, if there are more).
   std::vector<nlohmann::json> points_to_evaluate{};
 };
 
@@ -28,7 +29,8 @@ class RandomSearch final : public Searcher {
   nlohmann::json save() const override;
   void restore(const nlohmann::json& state) override;
 
-  // Trials it gives in all: points_to_evaluate plus num_samples times the grid's size.
+  // Trials it gives in all: num_samples times the grid's size, or the points_to_evaluate if
+  // there are more of them.
   std::size_t total() const noexcept { return total_; }
 
  private:
