@@ -159,6 +159,7 @@ struct Mlp {
     return bytes;
   }
   void load(const std::string& bytes) {
+    if (bytes.size() != 2 * params.size() * sizeof(float)) throw std::runtime_error("a checkpoint of another model's size");
     std::memcpy(params.data(), bytes.data(), params.size() * sizeof(float));
     std::memcpy(velocity.data(), bytes.data() + params.size() * sizeof(float), velocity.size() * sizeof(float));
   }
@@ -198,7 +199,7 @@ void print_search(const char* title, const Search& s, int epochs) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   int samples = 20, epochs = 9;
   std::size_t train_size = 10000, val_size = 2000;
   std::string out = "/tmp/lumen-tune-fashion";
@@ -267,4 +268,14 @@ int main(int argc, char** argv) {
   std::printf("ASHA's best model, from its checkpoint, on the %zu test images: %.1f%% accurate\n", test_set.size(),
               100 * model.evaluate(test_set).first);
   std::printf("learning curves: %s/curves.svg (trial folders beside it)\n", asha.grid.path().c_str());
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tune_fashion: %s\n", e.what());
+    return 1;
+  }
 }

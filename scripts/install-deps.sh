@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config libboost-dev libboost-context-dev libmimalloc-dev libtbb-dev doctest-dev
           libcxxopts-dev nlohmann-json3-dev libmsgpack-cxx-dev
-          libssl-dev openssl curl wrk hey zlib1g-dev dataset-fashion-mnist prometheus chromium python3)
+          libssl-dev openssl curl wrk hey zlib1g-dev dataset-fashion-mnist prometheus chromium python3
+          cmake make doxygen)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

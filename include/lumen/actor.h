@@ -1,50 +1,53 @@
-// Actors: a stateful object that lives on the scheduler and takes method calls as tasks.
-//
-//   struct Counter {
-//     explicit Counter(int start) : n(start) {}
-//     int add(int k) { return n += k; }
-//     int n;
-//   };
-//   lumen::ActorHandle<Counter> c = lumen::actor<Counter>(5);
-//   lumen::ObjectRef<int> r = c.call(&Counter::add, 1);            // 6, once it has run
-//   auto hits = lumen::actor<Counter>(lumen::ActorOptions{.name = "hits", .max_restarts = 2}, 0);
-//   std::optional<lumen::ActorHandle<Counter>> h = lumen::get_actor<Counter>("hits");
-//   c.kill();
-//
-// Ordering: with max_concurrency 1 (the default) calls run one at a time, in the order they
-// entered the actor's mailbox, and each sees the effects of the ones before. Calls made by one
-// thread or one task are never reordered. A call whose ObjectRef arguments are not ready yet
-// waits for them in its turn: later calls wait behind it. With max_concurrency n > 1 up to n
-// calls run at once, in no set order; the actor guards its own state.
-//
-// Blocking: a method that blocks (get, wait, a call to another actor) parks its fiber. With
-// max_concurrency 1 the actor's next call waits for it; with more, others may run. An actor
-// that waits on a call to itself needs max_concurrency > 1.
-//
-// Lifetime: an actor lives while a handle to it exists (calls already queued still run), or
-// until it is killed; a named actor lives until it is killed or its runtime ends. The
-// instance's destructor runs on the thread that lets go of it: the last handle's, or a worker.
-//
-// Faults, as Ray has them in one process: a constructor that throws, kill(), or exit_actor()
-// inside a method ends the actor; calls still pending then, and every later call, resolve to
-// lumen::actor_died saying why. A method that throws anything else fails only its own call.
-// With max_restarts n the actor is built again from its original constructor arguments (up to
-// n times; -1: always), except after kill(no_restart = true). Calls pending when it ended run
-// on the new instance if max_task_retries allows (each call at most that many times; -1:
-// always), else they fail with actor_died. A type with `C checkpoint() const` and
-// `void restore(const C&)` gets its state back: checkpoint() is taken after every
-// checkpoint_interval calls that succeed, and a restarted instance is given the last one.
-// With ActorOptions::checkpoint_file (C must be std::string: the type's own serialized
-// state) each checkpoint is also written to that file, replacing the previous one atomically
-// (a new file, fsync, rename), and an actor created with a file that exists starts from it:
-// a process that was killed restores the state of its last checkpoint. A file that cannot be
-// read ends the actor with actor_died naming the file; a checkpoint that cannot be written
-// leaves the previous file in place. Each one written costs a write and an fsync on the
-// actor's worker (about a millisecond on a disk): raise checkpoint_interval for busy actors.
-//
-// Cost: a call is one allocation (its frame) and an object slot; the caller pushes it onto a
-// lock-free mailbox. An actor with queued calls is one task that runs them in batches and
-// yields to other work after a bounded number.
+/// @file
+/// Actors: a stateful object that lives on the scheduler and takes method calls as tasks.
+///
+/// @code
+///   struct Counter {
+///     explicit Counter(int start) : n(start) {}
+///     int add(int k) { return n += k; }
+///     int n;
+///   };
+///   lumen::ActorHandle<Counter> c = lumen::actor<Counter>(5);
+///   lumen::ObjectRef<int> r = c.call(&Counter::add, 1);            // 6, once it has run
+///   auto hits = lumen::actor<Counter>(lumen::ActorOptions{.name = "hits", .max_restarts = 2}, 0);
+///   std::optional<lumen::ActorHandle<Counter>> h = lumen::get_actor<Counter>("hits");
+///   c.kill();
+/// @endcode
+///
+/// Ordering: with max_concurrency 1 (the default) calls run one at a time, in the order they
+/// entered the actor's mailbox, and each sees the effects of the ones before. Calls made by one
+/// thread or one task are never reordered. A call whose ObjectRef arguments are not ready yet
+/// waits for them in its turn: later calls wait behind it. With max_concurrency n > 1 up to n
+/// calls run at once, in no set order; the actor guards its own state.
+///
+/// Blocking: a method that blocks (get, wait, a call to another actor) parks its fiber. With
+/// max_concurrency 1 the actor's next call waits for it; with more, others may run. An actor
+/// that waits on a call to itself needs max_concurrency > 1.
+///
+/// Lifetime: an actor lives while a handle to it exists (calls already queued still run), or
+/// until it is killed; a named actor lives until it is killed or its runtime ends. The
+/// instance's destructor runs on the thread that lets go of it: the last handle's, or a worker.
+///
+/// Faults, as Ray has them in one process: a constructor that throws, kill(), or exit_actor()
+/// inside a method ends the actor; calls still pending then, and every later call, resolve to
+/// lumen::actor_died saying why. A method that throws anything else fails only its own call.
+/// With max_restarts n the actor is built again from its original constructor arguments (up to
+/// n times; -1: always), except after kill(no_restart = true). Calls pending when it ended run
+/// on the new instance if max_task_retries allows (each call at most that many times; -1:
+/// always), else they fail with actor_died. A type with `C checkpoint() const` and
+/// `void restore(const C&)` gets its state back: checkpoint() is taken after every
+/// checkpoint_interval calls that succeed, and a restarted instance is given the last one.
+/// With ActorOptions::checkpoint_file (C must be std::string: the type's own serialized
+/// state) each checkpoint is also written to that file, replacing the previous one atomically
+/// (a new file, fsync, rename), and an actor created with a file that exists starts from it:
+/// a process that was killed restores the state of its last checkpoint. A file that cannot be
+/// read ends the actor with actor_died naming the file; a checkpoint that cannot be written
+/// leaves the previous file in place. Each one written costs a write and an fsync on the
+/// actor's worker (about a millisecond on a disk): raise checkpoint_interval for busy actors.
+///
+/// Cost: a call is one allocation (its frame) and an object slot; the caller pushes it onto a
+/// lock-free mailbox. An actor with queued calls is one task that runs them in batches and
+/// yields to other work after a bounded number.
 #pragma once
 
 #include <cstddef>
@@ -64,29 +67,29 @@
 
 namespace lumen {
 
-// How an actor runs and what happens when it fails. See the top of this file.
+/// How an actor runs and what happens when it fails. See the top of this file.
 struct ActorOptions {
-  std::string name = {};       // empty: anonymous; else unique among the runtime's live actors
-  int max_concurrency = 1;      // calls that may run at once (>= 1)
-  int max_restarts = 0;         // times it is rebuilt after ending (-1: without limit)
-  int max_task_retries = 0;     // times a pending call is replayed on a rebuilt actor (-1: always)
-  int checkpoint_interval = 1;  // successful calls between checkpoints, for types that have them
-  std::string checkpoint_file = {};  // also keep checkpoints in this file (see above); empty: none
-  // Whether a constructor that throws counts as a failure that max_restarts rebuilds from
-  // (true), or ends the actor for good, as Ray treats an exception in an actor's constructor.
+  std::string name = {};       ///< empty: anonymous; else unique among the runtime's live actors
+  int max_concurrency = 1;      ///< calls that may run at once (>= 1)
+  int max_restarts = 0;         ///< times it is rebuilt after ending (-1: without limit)
+  int max_task_retries = 0;     ///< times a pending call is replayed on a rebuilt actor (-1: always)
+  int checkpoint_interval = 1;  ///< successful calls between checkpoints, for types that have them
+  std::string checkpoint_file = {};  ///< also keep checkpoints in this file (see above); empty: none
+  /// Whether a constructor that throws counts as a failure that max_restarts rebuilds from
+  /// (true), or ends the actor for good, as Ray treats an exception in an actor's constructor.
   bool restart_failed_constructor = true;
 };
 
-// Ends the actor whose method calls it, once the method unwinds (it throws a value that is not
-// a std::exception; do not swallow it). The call resolves to actor_died; max_restarts decides
-// whether the actor is rebuilt, unless no_restart (then it ends for good, as Ray's intended
-// exits do). A caller that sees that call fail and calls again reaches the rebuilt instance.
-// With max_concurrency > 1 the instance ends once the calls running beside the exiting one
-// have finished; they may wait on its result, which fails as soon as it returns. Outside an
-// actor's method it throws usage_error.
+/// Ends the actor whose method calls it, once the method unwinds (it throws a value that is not
+/// a std::exception; do not swallow it). The call resolves to actor_died; max_restarts decides
+/// whether the actor is rebuilt, unless no_restart (then it ends for good, as Ray's intended
+/// exits do). A caller that sees that call fail and calls again reaches the rebuilt instance.
+/// With max_concurrency > 1 the instance ends once the calls running beside the exiting one
+/// have finished; they may wait on its result, which fails as soon as it returns. Outside an
+/// actor's method it throws usage_error.
 [[noreturn]] void exit_actor(bool no_restart = false);
 
-// True inside a method of an actor instance that was rebuilt after a failure.
+/// True inside a method of an actor instance that was rebuilt after a failure.
 bool actor_restarted() noexcept;
 
 namespace detail {
@@ -407,16 +410,20 @@ void validate(const ActorSettings& settings);
 
 }  // namespace detail
 
-// A reference to an actor: cheap to copy (one atomic increment), safe to pass to tasks and to
-// other actors, and usable from any thread. The actor lives while a handle to it exists.
+/// A reference to an actor: cheap to copy (one atomic increment), safe to pass to tasks and to
+/// other actors, and usable from any thread. The actor lives while a handle to it exists.
 template <class T>
 class ActorHandle {
  public:
   ActorHandle() noexcept = default;
+  /// Another handle to the same actor (one atomic increment); the actor lives while any handle
+  /// does.
   ActorHandle(const ActorHandle& o) noexcept : core_(o.core_) {
     if (core_ != nullptr) core_->add_ref();
   }
+  /// Takes over o's reference; o is left empty.
   ActorHandle(ActorHandle&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
+  /// Rebinds this handle to o's actor, letting go of the one it held.
   ActorHandle& operator=(ActorHandle o) noexcept {
     std::swap(core_, o.core_);
     return *this;
@@ -425,12 +432,12 @@ class ActorHandle {
     if (core_ != nullptr) core_->release();
   }
 
-  // Queues method(instance, args...) and returns a ref to its result. `method` is a member
-  // function pointer (cast it to pick an overload) or any callable taking T& first. ObjectRef
-  // arguments are waited for and passed as values, unless the parameter is an ObjectRef. A
-  // method returning ObjectRef<U> gives ObjectRef<U>. Calls to an actor that has ended
-  // resolve to actor_died; a thread that is not a worker gets shutdown_error once the runtime
-  // shuts down.
+  /// Queues method(instance, args...) and returns a ref to its result. `method` is a member
+  /// function pointer (cast it to pick an overload) or any callable taking T& first. ObjectRef
+  /// arguments are waited for and passed as values, unless the parameter is an ObjectRef. A
+  /// method returning `ObjectRef<U>` gives `ObjectRef<U>`. Calls to an actor that has ended
+  /// resolve to actor_died; a thread that is not a worker gets shutdown_error once the runtime
+  /// shuts down.
   template <class M, class... Args>
   auto call(M&& method, Args&&... args) const {
     using Frame = detail::ActorCallFrame<T, std::decay_t<M>, std::decay_t<Args>...>;
@@ -468,25 +475,30 @@ class ActorHandle {
     return ref;
   }
 
-  // Ends the actor. Calls that have not started resolve to actor_died (or, with
-  // no_restart = false and restarts left, run on the rebuilt actor as max_task_retries
-  // allows); a call already running finishes first, and the instance is destroyed after it.
-  // An end for good (no restarts left) shows when kill() returns: dead() is true, get_actor
-  // no longer finds the actor, its name may be reused, and later calls fail at once. While the
-  // actor's runtime shuts down a kill is always for good (nothing restarts then).
+  /// Ends the actor. Calls that have not started resolve to actor_died (or, with
+  /// no_restart = false and restarts left, run on the rebuilt actor as max_task_retries
+  /// allows); a call already running finishes first, and the instance is destroyed after it.
+  /// An end for good (no restarts left) shows when kill() returns: dead() is true, get_actor
+  /// no longer finds the actor, its name may be reused, and later calls fail at once. While the
+  /// actor's runtime shuts down a kill is always for good (nothing restarts then).
   void kill(bool no_restart = true) const { checked().kill(no_restart); }
 
+  /// False for a default-constructed or moved-from handle.
   bool valid() const noexcept { return core_ != nullptr; }
+  /// valid().
   explicit operator bool() const noexcept { return valid(); }
-  // True once the actor has ended for good.
+  /// True once the actor has ended for good.
   bool dead() const noexcept { return core_ != nullptr && core_->dead(); }
-  // Unique among the process's actors; 0 for an empty handle.
+  /// Unique among the process's actors; 0 for an empty handle.
   std::uint64_t id() const noexcept { return core_ != nullptr ? core_->id() : 0; }
+  /// The name given in ActorOptions::name (empty for an unnamed actor). An empty handle is a
+  /// usage_error.
   const std::string& name() const { return checked().settings().name; }
 
+  /// Same actor: handles are equal when they refer to one actor, whichever copies they are.
   friend bool operator==(const ActorHandle& a, const ActorHandle& b) noexcept { return a.core_ == b.core_; }
 
-  // For lumen's own code: takes over one reference to c.
+  /// For lumen's own code: takes over one reference to c.
   static ActorHandle adopt(detail::ActorCore* c) noexcept {
     ActorHandle h;
     h.core_ = c;
@@ -502,10 +514,10 @@ class ActorHandle {
   detail::ActorCore* core_ = nullptr;
 };
 
-// Creates an actor from T's constructor arguments (stored by value; copied for each restart)
-// on the runtime in scope. The constructor runs on a worker, after this returns; if it throws,
-// the actor's calls fail with actor_died. Throws usage_error for bad options or a name that a
-// live actor of this runtime already has.
+/// Creates an actor from T's constructor arguments (stored by value; copied for each restart)
+/// on the runtime in scope. The constructor runs on a worker, after this returns; if it throws,
+/// the actor's calls fail with actor_died. Throws usage_error for bad options or a name that a
+/// live actor of this runtime already has.
 template <class T, class... Args>
 ActorHandle<T> actor(ActorOptions options, Args&&... args) {
   using Core = detail::TypedActorCore<T, std::decay_t<Args>...>;
@@ -527,14 +539,15 @@ ActorHandle<T> actor(ActorOptions options, Args&&... args) {
   return handle;
 }
 
+/// As actor(ActorOptions, args...) with default options: an unnamed actor that is not restarted.
 template <class T, class... Args>
   requires(!std::is_same_v<std::decay_t<std::tuple_element_t<0, std::tuple<Args..., void>>>, ActorOptions>)
 ActorHandle<T> actor(Args&&... args) {
   return actor<T>(ActorOptions{}, std::forward<Args>(args)...);
 }
 
-// The live actor with this name in the runtime in scope, or nullopt. Throws usage_error when
-// the actor exists but is not a T.
+/// The live actor with this name in the runtime in scope, or nullopt. Throws usage_error when
+/// the actor exists but is not a T.
 template <class T>
 std::optional<ActorHandle<T>> get_actor(const std::string& name) {
   detail::RuntimeEntry entry;
@@ -543,8 +556,8 @@ std::optional<ActorHandle<T>> get_actor(const std::string& name) {
   return ActorHandle<T>::adopt(c);
 }
 
-// The live actor whose ActorHandle::id() is `id` (of any runtime), or nullopt once it has been
-// destroyed. Throws usage_error when the actor is not a T.
+/// The live actor whose ActorHandle::id() is `id` (of any runtime), or nullopt once it has been
+/// destroyed. Throws usage_error when the actor is not a T.
 template <class T>
 std::optional<ActorHandle<T>> get_actor(std::uint64_t id) {
   detail::ActorCore* c = detail::find_actor_by_id(id, typeid(T));

@@ -1,4 +1,5 @@
-// lumen: Ray's programming model in one process, on a work-stealing scheduler with fibers.
+/// @file
+/// lumen: Ray's programming model in one process, on a work-stealing scheduler with fibers.
 #pragma once
 
 #include "lumen/actor.h"
@@ -22,3 +23,9 @@
 #include "lumen/task.h"
 #include "lumen/task_group.h"
 #include "lumen/timeline.h"
+#include "lumen/version.h"
+
+/// @namespace lumen
+/// Ray's programming model in one process: tasks and their ObjectRefs, actors, the object
+/// table, task groups, parallel algorithms, streams, pipelines and graphs, all on one
+/// work-stealing scheduler whose tasks run on fibers. lumen/lumen.h includes all of it.

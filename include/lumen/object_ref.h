@@ -1,17 +1,20 @@
-// ObjectRef<T>: a counted handle to an object in the object table, and the calls that read
-// objects: put, get, wait.
-//
-// An object is a task's result or a put() value. It is immutable once ready and freed when its
-// last ObjectRef goes. Copying a ref is one atomic increment; reads are zero-copy.
-//
-//   auto p = lumen::put(std::vector<double>(1 << 20, 1.0));
-//   const std::vector<double>& x = lumen::get(p);   // valid while p (or a copy) lives
-//
-// Blocking: get and wait inside a task park the task's fiber and the worker runs other work;
-// any other thread looks at the object for about 20 us, then sleeps until it resolves.
-// Timeouts may be any duration: negative ones poll, ones too long to add to now() never expire.
-// Thread safety: an ObjectRef is as safe to share as a shared_ptr: distinct refs to one object
-// may be used from any threads; one ref object may not be assigned while another thread reads it.
+/// @file
+/// ObjectRef<T>: a counted handle to an object in the object table, and the calls that read
+/// objects: put, get, wait.
+///
+/// An object is a task's result or a put() value. It is immutable once ready and freed when its
+/// last ObjectRef goes. Copying a ref is one atomic increment; reads are zero-copy.
+///
+/// @code
+///   auto p = lumen::put(std::vector<double>(1 << 20, 1.0));
+///   const std::vector<double>& x = lumen::get(p);   // valid while p (or a copy) lives
+/// @endcode
+///
+/// Blocking: get and wait inside a task park the task's fiber and the worker runs other work;
+/// any other thread looks at the object for about 20 us, then sleeps until it resolves.
+/// Timeouts may be any duration: negative ones poll, ones too long to add to now() never expire.
+/// Thread safety: an ObjectRef is as safe to share as a shared_ptr: distinct refs to one object
+/// may be used from any threads; one ref object may not be assigned while another thread reads it.
 #pragma once
 
 #include <chrono>
@@ -34,60 +37,77 @@
 
 namespace lumen {
 
-// A stable object id: index in the table and generation. Ids are never reused while an object
-// lives, and a stale id never names a newer object.
+/// A stable object id: index in the table and generation. Ids are never reused while an object
+/// lives, and a stale id never names a newer object.
 struct ObjectId {
-  std::uint64_t value = 0;
+  std::uint64_t value = 0;  ///< the whole id: generation in the high 32 bits, index in the low ones
+  /// The object's entry in the table.
   std::uint32_t index() const noexcept { return static_cast<std::uint32_t>(value); }
+  /// Counts reuses of the entry: tells this object from earlier and later ones in it.
   std::uint32_t generation() const noexcept { return static_cast<std::uint32_t>(value >> 32); }
+  /// Same object.
   friend bool operator==(ObjectId, ObjectId) = default;
 };
 
+/// A counted, immutable handle to an object in the object table: a task's result or a put() value.
+/// The object lives while any ObjectRef to it does. See the top of this file for blocking and
+/// thread safety.
 template <class T>
 class ObjectRef {
   static_assert(!std::is_reference_v<T> && !std::is_const_v<T>, "ObjectRef holds plain value types");
 
  public:
+  /// The type of the object's value (void for a task that returns nothing).
   using value_type = T;
 
   ObjectRef() noexcept = default;
+  /// Another reference to the same object: one atomic increment; the value is not copied.
   ObjectRef(const ObjectRef& o) noexcept : slot_(o.slot_) {
     if (slot_ != nullptr) detail::ObjectTable::add_ref(slot_);
   }
+  /// Takes over o's reference; o is left empty.
   ObjectRef(ObjectRef&& o) noexcept : slot_(std::exchange(o.slot_, nullptr)) {}
+  /// Refers to o's object, letting go of the one this ref held.
   ObjectRef& operator=(const ObjectRef& o) noexcept {
     ObjectRef(o).swap(*this);
     return *this;
   }
+  /// Takes over o's reference, letting go of the one this ref held; o is left empty.
   ObjectRef& operator=(ObjectRef&& o) noexcept {
     ObjectRef(std::move(o)).swap(*this);
     return *this;
   }
   ~ObjectRef() { reset(); }
 
+  /// Lets go of the object (freed if this was its last ref); the ref becomes empty.
   void reset() noexcept {
     if (slot_ != nullptr) detail::ObjectTable::instance().release(std::exchange(slot_, nullptr));
   }
+  /// Exchanges the objects two refs refer to, without touching their counts.
   void swap(ObjectRef& o) noexcept { std::swap(slot_, o.slot_); }
 
-  // False for a default-constructed or moved-from ref.
+  /// False for a default-constructed or moved-from ref.
   bool valid() const noexcept { return slot_ != nullptr; }
+  /// valid().
   explicit operator bool() const noexcept { return valid(); }
-  // Resolved: get() will not block.
+  /// Resolved: get() will not block.
   bool ready() const noexcept { return slot_ != nullptr && slot_->resolved(); }
+  /// The object's id, for logs and the state API; ObjectId{0} for an empty ref.
   ObjectId id() const noexcept { return ObjectId{slot_ != nullptr ? slot_->id() : 0}; }
 
+  /// Same object (two empty refs are equal too).
   friend bool operator==(const ObjectRef& a, const ObjectRef& b) noexcept { return a.slot_ == b.slot_; }
 
-  // For lumen's own code: takes over one reference to s.
+  /// For lumen's own code: takes over one reference to s.
   static ObjectRef adopt(detail::ObjectSlot* s) noexcept {
     ObjectRef r;
     r.slot_ = s;
     return r;
   }
-  // For lumen's own code: empties the ref without letting go of its reference, which the
-  // caller has taken over.
+  /// For lumen's own code: empties the ref without letting go of its reference, which the
+  /// caller has taken over.
   void disown() noexcept { slot_ = nullptr; }
+  /// For lumen's own code: the table entry this ref holds, or null.
   detail::ObjectSlot* slot() const noexcept { return slot_; }
 
  private:
@@ -98,6 +118,8 @@ template <class T>
 struct is_object_ref : std::false_type {};
 template <class T>
 struct is_object_ref<ObjectRef<T>> : std::true_type {};
+/// True when T, without references and cv-qualifiers, is an ObjectRef: how task arguments tell a
+/// ref (waited for and passed as a value) from a plain value.
 template <class T>
 inline constexpr bool is_object_ref_v = is_object_ref<std::remove_cvref_t<T>>::value;
 
@@ -166,10 +188,10 @@ T take_or_copy(ObjectRef<T>& ref) {
 
 }  // namespace detail
 
-// Moves value into a new, ready object. Under Config::object_memory_limit, a value over 16
-// bytes that would pass the limit first makes room by evicting or spilling other objects, then
-// waits for room or throws resource_error (Config::put_at_limit); one larger than the limit
-// always throws.
+/// Moves value into a new, ready object. Under Config::object_memory_limit, a value over 16
+/// bytes that would pass the limit first makes room by evicting or spilling other objects, then
+/// waits for room or throws resource_error (Config::put_at_limit); one larger than the limit
+/// always throws.
 template <class V>
 ObjectRef<std::decay_t<V>> put(V&& value) {
   using T = std::decay_t<V>;
@@ -189,11 +211,11 @@ ObjectRef<std::decay_t<V>> put(V&& value) {
   return ObjectRef<T>::adopt(s);
 }
 
-// The value, without copying; valid while `ref` or a copy of it lives. Waits until the object
-// is ready; rethrows the task's exception, with its own type, if it failed. Under a memory
-// limit, a value that was evicted or spilled is brought back first, and stays in memory from
-// then on (the reference must stay valid): read through read(), a task, or get(std::move(ref))
-// to leave it free to go again.
+/// The value, without copying; valid while `ref` or a copy of it lives. Waits until the object
+/// is ready; rethrows the task's exception, with its own type, if it failed. Under a memory
+/// limit, a value that was evicted or spilled is brought back first, and stays in memory from
+/// then on (the reference must stay valid): read through read(), a task, or get(std::move(ref))
+/// to leave it free to go again.
 template <class T>
   requires(!std::is_void_v<T>)
 const T& get(const ObjectRef<T>& ref) {
@@ -202,9 +224,9 @@ const T& get(const ObjectRef<T>& ref) {
   return detail::SlotValue<T>::read_kept(s);
 }
 
-// A temporary ref cannot keep the object alive past the call, so its value is returned by
-// value: moved out when this was the object's last ref (the ref is left empty, and the object
-// is freed), copied otherwise (the ref stays valid).
+/// A temporary ref cannot keep the object alive past the call, so its value is returned by
+/// value: moved out when this was the object's last ref (the ref is left empty, and the object
+/// is freed), copied otherwise (the ref stays valid).
 template <class T>
   requires(!std::is_void_v<T>)
 T get(ObjectRef<T>&& ref) {
@@ -213,11 +235,11 @@ T get(ObjectRef<T>&& ref) {
   return detail::take_or_copy<T>(ref);
 }
 
-// Waits for a task that returns nothing; rethrows its exception.
+/// Waits for a task that returns nothing; rethrows its exception.
 inline void get(const ObjectRef<void>& ref) { detail::await(detail::checked_slot(ref.slot())); }
 
-// As get(ref), but throws lumen::timeout_error when the object is not ready in time. A zero or
-// negative timeout polls; one too long to represent waits forever; NaN throws usage_error.
+/// As get(ref), but throws lumen::timeout_error when the object is not ready in time. A zero or
+/// negative timeout polls; one too long to represent waits forever; NaN throws usage_error.
 template <class T, class Rep, class Period>
   requires(!std::is_void_v<T>)
 const T& get(const ObjectRef<T>& ref, std::chrono::duration<Rep, Period> timeout) {
@@ -226,6 +248,7 @@ const T& get(const ObjectRef<T>& ref, std::chrono::duration<Rep, Period> timeout
   return detail::SlotValue<T>::read_kept(s);
 }
 
+/// As get(ObjectRef&&), with a timeout as in get(const ObjectRef&, timeout).
 template <class T, class Rep, class Period>
   requires(!std::is_void_v<T>)
 T get(ObjectRef<T>&& ref, std::chrono::duration<Rep, Period> timeout) {
@@ -234,14 +257,16 @@ T get(ObjectRef<T>&& ref, std::chrono::duration<Rep, Period> timeout) {
   return detail::take_or_copy<T>(ref);
 }
 
+/// Waits for a task that returns nothing, with a timeout as in get(const ObjectRef&, timeout);
+/// rethrows its exception.
 template <class Rep, class Period>
 void get(const ObjectRef<void>& ref, std::chrono::duration<Rep, Period> timeout) {
   detail::await_for(detail::checked_slot(ref.slot()), timeout);
 }
 
-// Calls f(value) and returns what it returns. The value stays in memory during the call only:
-// under a memory limit it may be evicted or spilled again afterwards (get(const ref&) keeps
-// it for good). Waits and rethrows as get does.
+/// Calls f(value) and returns what it returns. The value stays in memory during the call only:
+/// under a memory limit it may be evicted or spilled again afterwards (get(const ref&) keeps
+/// it for good). Waits and rethrows as get does.
 template <class T, class F>
   requires(!std::is_void_v<T>)
 decltype(auto) read(const ObjectRef<T>& ref, F&& f) {
@@ -251,7 +276,7 @@ decltype(auto) read(const ObjectRef<T>& ref, F&& f) {
   return std::forward<F>(f)(static_cast<const T&>(*value));
 }
 
-// All values, in order (copies). The first failed object's exception is rethrown.
+/// All values, in order (copies). The first failed object's exception is rethrown.
 template <class T>
   requires(!std::is_void_v<T>)
 std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
@@ -261,12 +286,13 @@ std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
   return out;
 }
 
+/// Waits for every task in turn; rethrows the first failed object's exception.
 inline void get(const std::vector<ObjectRef<void>>& refs) {
   for (const auto& r : refs) get(r);
 }
 
-// Describes why an object failed: the failing task's name and its exception. Empty when the
-// object is pending or ready.
+/// Describes why an object failed: the failing task's name and its exception. Empty when the
+/// object is pending or ready.
 template <class T>
 std::optional<task_error> error_of(const ObjectRef<T>& ref) {
   detail::ObjectSlot* s = ref.slot();
@@ -275,10 +301,11 @@ std::optional<task_error> error_of(const ObjectRef<T>& ref) {
   return task_error(f->description, f->task_name, f->error, f->attempts);
 }
 
+/// What wait() returns: the refs split by whether they resolved.
 template <class T>
 struct WaitResult {
-  std::vector<ObjectRef<T>> ready;      // in the order of the input
-  std::vector<ObjectRef<T>> not_ready;  // in the order of the input
+  std::vector<ObjectRef<T>> ready;      ///< in the order of the input
+  std::vector<ObjectRef<T>> not_ready;  ///< in the order of the input
 };
 
 namespace detail {
@@ -303,15 +330,15 @@ WaitResult<T> wait_impl(const std::vector<ObjectRef<T>>& refs, std::size_t num_r
 }
 }  // namespace detail
 
-// Splits refs into ready and not ready, as ray.wait does: returns once num_ready of them are
-// resolved (ready or failed). `ready` holds at most num_ready refs.
+/// Splits refs into ready and not ready, as ray.wait does: returns once num_ready of them are
+/// resolved (ready or failed). `ready` holds at most num_ready refs.
 template <class T>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready = 1) {
   return detail::wait_impl(refs, num_ready, nullptr);
 }
 
-// As above, but returns when the timeout passes even if fewer are ready (timeouts read as
-// for get).
+/// As above, but returns when the timeout passes even if fewer are ready (timeouts read as
+/// for get).
 template <class T, class Rep, class Period>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready,
                    std::chrono::duration<Rep, Period> timeout) {

@@ -1,17 +1,20 @@
-// on_resolved: run a callback when an object resolves, without a thread or a fiber waiting.
-//
-//   lumen::on_resolved(ref, [ref]() noexcept { log(lumen::get(ref)); });
-//
-// This is how code that is not a task (an I/O loop, a GUI thread, a timer) learns that a
-// result is there: it never blocks. The callback runs exactly once, after the object is ready
-// or failed (get() on it no longer waits): on the thread that resolves it (a worker, usually,
-// at the end of the producing task), or at once on the calling thread when the object is
-// already resolved. Keep it short: it delays the resolving worker. It may submit tasks, call actors, put and post to other threads; it must
-// not block. It must be noexcept: an exception has nowhere to go from the resolving thread.
-//
-// Cost: one allocation for the callback; nothing else until the object resolves.
-// Thread safety: any thread may call it, any number of times for one object; callbacks of one
-// object run in no set order.
+/// @file
+/// on_resolved: run a callback when an object resolves, without a thread or a fiber waiting.
+///
+/// @code
+///   lumen::on_resolved(ref, [ref]() noexcept { log(lumen::get(ref)); });
+/// @endcode
+///
+/// This is how code that is not a task (an I/O loop, a GUI thread, a timer) learns that a
+/// result is there: it never blocks. The callback runs exactly once, after the object is ready
+/// or failed (get() on it no longer waits): on the thread that resolves it (a worker, usually,
+/// at the end of the producing task), or at once on the calling thread when the object is
+/// already resolved. Keep it short: it delays the resolving worker. It may submit tasks, call actors, put and post to other threads; it must
+/// not block. It must be noexcept: an exception has nowhere to go from the resolving thread.
+///
+/// Cost: one allocation for the callback; nothing else until the object resolves.
+/// Thread safety: any thread may call it, any number of times for one object; callbacks of one
+/// object run in no set order.
 #pragma once
 
 #include <type_traits>
@@ -42,8 +45,8 @@ struct ResolvedCallback final : Waiter {
 
 }  // namespace detail
 
-// Calls f() once ref is ready or failed (see the top of this file). Throws usage_error for an
-// empty ref, and std::bad_alloc (with f not called) when the callback cannot be stored.
+/// Calls f() once ref is ready or failed (see the top of this file). Throws usage_error for an
+/// empty ref, and std::bad_alloc (with f not called) when the callback cannot be stored.
 template <class T, class F>
 void on_resolved(const ObjectRef<T>& ref, F&& f) {
   using Fn = std::decay_t<F>;

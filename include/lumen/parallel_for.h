@@ -1,26 +1,29 @@
-// parallel_for and parallel_for_each: run a body for every index or element, in parallel.
-//
-//   lumen::parallel_for(0, v.size(), [&](std::size_t i) { v[i] = f(i); });
-//   lumen::parallel_for(0, n, lumen::grain(1024), [&](std::size_t lo, std::size_t hi) { ... });
-//   lumen::parallel_for_each(items.begin(), items.end(), [&](Item& x) { ... });
-//
-// The bounds may have any integral types but bool, and different ones; the body receives their
-// common type (int and std::size_t give std::size_t). A range with last <= first (as numbers)
-// runs nothing; a bound the common type cannot hold (a negative first with std::size_t)
-// throws usage_error. Ranges may reach the limits of their type. A body
-// that takes two indices receives chunks [lo, hi) that together cover the range once.
-//
-// Scheduling: the loop runs on the runtime in scope, on the calling worker and on workers
-// that are idle (see partition.h); no other threads. It nests freely: inside tasks, inside
-// other loops (an inner loop whose workers are all busy runs as a plain loop), inside
-// task_group children. Called from a thread that is not a worker, it runs on the workers
-// while the caller waits. Iterations run in no particular order, concurrently.
-//
-// Exceptions: the first exception a body throws reaches the caller, with its type, once
-// every chunk that had started has finished; chunks that had not started are skipped.
-//
-// Cost: a plain loop plus, per chunk of about ten microseconds, a look at the worker's deque and
-// the cycle counter; a task only when a worker is idle to take it.
+/// @file
+/// parallel_for and parallel_for_each: run a body for every index or element, in parallel.
+///
+/// @code
+///   lumen::parallel_for(0, v.size(), [&](std::size_t i) { v[i] = f(i); });
+///   lumen::parallel_for(0, n, lumen::grain(1024), [&](std::size_t lo, std::size_t hi) { ... });
+///   lumen::parallel_for_each(items.begin(), items.end(), [&](Item& x) { ... });
+/// @endcode
+///
+/// The bounds may have any integral types but bool, and different ones; the body receives their
+/// common type (int and std::size_t give std::size_t). A range with last <= first (as numbers)
+/// runs nothing; a bound the common type cannot hold (a negative first with std::size_t)
+/// throws usage_error. Ranges may reach the limits of their type. A body
+/// that takes two indices receives chunks [lo, hi) that together cover the range once.
+///
+/// Scheduling: the loop runs on the runtime in scope, on the calling worker and on workers
+/// that are idle (see partition.h); no other threads. It nests freely: inside tasks, inside
+/// other loops (an inner loop whose workers are all busy runs as a plain loop), inside
+/// task_group children. Called from a thread that is not a worker, it runs on the workers
+/// while the caller waits. Iterations run in no particular order, concurrently.
+///
+/// Exceptions: the first exception a body throws reaches the caller, with its type, once
+/// every chunk that had started has finished; chunks that had not started are skipped.
+///
+/// Cost: a plain loop plus, per chunk of about ten microseconds, a look at the worker's deque and
+/// the cycle counter; a task only when a worker is idle to take it.
 #pragma once
 
 #include <concepts>
@@ -63,7 +66,7 @@ concept loop_body = std::invocable<F&, I> || std::invocable<F&, I, I>;
 
 }  // namespace detail
 
-// Calls body(i) for every i in [first, last), or body(lo, hi) for chunks covering it.
+/// Calls body(i) for every i in [first, last), or body(lo, hi) for chunks covering it.
 template <loop_integer A, loop_integer B, class F>
   requires detail::loop_body<F, detail::loop_index_t<A, B>>
 void parallel_for(A first, B last, F&& body) {
@@ -72,7 +75,7 @@ void parallel_for(A first, B last, F&& body) {
   detail::parallel_for_impl<I>(lo, hi, body, detail::AdaptivePace{});
 }
 
-// As above, in chunks of at most g.size iterations (see lumen::grain).
+/// As above, in chunks of at most g.size iterations (see lumen::grain).
 template <loop_integer A, loop_integer B, class F>
   requires detail::loop_body<F, detail::loop_index_t<A, B>>
 void parallel_for(A first, B last, grain g, F&& body) {
@@ -81,7 +84,7 @@ void parallel_for(A first, B last, grain g, F&& body) {
   detail::parallel_for_impl<I>(lo, hi, body, detail::FixedPace{g.size});
 }
 
-// Calls body(*it) for every it in [first, last).
+/// Calls body(*it) for every it in [first, last).
 template <std::random_access_iterator It, class F>
   requires std::invocable<F&, std::iter_reference_t<It>>
 void parallel_for_each(It first, It last, F&& body) {

@@ -1,20 +1,23 @@
-// parallel_reduce: combine f(i) over an index range, in parallel.
-//
-//   double dot = lumen::parallel_reduce(0, n, 0.0, [&](std::size_t i) { return x[i] * y[i]; },
-//                                       std::plus<>{});
-//
-// Returns identity combined with f(i) for every i in [first, last), in index order:
-// combine must be associative and identity its identity element (combine(identity, x) == x);
-// commutativity is not needed (string concatenation works). An empty range gives identity.
-// f and combine run concurrently on different pieces; pieces are combined left to right.
-//
-// Determinism: by default the pieces follow the work (see partition.h), so for floating point
-// the rounding, and the last bits of the result, may differ from run to run. Pass
-// lumen::deterministic{} for a result that depends only on the input (and the grain).
-//
-// Scheduling, nesting and exceptions as parallel_for (parallel_for.h): the first exception
-// reaches the caller with its type and the pieces that had not started are skipped.
-// Cost: one small allocation per piece a thief took, beside parallel_for's.
+/// @file
+/// parallel_reduce: combine f(i) over an index range, in parallel.
+///
+/// @code
+///   double dot = lumen::parallel_reduce(0, n, 0.0, [&](std::size_t i) { return x[i] * y[i]; },
+///                                       std::plus<>{});
+/// @endcode
+///
+/// Returns identity combined with f(i) for every i in [first, last), in index order:
+/// combine must be associative and identity its identity element (combine(identity, x) == x);
+/// commutativity is not needed (string concatenation works). An empty range gives identity.
+/// f and combine run concurrently on different pieces; pieces are combined left to right.
+///
+/// Determinism: by default the pieces follow the work (see partition.h), so for floating point
+/// the rounding, and the last bits of the result, may differ from run to run. Pass
+/// lumen::deterministic{} for a result that depends only on the input (and the grain).
+///
+/// Scheduling, nesting and exceptions as parallel_for (parallel_for.h): the first exception
+/// reaches the caller with its type and the pieces that had not started are skipped.
+/// Cost: one small allocation per piece a thief took, beside parallel_for's.
 #pragma once
 
 #include <atomic>
@@ -167,7 +170,7 @@ concept reduction = std::invocable<Map&, I> && std::copy_constructible<T> &&
 
 }  // namespace detail
 
-// identity combined with map(i) for every i in [first, last), pieces split on demand.
+/// identity combined with map(i) for every i in [first, last), pieces split on demand.
 template <loop_integer A, loop_integer B, class T, class Map, class Combine>
   requires detail::reduction<Map, detail::loop_index_t<A, B>, Combine, T>
 T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine) {
@@ -176,7 +179,7 @@ T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine) {
   return detail::reduce_split<I>(lo, hi, identity, map, combine, detail::AdaptivePace{});
 }
 
-// As above, with pieces of at most g.size indices (see lumen::grain).
+/// As above, with pieces of at most g.size indices (see lumen::grain).
 template <loop_integer A, loop_integer B, class T, class Map, class Combine>
   requires detail::reduction<Map, detail::loop_index_t<A, B>, Combine, T>
 T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine, grain g) {
@@ -185,7 +188,7 @@ T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine, gra
   return detail::reduce_split<I>(lo, hi, identity, map, combine, detail::FixedPace{g.size});
 }
 
-// As above, with the same result every run for the same input (see lumen::deterministic).
+/// As above, with the same result every run for the same input (see lumen::deterministic).
 template <loop_integer A, loop_integer B, class T, class Map, class Combine>
   requires detail::reduction<Map, detail::loop_index_t<A, B>, Combine, T>
 T parallel_reduce(A first, B last, T identity, Map&& map, Combine&& combine, deterministic d) {

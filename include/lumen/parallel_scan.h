@@ -1,26 +1,29 @@
-// parallel_scan and parallel_exclusive_scan: prefix sums (or any associative operation).
-//
-//   lumen::parallel_scan(in.begin(), in.end(), out.begin(), 0L, std::plus<>{});
-//       // out[i] = 0 + in[0] + ... + in[i]
-//   lumen::parallel_exclusive_scan(in.begin(), in.end(), out.begin(), 0L, std::plus<>{});
-//       // out[0] = 0, out[i] = 0 + in[0] + ... + in[i - 1]
-//
-// op(T, T) must be associative (not necessarily commutative) and the elements must convert
-// to T. init is combined once, at the front. out may equal first (in place); otherwise the
-// ranges must not overlap. For integers the result is exact; for floating point the rounding
-// may differ from run to run, as for any parallel scan.
-//
-// Algorithm: a single pass over memory in blocks of a few hundred KiB, taken in order by
-// the workers. A worker that takes a block whose predecessor's prefix is already known scans
-// it directly; otherwise it reduces the block (bringing it into its cache), publishes the
-// total, combines the totals of the blocks before it back to a known prefix (decoupled
-// look-back), and scans the block from cache. Each element is read from memory once and
-// written once, on one worker or many. No worker waits for another: a neighbour that is
-// slow to publish (its thread lost its core) has its block reduced by the one that needs it;
-// only a scan in place, where that input may be gone, waits for the neighbour.
-//
-// Scheduling, nesting and exceptions as parallel_for: the first exception from op reaches
-// the caller; blocks not started are skipped and out is left partly written.
+/// @file
+/// parallel_scan and parallel_exclusive_scan: prefix sums (or any associative operation).
+///
+/// @code
+///   lumen::parallel_scan(in.begin(), in.end(), out.begin(), 0L, std::plus<>{});
+///       // out[i] = 0 + in[0] + ... + in[i]
+///   lumen::parallel_exclusive_scan(in.begin(), in.end(), out.begin(), 0L, std::plus<>{});
+///       // out[0] = 0, out[i] = 0 + in[0] + ... + in[i - 1]
+/// @endcode
+///
+/// op(T, T) must be associative (not necessarily commutative) and the elements must convert
+/// to T. init is combined once, at the front. out may equal first (in place); otherwise the
+/// ranges must not overlap. For integers the result is exact; for floating point the rounding
+/// may differ from run to run, as for any parallel scan.
+///
+/// Algorithm: a single pass over memory in blocks of a few hundred KiB, taken in order by
+/// the workers. A worker that takes a block whose predecessor's prefix is already known scans
+/// it directly; otherwise it reduces the block (bringing it into its cache), publishes the
+/// total, combines the totals of the blocks before it back to a known prefix (decoupled
+/// look-back), and scans the block from cache. Each element is read from memory once and
+/// written once, on one worker or many. No worker waits for another: a neighbour that is
+/// slow to publish (its thread lost its core) has its block reduced by the one that needs it;
+/// only a scan in place, where that input may be gone, waits for the neighbour.
+///
+/// Scheduling, nesting and exceptions as parallel_for: the first exception from op reaches
+/// the caller; blocks not started are skipped and out is left partly written.
 #pragma once
 
 #include <algorithm>
@@ -191,13 +194,13 @@ void scan(InIt first, InIt last, OutIt out, const T& init, Op& op) {
 
 }  // namespace detail
 
-// Inclusive scan: out[i] = init op in[0] op ... op in[i].
+/// Inclusive scan: out[i] = init op in[0] op ... op in[i].
 template <std::random_access_iterator InIt, std::random_access_iterator OutIt, class T, class Op>
 void parallel_scan(InIt first, InIt last, OutIt out, T init, Op op) {
   detail::scan<true>(first, last, out, init, op);
 }
 
-// Exclusive scan: out[0] = init, out[i] = init op in[0] op ... op in[i - 1].
+/// Exclusive scan: out[0] = init, out[i] = init op in[0] op ... op in[i - 1].
 template <std::random_access_iterator InIt, std::random_access_iterator OutIt, class T, class Op>
 void parallel_exclusive_scan(InIt first, InIt last, OutIt out, T init, Op op) {
   detail::scan<false>(first, last, out, init, op);

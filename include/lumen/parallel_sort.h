@@ -1,21 +1,24 @@
-// parallel_sort: sort a random-access range in parallel.
-//
-//   lumen::parallel_sort(v.begin(), v.end());
-//   lumen::parallel_sort(people.begin(), people.end(), [](auto& a, auto& b) { return a.age < b.age; });
-//
-// Sorts [first, last) into ascending order by comp (std::less<> by default), which must be a
-// strict weak ordering and callable from several threads at once. Not stable: equal elements
-// may end up in any order (use std::stable_sort when their order matters). In place: no
-// memory beyond O(log n) stack per worker.
-//
-// Algorithm: quicksort with branch-free block partitioning (BlockQuicksort), whose
-// partitions split off a task only when the worker's deque is empty (see partition.h), so
-// with no idle worker it is a plain sequential quicksort. Pieces of a few thousand elements,
-// and pieces that went too deep (a pathological pivot sequence), are left to std::sort, so
-// the worst case stays O(n log n); runs of keys equal to a pivot are set aside in one pass.
-//
-// Scheduling, nesting and exceptions as parallel_for; after an exception from comp the range
-// is valid but its contents are unspecified (as after std::sort).
+/// @file
+/// parallel_sort: sort a random-access range in parallel.
+///
+/// @code
+///   lumen::parallel_sort(v.begin(), v.end());
+///   lumen::parallel_sort(people.begin(), people.end(), [](auto& a, auto& b) { return a.age < b.age; });
+/// @endcode
+///
+/// Sorts [first, last) into ascending order by comp (std::less<> by default), which must be a
+/// strict weak ordering and callable from several threads at once. Not stable: equal elements
+/// may end up in any order (use std::stable_sort when their order matters). In place: no
+/// memory beyond O(log n) stack per worker.
+///
+/// Algorithm: quicksort with branch-free block partitioning (BlockQuicksort), whose
+/// partitions split off a task only when the worker's deque is empty (see partition.h), so
+/// with no idle worker it is a plain sequential quicksort. Pieces of a few thousand elements,
+/// and pieces that went too deep (a pathological pivot sequence), are left to std::sort, so
+/// the worst case stays O(n log n); runs of keys equal to a pivot are set aside in one pass.
+///
+/// Scheduling, nesting and exceptions as parallel_for; after an exception from comp the range
+/// is valid but its contents are unspecified (as after std::sort).
 #pragma once
 
 #include <algorithm>
@@ -133,6 +136,7 @@ void sort_range(task_group& g, Scheduler& s, It first, It last, Comp& comp, int 
 
 }  // namespace detail
 
+/// Sorts [first, last) by comp, in parallel where workers are idle; see the top of this file.
 template <std::random_access_iterator It, class Comp = std::less<>>
   requires std::sortable<It, Comp>
 void parallel_sort(It first, It last, Comp comp = {}) {

@@ -1,49 +1,54 @@
-// pipeline: items flow from a source through a chain of stages into a sink, with a bound on
-// how many items are in flight at once (as tbb::parallel_pipeline).
-//
-//   using enum lumen::stage_mode;
-//   std::size_t total = 0;
-//   lumen::pipeline(/*tokens=*/16)
-//       .source([&](lumen::flow_control& fc) -> std::string {
-//         std::string line;
-//         if (!std::getline(in, line)) fc.stop();
-//         return line;
-//       })
-//       .stage(parallel, [](std::string line) { return count_words(line); })
-//       .sink(serial_in_order, [&](std::size_t words) { total += words; })
-//       .run();
-//
-// Types: each stage takes what the previous one returns (checked at compile time); the sink
-// returns void. The source is either `T(flow_control&)` (call fc.stop() to end the stream;
-// the value returned with that call is dropped) or `std::optional<T>()` (nullopt ends it).
-//
-// Stage modes:
-//   serial_in_order  one item at a time, in the order the source produced them
-//   serial           one item at a time, in any order
-//   parallel         any number of items at once (the callable must allow concurrent calls)
-// The source is called one item at a time; its order defines "source order".
-//
-// Tokens: at most `tokens` items are between the source and the end of the sink. When all
-// tokens are taken the source is simply not called until an item leaves the sink: no thread
-// waits for a token. Items that reach a serial stage while it is busy (or, in order, early)
-// wait in that stage's buffer, not on a thread.
-//
-// Running: run() makes the calling task (or thread) take part: it runs the source and carries
-// the first item through the stages, then waits as task_group::wait does (it runs the
-// pipeline's tasks still queued on its own worker, then parks its fiber). Everything runs on
-// the runtime's workers: a pipeline may run inside tasks, task_group children and other
-// pipelines' stages.
-//
-// Exceptions: the first exception from the source or a stage cancels the pipeline (the source
-// is not called again; later stages are skipped for items in flight) and run() rethrows it
-// with its type once every item has left. Values of skipped items are destroyed.
-//
-// Cost: per item, one spawn to let another worker call the source, one compare-and-swap on
-// the token count, and a short lock per serial stage; nothing is allocated per item (the
-// `tokens` item buffers are allocated once per run). A closed pipeline can run many times, one
-// run at a time. A token count whose buffers do not fit in memory makes run() throw
-// usage_error (their size overflows) or resource_error (they cannot be allocated) before any
-// stage runs.
+/// @file
+/// pipeline: items flow from a source through a chain of stages into a sink, with a bound on
+/// how many items are in flight at once (as tbb::parallel_pipeline).
+///
+/// @code
+///   using enum lumen::stage_mode;
+///   std::size_t total = 0;
+///   lumen::pipeline(/*tokens=*/16)
+///       .source([&](lumen::flow_control& fc) -> std::string {
+///         std::string line;
+///         if (!std::getline(in, line)) fc.stop();
+///         return line;
+///       })
+///       .stage(parallel, [](std::string line) { return count_words(line); })
+///       .sink(serial_in_order, [&](std::size_t words) { total += words; })
+///       .run();
+/// @endcode
+///
+/// Types: each stage takes what the previous one returns (checked at compile time); the sink
+/// returns void. The source is either `T(flow_control&)` (call fc.stop() to end the stream;
+/// the value returned with that call is dropped) or `std::optional<T>()` (nullopt ends it).
+///
+/// Stage modes:
+/// @code
+///   serial_in_order  one item at a time, in the order the source produced them
+///   serial           one item at a time, in any order
+///   parallel         any number of items at once (the callable must allow concurrent calls)
+/// @endcode
+/// The source is called one item at a time; its order defines "source order".
+///
+/// Tokens: at most `tokens` items are between the source and the end of the sink. When all
+/// tokens are taken the source is simply not called until an item leaves the sink: no thread
+/// waits for a token. Items that reach a serial stage while it is busy (or, in order, early)
+/// wait in that stage's buffer, not on a thread.
+///
+/// Running: run() makes the calling task (or thread) take part: it runs the source and carries
+/// the first item through the stages, then waits as task_group::wait does (it runs the
+/// pipeline's tasks still queued on its own worker, then parks its fiber). Everything runs on
+/// the runtime's workers: a pipeline may run inside tasks, task_group children and other
+/// pipelines' stages.
+///
+/// Exceptions: the first exception from the source or a stage cancels the pipeline (the source
+/// is not called again; later stages are skipped for items in flight) and run() rethrows it
+/// with its type once every item has left. Values of skipped items are destroyed.
+///
+/// Cost: per item, one spawn to let another worker call the source, one compare-and-swap on
+/// the token count, and a short lock per serial stage; nothing is allocated per item (the
+/// `tokens` item buffers are allocated once per run). A closed pipeline can run many times, one
+/// run at a time. A token count whose buffers do not fit in memory makes run() throw
+/// usage_error (their size overflows) or resource_error (they cannot be allocated) before any
+/// stage runs.
 #pragma once
 
 #include <algorithm>
@@ -61,12 +66,17 @@
 
 namespace lumen {
 
+/// How a stage takes its items: serial_in_order, serial or parallel, as the top of this file
+/// describes.
 enum class stage_mode : unsigned char { serial_in_order, serial, parallel };
 
-// Handed to a source that takes it: stop() ends the stream.
+/// Handed to a source that takes it: stop() ends the stream.
 class flow_control {
  public:
+  /// Ends the stream: the value the source returns with this call is dropped, and the source is not
+  /// called again.
   void stop() noexcept { stopped_ = true; }
+  /// Whether stop() was called.
   bool stopped() const noexcept { return stopped_; }
 
  private:
@@ -184,15 +194,16 @@ constexpr std::size_t max_value_align() {
 
 }  // namespace detail
 
-// A pipeline with its source and every stage, closed by its sink: ready to run.
+/// A pipeline with its source and every stage, closed by its sink: ready to run.
 template <class Source, class... Stages>
 class closed_pipeline {
  public:
+  /// Made by open_pipeline::sink(); not meant to be built directly.
   closed_pipeline(std::size_t tokens, Source source, std::tuple<Stages...> stages)
       : tokens_(tokens), source_(std::move(source)), stages_(std::move(stages)) {}
 
-  // Runs until the source ends and every item has left the sink; see the top of this file.
-  // One run at a time; the callables keep their state from one run to the next.
+  /// Runs until the source ends and every item has left the sink; see the top of this file.
+  /// One run at a time; the callables keep their state from one run to the next.
   void run() {
     auto erased = std::apply(
         [](Stages&... s) {
@@ -216,14 +227,15 @@ class closed_pipeline {
   std::tuple<Stages...> stages_;
 };
 
-// A pipeline whose last stage (or source) produces Out: add stages, then close it with sink().
+/// A pipeline whose last stage (or source) produces Out: add stages, then close it with sink().
 template <class Out, class Source, class... Stages>
 class open_pipeline {
  public:
+  /// Made by pipeline::source() and open_pipeline::stage(); not meant to be built directly.
   open_pipeline(std::size_t tokens, Source source, std::tuple<Stages...> stages)
       : tokens_(tokens), source_(std::move(source)), stages_(std::move(stages)) {}
 
-  // f(Out) -> U; the next stage (or the sink) takes U.
+  /// f(Out) -> U; the next stage (or the sink) takes U.
   template <class F>
   auto stage(stage_mode mode, F&& f) && {
     using Next = detail::TypedStage<Out, std::decay_t<F>>;
@@ -236,7 +248,7 @@ class open_pipeline {
         std::tuple_cat(std::move(stages_), std::tuple<Next>(Next{mode, std::forward<F>(f)})));
   }
 
-  // f(Out) -> void: the last stage.
+  /// f(Out) -> void: the last stage.
   template <class F>
   auto sink(stage_mode mode, F&& f) && {
     using Last = detail::TypedStage<Out, std::decay_t<F>>;
@@ -254,13 +266,16 @@ class open_pipeline {
   std::tuple<Stages...> stages_;
 };
 
-// Where a pipeline starts: the number of tokens (items in flight at most), then source().
+/// Where a pipeline starts: the number of tokens (items in flight at most), then source().
 class pipeline {
  public:
+  /// A pipeline that keeps at most `tokens` items in flight; 0 throws usage_error.
   explicit pipeline(std::size_t tokens) : tokens_(tokens) {
     if (tokens == 0) throw usage_error("lumen::pipeline: tokens must be at least 1");
   }
 
+  /// The source: `T(flow_control&)` or `std::optional<T>()`, as the top of this file describes.
+  /// Gives the open_pipeline to add stages to.
   template <class F>
   auto source(F&& f) && {
     using T = typename detail::source_value<std::decay_t<F>>::type;

@@ -1,35 +1,40 @@
-// Streams: a task (or an actor method) that hands out its results one at a time, as Ray's
-// streaming generators do.
-//
-//   lumen::Stream<int> s = lumen::stream<int>([](lumen::Emitter<int>& out, int n) {
-//     for (int i = 0; i < n; ++i) out.emit(i * i);   // waits while 16 items are unconsumed
-//   }, 100);
-//   while (std::optional<lumen::ObjectRef<int>> r = s.next()) use(lumen::get(*r));
-//
-// Each emitted value becomes an object of its own, ready when next() returns its ref, in the
-// order emitted. next() waits (parking a fiber, or blocking a thread that is not a worker)
-// until the producer emits, ends or fails; it returns nullopt once the stream has ended and
-// every item was taken.
-//
-// Back-pressure: emit() waits while `max_ahead` items are emitted and not yet taken by next(),
-// so a fast producer never runs more than that far ahead of a slow consumer.
-// Errors: if the producer throws, the consumer gets every item emitted before, then one ref
-// that fails with the producer's exception (get() rethrows it), then nullopt.
-// Cancellation: cancel(stream) (or destroying the Stream) stops the producer: its emit()
-// throws cancelled_error from then on, stop_requested() is true in it, and next() returns one
-// ref that fails with cancelled_error, then nullopt. Items not taken are dropped.
-// Actor methods stream through an Emitter passed as an argument:
-//
-//   auto [s, out] = lumen::make_stream<Row>();
-//   db.call(&Db::scan, out, query);   // Db::scan(lumen::Emitter<Row> out, Query q) emits
-//
-// The stream ends when the last copy of the Emitter is gone (the method returned), or when one
-// copy calls fail(e).
-//
-// Thread safety: a Stream belongs to one consumer at a time; Emitter copies may emit from
-// several tasks at once (items keep the order in which emit() calls took their turn).
-// Cost: per item one object (as put()) and one uncontended lock; a waiting side is woken by the
-// item, the end or the cancel that it waits for.
+/// @file
+/// Streams: a task (or an actor method) that hands out its results one at a time, as Ray's
+/// streaming generators do.
+///
+/// @code
+///   lumen::Stream<int> s = lumen::stream<int>([](lumen::Emitter<int>& out, int n) {
+///     for (int i = 0; i < n; ++i) out.emit(i * i);   // waits while 16 items are unconsumed
+///   }, 100);
+///   while (std::optional<lumen::ObjectRef<int>> r = s.next()) use(lumen::get(*r));
+/// @endcode
+///
+/// Each emitted value becomes an object of its own, ready when next() returns its ref, in the
+/// order emitted. next() waits (parking a fiber, or blocking a thread that is not a worker)
+/// until the producer emits, ends or fails; it returns nullopt once the stream has ended and
+/// every item was taken.
+///
+/// Back-pressure: emit() waits while `max_ahead` items are emitted and not yet taken by next(),
+/// so a fast producer never runs more than that far ahead of a slow consumer.
+/// Errors: if the producer throws, the consumer gets every item emitted before, then one ref
+/// that fails with the producer's exception (get() rethrows it), then nullopt.
+/// Cancellation: cancel(stream) (or destroying the Stream) stops the producer: its emit()
+/// throws cancelled_error from then on, stop_requested() is true in it, and next() returns one
+/// ref that fails with cancelled_error, then nullopt. Items not taken are dropped.
+/// Actor methods stream through an Emitter passed as an argument:
+///
+/// @code
+///   auto [s, out] = lumen::make_stream<Row>();
+///   db.call(&Db::scan, out, query);   // Db::scan(lumen::Emitter<Row> out, Query q) emits
+/// @endcode
+///
+/// The stream ends when the last copy of the Emitter is gone (the method returned), or when one
+/// copy calls fail(e).
+///
+/// Thread safety: a Stream belongs to one consumer at a time; Emitter copies may emit from
+/// several tasks at once (items keep the order in which emit() calls took their turn).
+/// Cost: per item one object (as put()) and one uncontended lock; a waiting side is woken by the
+/// item, the end or the cancel that it waits for.
 #pragma once
 
 #include <cstddef>
@@ -53,8 +58,9 @@
 
 namespace lumen {
 
+/// A stream's settings.
 struct StreamOptions {
-  std::size_t max_ahead = 16;  // items emitted and not taken, at most (>= 1)
+  std::size_t max_ahead = 16;  ///< items emitted and not taken, at most (>= 1)
 };
 
 namespace detail {
@@ -226,15 +232,19 @@ class Emitter;
 template <class T>
 std::pair<Stream<T>, Emitter<T>> make_stream(StreamOptions options = {});
 
-// The producer's end of a stream. Copyable: each copy keeps the stream open; the stream ends
-// when the last copy is destroyed.
+/// The producer's end of a stream. Copyable: each copy keeps the stream open; the stream ends
+/// when the last copy is destroyed.
 template <class T>
 class Emitter {
  public:
+  /// Another sender: the stream stays open until every copy is gone.
   Emitter(const Emitter& o) : state_(o.state_) {
     if (state_) state_->add_sender();
   }
+  /// Takes over o's place as a sender; o no longer keeps the stream open.
   Emitter(Emitter&& o) noexcept : state_(std::move(o.state_)) {}
+  /// Lets go of the stream this emitter fed (ending it if this was its last copy) and takes o's
+  /// place.
   Emitter& operator=(Emitter o) noexcept {
     std::swap(state_, o.state_);
     return *this;
@@ -243,17 +253,17 @@ class Emitter {
     if (state_) state_->remove_sender();
   }
 
-  // Hands out one item; waits while max_ahead items are not taken. Throws cancelled_error once
-  // the consumer cancelled or let go of the stream.
+  /// Hands out one item; waits while max_ahead items are not taken. Throws cancelled_error once
+  /// the consumer cancelled or let go of the stream.
   template <class V>
   void emit(V&& value) {
     check().emit(put(T(std::forward<V>(value))));
   }
-  // Ends the stream with e: the consumer gets it after the items emitted before.
+  /// Ends the stream with e: the consumer gets it after the items emitted before.
   void fail(std::exception_ptr e) noexcept {
     if (state_) state_->fail(std::move(e));
   }
-  // True once the consumer cancelled or let go of the stream.
+  /// True once the consumer cancelled or let go of the stream.
   bool cancelled() const { return check().stopped(); }
 
  private:
@@ -267,12 +277,14 @@ class Emitter {
   std::shared_ptr<detail::StreamState<T>> state_;
 };
 
-// The consumer's end of a stream. Move-only; destroying it cancels the stream.
+/// The consumer's end of a stream. Move-only; destroying it cancels the stream.
 template <class T>
 class Stream {
  public:
   Stream() = default;
+  /// Takes over o's stream; o is left empty.
   Stream(Stream&&) noexcept = default;
+  /// Cancels the stream this one held (as the destructor does), then takes over o's.
   Stream& operator=(Stream&& o) noexcept {
     if (this != &o) {
       close();
@@ -283,19 +295,19 @@ class Stream {
   }
   ~Stream() { close(); }
 
-  // The next item's ref, once there is one; nullopt once the stream ended and all were taken.
+  /// The next item's ref, once there is one; nullopt once the stream ended and all were taken.
   std::optional<ObjectRef<T>> next() {
     if (!state_) throw usage_error("lumen: next() on an empty Stream");
     return state_->next();
   }
-  // Stops the producer (see the header). True when the stream had not ended yet.
+  /// Stops the producer (see the header). True when the stream had not ended yet.
   bool cancel() noexcept {
     if (!state_) return false;
     // The task first: a producer that sees the stream stopped must also see stop_requested().
     const bool task_open = task_.valid() && lumen::cancel(task_);
     return state_->stop() || task_open;
   }
-  // The producing task's result (void); empty for a stream made by make_stream().
+  /// The producing task's result (void); empty for a stream made by make_stream().
   const ObjectRef<void>& task() const noexcept { return task_; }
 
  private:
@@ -313,13 +325,14 @@ class Stream {
   ObjectRef<void> task_;
 };
 
+/// Stops the producer: s.cancel().
 template <class T>
 bool cancel(Stream<T>& s) noexcept {
   return s.cancel();
 }
 
-// A stream and the emitter that feeds it, for a producer you start yourself (an actor method,
-// a thread).
+/// A stream and the emitter that feeds it, for a producer you start yourself (an actor method,
+/// a thread).
 template <class T>
 std::pair<Stream<T>, Emitter<T>> make_stream(StreamOptions options) {
   if (options.max_ahead == 0) throw usage_error("lumen: a stream's max_ahead must be at least 1");
@@ -328,10 +341,10 @@ std::pair<Stream<T>, Emitter<T>> make_stream(StreamOptions options) {
   return {Stream<T>(std::move(state)), std::move(out)};
 }
 
-// Runs f(emitter, args...) as a task on the runtime in scope; its emits come out of the
-// returned stream. An exception from f ends the stream with it. Arguments are stored as
-// submit() stores them and reach f as const lvalues; an ObjectRef argument reaches f as the
-// ref (get it inside f).
+/// Runs f(emitter, args...) as a task on the runtime in scope; its emits come out of the
+/// returned stream. An exception from f ends the stream with it. Arguments are stored as
+/// submit() stores them and reach f as const lvalues; an ObjectRef argument reaches f as the
+/// ref (get it inside f).
 template <class T, class F, class... Args>
 Stream<T> stream(StreamOptions options, F&& f, Args&&... args) {
   auto [s, out] = make_stream<T>(options);
@@ -347,6 +360,7 @@ Stream<T> stream(StreamOptions options, F&& f, Args&&... args) {
       std::move(out), std::forward<Args>(args)...);
   return std::move(s);
 }
+/// As stream(StreamOptions, f, args...) with default options (max_ahead 16).
 template <class T, class F, class... Args>
   requires(!std::is_same_v<std::decay_t<F>, StreamOptions>)
 Stream<T> stream(F&& f, Args&&... args) {

@@ -1,17 +1,20 @@
-// Tasks: submit a callable, get an ObjectRef to its result.
-//
-//   lumen::ObjectRef<int> a = lumen::submit(add, 1, 2);
-//   lumen::ObjectRef<int> b = lumen::submit(add, a, 10);   // waits for a; add receives the int
-//   auto r = lumen::task(load).name("load").retries(2).resources({{"gpu", 1}}).submit(path);
-//
-// Arguments are stored by value (decayed) in the task's frame. An ObjectRef<T> argument is a
-// dependency: the task runs once that object is ready and receives `const T&` to the value in
-// the table (a parameter declared as ObjectRef<T> receives the ref itself). If a dependency
-// failed, the task does not run and its result fails with the same exception.
-//
-// Cost: one allocation for the frame (with waiter nodes for its dependencies) and one slot
-// in the object table; values over 16 bytes take one more allocation when the task returns.
-// Ordering: none between independent tasks. Tasks may submit tasks from inside.
+/// @file
+/// Tasks: submit a callable, get an ObjectRef to its result.
+///
+/// @code
+///   lumen::ObjectRef<int> a = lumen::submit(add, 1, 2);
+///   lumen::ObjectRef<int> b = lumen::submit(add, a, 10);   // waits for a; add receives the int
+///   auto r = lumen::task(load).name("load").retries(2).resources({{"gpu", 1}}).submit(path);
+/// @endcode
+///
+/// Arguments are stored by value (decayed) in the task's frame. An ObjectRef<T> argument is a
+/// dependency: the task runs once that object is ready and receives `const T&` to the value in
+/// the table (a parameter declared as ObjectRef<T> receives the ref itself). If a dependency
+/// failed, the task does not run and its result fails with the same exception.
+///
+/// Cost: one allocation for the frame (with waiter nodes for its dependencies) and one slot
+/// in the object table; values over 16 bytes take one more allocation when the task returns.
+/// Ordering: none between independent tasks. Tasks may submit tasks from inside.
 #pragma once
 
 #include <chrono>
@@ -31,36 +34,36 @@
 
 namespace lumen {
 
-// What a task may ask for beyond its callable.
+/// What a task may ask for beyond its callable.
 struct TaskOptions {
-  std::string name;      // reported with its errors
-  int retries = 0;       // runs again after an exception, up to this many times
-  std::vector<std::pair<std::string, double>> resources;  // units it holds while it runs
-  int priority = 0;      // queued tasks with higher priority run first (0: the plain queues)
-  // The wait before each retry: retry_delay before the first, then retry_backoff times the
-  // previous wait, at most max_retry_delay; each wait is shortened by a random part of up to
-  // retry_jitter of itself, so that tasks that failed together do not retry together. The
-  // task holds no worker and no resources while it waits. retry_delay 0: retry at once.
+  std::string name;      ///< reported with its errors
+  int retries = 0;       ///< runs again after an exception, up to this many times
+  std::vector<std::pair<std::string, double>> resources;  ///< units it holds while it runs
+  int priority = 0;      ///< queued tasks with higher priority run first (0: the plain queues)
+  /// The wait before each retry: retry_delay before the first, then retry_backoff times the
+  /// previous wait, at most max_retry_delay; each wait is shortened by a random part of up to
+  /// retry_jitter of itself, so that tasks that failed together do not retry together. The
+  /// task holds no worker and no resources while it waits. retry_delay 0: retry at once.
   std::chrono::nanoseconds retry_delay{0};
-  double retry_backoff = 2.0;  // at least 1
-  std::chrono::nanoseconds max_retry_delay = std::chrono::seconds(60);
-  double retry_jitter = 0.5;  // from 0 to 1
-  // The exceptions that are retried: null retries every one; otherwise an exception it
-  // returns false for fails the task at once (see TaskBuilder::retry_on).
+  double retry_backoff = 2.0;  ///< at least 1
+  std::chrono::nanoseconds max_retry_delay = std::chrono::seconds(60);  ///< the longest wait between retries
+  double retry_jitter = 0.5;  ///< from 0 to 1
+  /// The exceptions that are retried: null retries every one; otherwise an exception it
+  /// returns false for fails the task at once (see TaskBuilder::retry_on).
   bool (*retry_if)(const std::exception_ptr&) = nullptr;
-  // From submit: once it passes, the result fails with timeout_error, the task's stop request
-  // is set and the tasks it submitted stop too, as with cancel(ref, {.recursive = true}) (see
-  // lumen/cancel.h). A task that has not started by then never runs. max: no timeout.
+  /// From submit: once it passes, the result fails with timeout_error, the task's stop request
+  /// is set and the tasks it submitted stop too, as with cancel(ref, {.recursive = true}) (see
+  /// lumen/cancel.h). A task that has not started by then never runs. max: no timeout.
   std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
-  // The task computes the same value from the same arguments (no side effects that matter).
-  // Under Config::object_memory_limit its result may then be evicted and is computed again
-  // from a copy of the callable and arguments when next read, as Ray's lineage
-  // reconstruction does; the copy (and the objects its ref arguments name) lives as long as
-  // the result. A rebuild claims no resources (it runs for a reader, which may hold them) and
-  // has no timeout. Needs a copyable callable and arguments. Without a limit it changes nothing.
+  /// The task computes the same value from the same arguments (no side effects that matter).
+  /// Under Config::object_memory_limit its result may then be evicted and is computed again
+  /// from a copy of the callable and arguments when next read, as Ray's lineage
+  /// reconstruction does; the copy (and the objects its ref arguments name) lives as long as
+  /// the result. A rebuild claims no resources (it runs for a reader, which may hold them) and
+  /// has no timeout. Needs a copyable callable and arguments. Without a limit it changes nothing.
   bool deterministic = false;
-  // Where the task was made, for the state API (lumen/state.h): task(f) fills it in with the
-  // place it was called from.
+  /// Where the task was made, for the state API (lumen/state.h): task(f) fills it in with the
+  /// place it was called from.
   std::source_location where{};
 };
 
@@ -232,33 +235,41 @@ auto submit_with(Scheduler& s, const TaskOptions* options, F&& f, Args&&... args
 
 }  // namespace detail
 
-// Runs f(args...) on the runtime in scope; the ref resolves to its result (or its exception).
+/// Runs f(args...) on the runtime in scope; the ref resolves to its result (or its exception).
 template <class F, class... Args>
 auto submit(F&& f, Args&&... args) {
   detail::RuntimeEntry entry;
   return detail::submit_with(entry.scheduler(), nullptr, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
-// A task with options, built fluently: task(f).name("x").retries(2).submit(args...).
+/// A task with options, built fluently: task(f).name("x").retries(2).submit(args...).
 template <class F>
 class TaskBuilder {
  public:
+  /// The builder of a task running f; `where` (the call site) is what the state API shows.
   explicit TaskBuilder(F f, std::source_location where = std::source_location::current()) : f_(std::move(f)) {
     options_.where = where;
   }
 
+  /// The name reported with the task's errors and in the state API (TaskOptions::name).
+  /// @{
   TaskBuilder& name(std::string n) & {
     options_.name = std::move(n);
     return *this;
   }
   TaskBuilder&& name(std::string n) && { return std::move(name(std::move(n))); }
+  /// @}
+  /// Runs the task again after an exception, up to n times (TaskOptions::retries).
+  /// @{
   TaskBuilder& retries(int n) & {
     options_.retries = n;
     return *this;
   }
   TaskBuilder&& retries(int n) && { return std::move(retries(n)); }
-  // Fails the task with timeout_error once d has passed since submit (see TaskOptions::timeout).
-  // Any duration type; one too long for nanoseconds saturates to no timeout.
+  /// @}
+  /// Fails the task with timeout_error once d has passed since submit (see TaskOptions::timeout).
+  /// Any duration type; one too long for nanoseconds saturates to no timeout.
+  /// @{
   template <class Rep, class Period>
   TaskBuilder& timeout(std::chrono::duration<Rep, Period> d) & {
     options_.timeout = detail::saturated_nanoseconds(d);
@@ -268,8 +279,10 @@ class TaskBuilder {
   TaskBuilder&& timeout(std::chrono::duration<Rep, Period> d) && {
     return std::move(timeout(d));
   }
-  // Waits between retries, growing exponentially with jitter (see TaskOptions::retry_delay).
-  // Durations of any type; ones too long for nanoseconds (hours::max()) saturate.
+  /// @}
+  /// Waits between retries, growing exponentially with jitter (see TaskOptions::retry_delay).
+  /// Durations of any type; ones too long for nanoseconds (hours::max()) saturate.
+  /// @{
   template <class R1, class P1, class R2 = std::int64_t, class P2 = std::ratio<1>>
   TaskBuilder& retry_backoff(std::chrono::duration<R1, P1> first,
                              std::chrono::duration<R2, P2> max = std::chrono::duration<R2, P2>(60),
@@ -286,8 +299,10 @@ class TaskBuilder {
                               double multiplier = 2.0, double jitter = 0.5) && {
     return std::move(retry_backoff(first, max, multiplier, jitter));
   }
-  // Retries only exceptions of these types (or types derived from them), as Ray's
-  // retry_exceptions list: any other exception fails the task at its first throw.
+  /// @}
+  /// Retries only exceptions of these types (or types derived from them), as Ray's
+  /// retry_exceptions list: any other exception fails the task at its first throw.
+  /// @{
   template <class... E>
     requires(sizeof...(E) > 0)
   TaskBuilder& retry_on() & {
@@ -299,6 +314,9 @@ class TaskBuilder {
   TaskBuilder&& retry_on() && {
     return std::move(retry_on<E...>());
   }
+  /// @}
+  /// Units of named resources the task holds while it runs (TaskOptions::resources).
+  /// @{
   TaskBuilder& resources(std::vector<std::pair<std::string, double>> r) & {
     options_.resources = std::move(r);
     return *this;
@@ -306,22 +324,29 @@ class TaskBuilder {
   TaskBuilder&& resources(std::vector<std::pair<std::string, double>> r) && {
     return std::move(resources(std::move(r)));
   }
+  /// @}
+  /// Queued tasks with higher priority run first (TaskOptions::priority).
+  /// @{
   TaskBuilder& priority(int p) & {
     options_.priority = p;
     return *this;
   }
   TaskBuilder&& priority(int p) && { return std::move(priority(p)); }
-  // Marks the task as computing the same value from the same arguments: under a memory limit
-  // its result may be evicted and computed again (see TaskOptions::deterministic).
+  /// @}
+  /// Marks the task as computing the same value from the same arguments: under a memory limit
+  /// its result may be evicted and computed again (see TaskOptions::deterministic).
+  /// @{
   TaskBuilder& deterministic(bool d = true) & {
     options_.deterministic = d;
     return *this;
   }
   TaskBuilder&& deterministic(bool d = true) && { return std::move(deterministic(d)); }
+  /// @}
 
+  /// The options set so far.
   const TaskOptions& options() const noexcept { return options_; }
 
-  // May be called several times; each call submits one task with a copy of the callable.
+  /// May be called several times; each call submits one task with a copy of the callable.
   template <class... Args>
   auto submit(Args&&... args) const {
     detail::RuntimeEntry entry;
@@ -333,17 +358,17 @@ class TaskBuilder {
   TaskOptions options_;
 };
 
-// The place it is called from is the task's place in the state API (lumen/state.h).
+/// The place it is called from is the task's place in the state API (lumen/state.h).
 template <class F>
 TaskBuilder<std::decay_t<F>> task(F&& f, std::source_location where = std::source_location::current()) {
   return TaskBuilder<std::decay_t<F>>(std::forward<F>(f), where);
 }
 
-// Runs f where blocking its thread is harmless. Call it inside a task around anything that
-// blocks the OS thread where lumen cannot see it (sleep, file or socket I/O, a std::future):
-// f runs on one of the runtime's threads for blocking calls (Config::max_blocking_threads)
-// while the task's fiber is parked and its worker runs other tasks. Outside a worker, f just
-// runs. Returns f's result by value; rethrows its exception.
+/// Runs f where blocking its thread is harmless. Call it inside a task around anything that
+/// blocks the OS thread where lumen cannot see it (sleep, file or socket I/O, a std::future):
+/// f runs on one of the runtime's threads for blocking calls (Config::max_blocking_threads)
+/// while the task's fiber is parked and its worker runs other tasks. Outside a worker, f just
+/// runs. Returns f's result by value; rethrows its exception.
 template <class F>
 auto blocking(F&& f) -> std::decay_t<std::invoke_result_t<F&>> {
   using R = std::decay_t<std::invoke_result_t<F&>>;

@@ -1,26 +1,29 @@
-// task_group: structured fork/join without a future per child.
-//
-//   lumen::task_group g;
-//   g.run([&] { left = sum(lo, mid); });
-//   right = sum(mid, hi);
-//   g.wait();
-//
-// wait() returns once every child has finished and rethrows the first exception a child
-// threw (a child that throws also cancels the children that have not started). While it
-// waits it runs its own children still queued on its worker, inline; for children other
-// workers took, it parks its fiber rather than run unrelated work on its stack.
-//
-// Thread safety: run() may be called from the group's owner (the task or thread that created
-// it) and from inside its children. wait() belongs to the owner. The destructor waits for
-// children that are still running and drops their exceptions.
-// Shutdown: a group owned by a thread that is not a worker counts as work of its runtime from
-// its first run() until wait() returns, so the Runtime's destructor waits for its children.
-// run() throws shutdown_error when that runtime is shutting down or gone.
-// Stack: a child runs inline only while the waiting stack is less than half used; deeper, it
-// is left for another fiber. If no fiber is left to park on (Config::max_fibers), wait() runs
-// other work on its stack until its children are done instead of failing.
-// Cost: a child is one small allocation and a push on the worker's deque; a child the owner
-// runs itself costs no atomic operation on the group.
+/// @file
+/// task_group: structured fork/join without a future per child.
+///
+/// @code
+///   lumen::task_group g;
+///   g.run([&] { left = sum(lo, mid); });
+///   right = sum(mid, hi);
+///   g.wait();
+/// @endcode
+///
+/// wait() returns once every child has finished and rethrows the first exception a child
+/// threw (a child that throws also cancels the children that have not started). While it
+/// waits it runs its own children still queued on its worker, inline; for children other
+/// workers took, it parks its fiber rather than run unrelated work on its stack.
+///
+/// Thread safety: run() may be called from the group's owner (the task or thread that created
+/// it) and from inside its children. wait() belongs to the owner. The destructor waits for
+/// children that are still running and drops their exceptions.
+/// Shutdown: a group owned by a thread that is not a worker counts as work of its runtime from
+/// its first run() until wait() returns, so the Runtime's destructor waits for its children.
+/// run() throws shutdown_error when that runtime is shutting down or gone.
+/// Stack: a child runs inline only while the waiting stack is less than half used; deeper, it
+/// is left for another fiber. If no fiber is left to park on (Config::max_fibers), wait() runs
+/// other work on its stack until its children are done instead of failing.
+/// Cost: a child is one small allocation and a push on the worker's deque; a child the owner
+/// runs itself costs no atomic operation on the group.
 #pragma once
 
 #include <atomic>
@@ -34,6 +37,7 @@
 
 namespace lumen {
 
+/// Fork/join of child tasks that return nothing: run() them, then wait(). See the top of this file.
 class task_group {
  public:
   task_group()
@@ -59,6 +63,8 @@ class task_group {
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
 
+  /// Starts f() as a child of the group; called by the owner or from inside a child. Throws
+  /// shutdown_error as the top of this file says.
   template <class F>
   void run(F&& f) {
     const bool by_owner = detail::current_context() == owner_ && owner_->helped_depth == owner_depth_;
@@ -77,6 +83,8 @@ class task_group {
     detail::spawn(*sched_, t);
   }
 
+  /// Returns once every child has finished; rethrows the first exception a child threw. The group
+  /// may be used again afterwards.
   void wait() {
     if (spawned_ != inline_done_) {
       if (room_to_run_inline_) {
@@ -134,9 +142,10 @@ class task_group {
     }
   }
 
-  // Children that have not started are skipped; running ones finish, and lumen::stop_requested()
-  // is true inside them from here on (lumen/cancel.h).
+  /// Children that have not started are skipped; running ones finish, and lumen::stop_requested()
+  /// is true inside them from here on (lumen/cancel.h).
   void cancel() noexcept { cancelled_.store(true, std::memory_order_relaxed); }
+  /// True once cancel() was called, until wait() returns.
   bool is_canceling() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
 
  private:

@@ -1,43 +1,48 @@
-// Actors through Ray's API: ray::Actor(factory).Remote(args...), handle.Task(&C::m).Remote(...).
-//
-//   class Counter {
-//    public:
-//     explicit Counter(int start) : n_(start) {}
-//     static Counter* FactoryCreate(int start) { return new Counter(start); }
-//     int Add(int k) { return n_ += k; }
-//    private:
-//     int n_;
-//   };
-//   RAY_REMOTE(Counter::FactoryCreate, &Counter::Add);
-//
-//   ray::ActorHandle<Counter> c = ray::Actor(Counter::FactoryCreate).SetName("c").Remote(5);
-//   ray::ObjectRef<int> r = c.Task(&Counter::Add).Remote(1);          // 6
-//   boost::optional<ray::ActorHandle<Counter>> same = ray::GetActor<Counter>("c");
-//   c.Kill();
-//
-// A Ray actor is a lumen actor (lumen/actor.h) of an ActorInstance<C> that owns the C its
-// factory made, so it has lumen's guarantees: with max concurrency 1 (the default) calls run
-// one at a time in the order they were made; the factory runs on a worker after Remote
-// returns; a factory that throws ends the actor and its calls throw RayActorException.
-// SetMaxRestarts(n) rebuilds the actor by calling the factory again with the same arguments
-// after Kill(false), up to n times (-1: always); calls pending then fail, as with Ray's default
-// max_task_retries of 0. As in Ray, ExitActor() and a factory that throws end the actor for
-// good, whatever its restarts: restarts stand in for a crashed worker process.
-//
-// Resources, as in Ray: an actor created with SetResources holds them (from the node, or from
-// its placement group bundle) from before its factory runs until it ends, so tasks that claim
-// the same resources wait for them meanwhile; one that asks for nothing holds nothing. When
-// they are taken, the factory waits; when the node (or bundle) could never grant them, the
-// actor is infeasible: a warning is logged and it stays pending, its calls queued, until
-// ray::Shutdown fails it (RayActorException). Shutdown first lets go of what actors hold, so
-// the tasks it waits for get their resources. An actor's calls claim nothing more.
-//
-// What differs from Ray, and why:
-// - An actor lives while a handle to it exists; a named actor until it is killed or Shutdown,
-//   whatever its lifetime (a detached actor in Ray outlives its job, which cannot happen in one
-//   process; a named non-detached one ends with its last handle in Ray).
-// - Names are unique per namespace; lumen::get_actor sees a Ray actor's name with its
-//   namespace in front, so use ray::GetActor for Ray actors.
+/// @file
+/// Actors through Ray's API: ray::Actor(factory).Remote(args...), handle.Task(&C::m).Remote(...).
+///
+/// @code
+///   class Counter {
+///    public:
+///     explicit Counter(int start) : n_(start) {}
+///     static Counter* FactoryCreate(int start) { return new Counter(start); }
+///     int Add(int k) { return n_ += k; }
+///    private:
+///     int n_;
+///   };
+///   RAY_REMOTE(Counter::FactoryCreate, &Counter::Add);
+/// @endcode
+///
+/// @code
+///   ray::ActorHandle<Counter> c = ray::Actor(Counter::FactoryCreate).SetName("c").Remote(5);
+///   ray::ObjectRef<int> r = c.Task(&Counter::Add).Remote(1);          // 6
+///   boost::optional<ray::ActorHandle<Counter>> same = ray::GetActor<Counter>("c");
+///   c.Kill();
+/// @endcode
+///
+/// A Ray actor is a lumen actor (lumen/actor.h) of an ActorInstance<C> that owns the C its
+/// factory made, so it has lumen's guarantees: with max concurrency 1 (the default) calls run
+/// one at a time in the order they were made; the factory runs on a worker after Remote
+/// returns; a factory that throws ends the actor and its calls throw RayActorException.
+/// SetMaxRestarts(n) rebuilds the actor by calling the factory again with the same arguments
+/// after Kill(false), up to n times (-1: always); calls pending then fail, as with Ray's default
+/// max_task_retries of 0. As in Ray, ExitActor() and a factory that throws end the actor for
+/// good, whatever its restarts: restarts stand in for a crashed worker process.
+///
+/// Resources, as in Ray: an actor created with SetResources holds them (from the node, or from
+/// its placement group bundle) from before its factory runs until it ends, so tasks that claim
+/// the same resources wait for them meanwhile; one that asks for nothing holds nothing. When
+/// they are taken, the factory waits; when the node (or bundle) could never grant them, the
+/// actor is infeasible: a warning is logged and it stays pending, its calls queued, until
+/// ray::Shutdown fails it (RayActorException). Shutdown first lets go of what actors hold, so
+/// the tasks it waits for get their resources. An actor's calls claim nothing more.
+///
+/// What differs from Ray, and why:
+/// - An actor lives while a handle to it exists; a named actor until it is killed or Shutdown,
+///   whatever its lifetime (a detached actor in Ray outlives its job, which cannot happen in one
+///   process; a named non-detached one ends with its last handle in Ray).
+/// - Names are unique per namespace; lumen::get_actor sees a Ray actor's name with its
+///   namespace in front, so use ray::GetActor for Ray actors.
 #pragma once
 
 #include <memory>
@@ -197,8 +202,8 @@ lumen::detail::ActorCore* find_actor(const std::string& id, const std::type_info
 
 }  // namespace internal
 
-// A reference to an actor; cheap to copy, usable from any thread, and an argument tasks may
-// take.
+/// A reference to an actor; cheap to copy, usable from any thread, and an argument tasks may
+/// take.
 template <class ActorType, bool IsXlang = false>
 class ActorHandle {
   static_assert(!IsXlang, "actors of other languages need Ray itself");
@@ -206,24 +211,25 @@ class ActorHandle {
 
  public:
   ActorHandle() = default;
+  /// Wraps lumen's handle to the actor.
   explicit ActorHandle(Native native) : native_(std::move(native)), id_(internal::actor_id_text(native_.id())) {}
-  // The actor whose ID() is `id`, while it lives. A handle to an actor that has ended (or an id
-  // no actor of this process had) makes calls that fail with RayActorException. Throws
-  // RayException for a malformed id or an actor of another class.
+  /// The actor whose ID() is `id`, while it lives. A handle to an actor that has ended (or an id
+  /// no actor of this process had) makes calls that fail with RayActorException. Throws
+  /// RayException for a malformed id or an actor of another class.
   ActorHandle(const std::string& id)
       : native_(Native::adopt(internal::find_actor(id, typeid(internal::ActorInstance<ActorType>)))), id_(id) {}
 
-  // Used by Ray to tell handles from other argument types.
+  /// Used by Ray to tell handles from other argument types.
   static bool IsActorHandle() { return true; }
 
-  // The actor's id; unique among the process's actors.
+  /// The actor's id; unique among the process's actors.
   const std::string& ID() const { return id_; }
 
-  // A handle from what ID() gave (Ray's serialized handle is its id here).
+  /// A handle from what ID() gave (Ray's serialized handle is its id here).
   static ActorHandle FromBytes(const std::string& serialized_actor_handle) { return ActorHandle(serialized_actor_handle); }
 
-  // A caller for a registered method of ActorType (or of a base class of it). Throws
-  // RayException when RAY_REMOTE did not register it.
+  /// A caller for a registered method of ActorType (or of a base class of it). Throws
+  /// RayException when RAY_REMOTE did not register it.
   template <class F>
   internal::ActorTaskCaller<ActorType, F> Task(F actor_func) const {
     static_assert(std::is_member_function_pointer_v<F>, "Actor method is not a member function of actor class.");
@@ -233,10 +239,10 @@ class ActorHandle {
     return internal::ActorTaskCaller<ActorType, F>(native_, &id_, actor_func, &name);
   }
 
-  // Ends the actor; it is not restarted.
+  /// Ends the actor; it is not restarted.
   void Kill() const { Kill(true); }
-  // Ends the actor; with no_restart false it is rebuilt if it has restarts left. Killing an
-  // actor that has ended already does nothing.
+  /// Ends the actor; with no_restart false it is rebuilt if it has restarts left. Killing an
+  /// actor that has ended already does nothing.
   void Kill(bool no_restart) const {
     internal::check_initialized();
     if (!native_.valid()) {
@@ -246,7 +252,7 @@ class ActorHandle {
     internal::with_ray_exceptions([&] { native_.kill(no_restart); });
   }
 
-  // The lumen actor behind this handle.
+  /// The lumen actor behind this handle.
   const Native& native() const noexcept { return native_; }
 
  private:
@@ -323,15 +329,15 @@ class ActorCreator : public ResourceOptions<ActorCreator<F>> {
 
 }  // namespace internal
 
-// A creator for actors made by the registered factory create_func (returning C*). Throws
-// RayException when RAY_REMOTE did not register it.
+/// A creator for actors made by the registered factory create_func (returning C*). Throws
+/// RayException when RAY_REMOTE did not register it.
 template <class F>
 internal::ActorCreator<F> Actor(F create_func) {
   static_assert(std::is_pointer_v<internal::result_of<F>>, "An actor factory returns a pointer to the actor");
   return internal::ActorCreator<F>(create_func, &internal::registered_name(create_func));
 }
 
-// The live actor named actor_name in ray_namespace (or in the job's namespace), or none.
+/// The live actor named actor_name in ray_namespace (or in the job's namespace), or none.
 template <class T>
 boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name, const std::string& ray_namespace) {
   internal::check_initialized();
@@ -343,17 +349,18 @@ boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name, const st
   return ActorHandle<T>(std::move(*found));
 }
 
+/// The live actor named `actor_name` in this job's namespace (GetNamespace()), or none.
 template <class T>
 boost::optional<ActorHandle<T>> GetActor(const std::string& actor_name) {
   return GetActor<T>(actor_name, GetNamespace());
 }
 
-// Ends the actor whose method calls it for good (no restart), once the method returns to it
-// (do not catch what it throws). Outside an actor's method it throws std::logic_error, as Ray
-// does.
+/// Ends the actor whose method calls it for good (no restart), once the method returns to it
+/// (do not catch what it throws). Outside an actor's method it throws std::logic_error, as Ray
+/// does.
 [[noreturn]] void ExitActor();
 
-// True inside a method of an actor that was rebuilt after it ended.
+/// True inside a method of an actor that was rebuilt after it ended.
 inline bool WasCurrentActorRestarted() { return lumen::actor_restarted(); }
 
 }  // namespace ray

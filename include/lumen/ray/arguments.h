@@ -1,7 +1,8 @@
-// How the arguments of Remote(...) reach a remote function's parameters, as Ray passes them:
-// by value (a task never shares an argument with its caller), with ObjectRef arguments
-// resolved to their values unless the parameter is itself an ObjectRef. Used by ray::Task,
-// ray::Actor and actor method calls; nothing here is meant for user code.
+/// @file
+/// How the arguments of Remote(...) reach a remote function's parameters, as Ray passes them:
+/// by value (a task never shares an argument with its caller), with ObjectRef arguments
+/// resolved to their values unless the parameter is itself an ObjectRef. Used by ray::Task,
+/// ray::Actor and actor method calls; nothing here is meant for user code.
 #pragma once
 
 #include <exception>

@@ -1,24 +1,29 @@
-// The exceptions of Ray's C++ API, with Ray's names and fields: every one derives from
-// ray::internal::RayException, a std::exception whose message is the public `msg_`.
-//
-//   try {
-//     ray::Get(ray::Task(Divide).Remote(1, 0));
-//   } catch (const ray::internal::RayTaskException& e) {
-//     // e.msg_: "An exception was thrown while executing function(Divide): std::domain_error: ..."
-//   }
-//
-// Where they come from here:
-//   RayTaskException    Get of a task or actor call that threw; names the function, the
-//                       exception's type and its what(), as Ray's workers do.
-//   RayActorException   a call to an actor that has ended (killed, ExitActor(), its factory
-//                       threw, or its runtime shut down).
-//   RayTimeoutException Get with a timeout that passed before the object was ready.
-//   RayRuntimeEnvException  a RuntimeEnv field that is missing or does not convert, and
-//                       "env_vars" that are not strings.
-//   RayException        misuse: an unregistered function, bad resources, a cluster address.
-// UnreconstructableException, RayFunctionNotFound and RayWorkerException exist so that code
-// catching them compiles; in one process nothing is lost to a dead node or worker, so nothing
-// throws them.
+/// @file
+/// The exceptions of Ray's C++ API, with Ray's names and fields: every one derives from
+/// ray::internal::RayException, a std::exception whose message is the public `msg_`.
+///
+/// @code
+///   try {
+///     ray::Get(ray::Task(Divide).Remote(1, 0));
+///   } catch (const ray::internal::RayTaskException& e) {
+///     // e.msg_: "An exception was thrown while executing function(Divide): std::domain_error: ..."
+///   }
+/// @endcode
+///
+/// Where they come from here:
+/// @code
+///   RayTaskException    Get of a task or actor call that threw; names the function, the
+///                       exception's type and its what(), as Ray's workers do.
+///   RayActorException   a call to an actor that has ended (killed, ExitActor(), its factory
+///                       threw, or its runtime shut down).
+///   RayTimeoutException Get with a timeout that passed before the object was ready.
+///   RayRuntimeEnvException  a RuntimeEnv field that is missing or does not convert, and
+///                       "env_vars" that are not strings.
+///   RayException        misuse: an unregistered function, bad resources, a cluster address.
+/// @endcode
+/// UnreconstructableException, RayFunctionNotFound and RayWorkerException exist so that code
+/// catching them compiles; in one process nothing is lost to a dead node or worker, so nothing
+/// throws them.
 #pragma once
 
 #include <exception>

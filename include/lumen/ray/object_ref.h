@@ -1,29 +1,32 @@
-// ray::ObjectRef<T> and the calls that read objects: ray::Put, ray::Get, ray::Wait.
-//
-//   ray::ObjectRef<int> ref = ray::Put(100);
-//   std::shared_ptr<int> v = ray::Get(ref);                      // 100
-//   std::shared_ptr<int> w = ref.Get(50);                        // or RayTimeoutException
-//   ray::WaitResult<int> r = ray::Wait(refs, 2, 1000);           // r.ready, r.unready
-//   const std::string& id = ref.ID();                            // an id, as in Ray
-//   ray::ObjectRef<int> same(id);                                // the same object again
-//   std::vector<std::shared_ptr<int>> all = ray::Get<int>(ids);  // by ids
-//
-// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it) and its id, written the
-// first time ID() is called: copying one is an atomic increment (and a 15-byte copy once the
-// id is written), and an object lives while a ref to it does, as in Ray. A ref made from an id
-// (ObjectRef(id), Get<T>(ids), msgpack) finds the object while some other ref keeps it alive;
-// an id whose object is gone gives a ref that Get rejects with RayException.
-//
-// What differs from Ray, and why:
-// - Get returns a std::shared_ptr to a copy of the value: Ray deserializes a fresh copy for
-//   each Get, and code may change what it got without touching the object. The copy is the one
-//   cost Ray code pays over lumen's zero-copy lumen::get(ref.native()), which returns a
-//   reference to the value in place. Values are copied as C++ objects, never serialized: see
-//   docs/coming-from-ray.md ("Serialization").
-// - ID() is 15 characters: lumen's 64-bit object id and a tag of the value's type (Ray's are
-//   28 bytes of binary). ObjectRef<U>(id) of an object of another type throws RayException
-//   at once (Ray would fail to deserialize it at Get).
-// - Blocking: Get and Wait inside a task park the task's fiber and its worker runs other work.
+/// @file
+/// ray::ObjectRef<T> and the calls that read objects: ray::Put, ray::Get, ray::Wait.
+///
+/// @code
+///   ray::ObjectRef<int> ref = ray::Put(100);
+///   std::shared_ptr<int> v = ray::Get(ref);                      // 100
+///   std::shared_ptr<int> w = ref.Get(50);                        // or RayTimeoutException
+///   ray::WaitResult<int> r = ray::Wait(refs, 2, 1000);           // r.ready, r.unready
+///   const std::string& id = ref.ID();                            // an id, as in Ray
+///   ray::ObjectRef<int> same(id);                                // the same object again
+///   std::vector<std::shared_ptr<int>> all = ray::Get<int>(ids);  // by ids
+/// @endcode
+///
+/// A ray::ObjectRef<T> holds a lumen::ObjectRef<T> (native() gives it) and its id, written the
+/// first time ID() is called: copying one is an atomic increment (and a 15-byte copy once the
+/// id is written), and an object lives while a ref to it does, as in Ray. A ref made from an id
+/// (ObjectRef(id), Get<T>(ids), msgpack) finds the object while some other ref keeps it alive;
+/// an id whose object is gone gives a ref that Get rejects with RayException.
+///
+/// What differs from Ray, and why:
+/// - Get returns a std::shared_ptr to a copy of the value: Ray deserializes a fresh copy for
+///   each Get, and code may change what it got without touching the object. The copy is the one
+///   cost Ray code pays over lumen's zero-copy lumen::get(ref.native()), which returns a
+///   reference to the value in place. Values are copied as C++ objects, never serialized: see
+///   docs/coming-from-ray.md ("Serialization").
+/// - ID() is 15 characters: lumen's 64-bit object id and a tag of the value's type (Ray's are
+///   28 bytes of binary). `ObjectRef<U>(id)` of an object of another type throws RayException
+///   at once (Ray would fail to deserialize it at Get).
+/// - Blocking: Get and Wait inside a task park the task's fiber and its worker runs other work.
 #pragma once
 
 #include <chrono>
@@ -172,35 +175,39 @@ inline std::chrono::milliseconds timeout_of(int timeout_ms) { return std::chrono
 
 }  // namespace internal
 
+/// A reference to an object, as Ray's: Get() returns a copy in a shared_ptr. Wraps a
+/// lumen::ObjectRef (native()), so it costs what lumen's refs cost and may be passed to tasks.
 template <class T>
 class ObjectRef {
  public:
   ObjectRef() = default;
+  /// Wraps lumen's ref to the object.
   explicit ObjectRef(lumen::ObjectRef<T> ref) noexcept : ref_(std::move(ref)) {}
-  // The object whose ID() is `id`, while another ref keeps it alive.
+  /// The object whose ID() is `id`, while another ref keeps it alive.
   ObjectRef(const std::string& id) : ref_(internal::ref_from_id<T>(id)), id_(id) {}
 
-  // Used by Ray to tell refs from other argument types.
+  /// Used by Ray to tell refs from other argument types.
   static bool IsObjectRef() { return true; }
 
+  /// Same object: compares the refs, or the ids when neither ref is set.
   bool operator==(const ObjectRef& other) const {
     return ref_.valid() || other.ref_.valid() ? ref_ == other.ref_ : ID() == other.ID();
   }
 
-  // The object's id; empty for a default-constructed ref.
+  /// The object's id; empty for a default-constructed ref.
   const std::string& ID() const {
     return id_.get([this] { return internal::id_of(ref_); });
   }
 
-  // A copy of the value, once it is ready (made from a temporary ref, so that under a memory
-  // limit the object stays free to leave memory afterwards). Throws RayTaskException when the
-  // task that produces it threw, RayActorException when its actor had ended.
+  /// A copy of the value, once it is ready (made from a temporary ref, so that under a memory
+  /// limit the object stays free to leave memory afterwards). Throws RayTaskException when the
+  /// task that produces it threw, RayActorException when its actor had ended.
   std::shared_ptr<T> Get() const {
     const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     return internal::with_ray_exceptions([&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref))); });
   }
-  // As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
-  // milliseconds (a negative timeout waits without limit).
+  /// As Get(), but throws RayTimeoutException when the object is not ready within timeout_ms
+  /// milliseconds (a negative timeout waits without limit).
   std::shared_ptr<T> Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
     const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
@@ -208,7 +215,7 @@ class ObjectRef {
         [&] { return std::make_shared<T>(lumen::get(lumen::ObjectRef<T>(ref), internal::timeout_of(timeout_ms))); });
   }
 
-  // lumen's ref to the same object: for lumen::get without a copy, or lumen::wait.
+  /// lumen's ref to the same object: for lumen::get without a copy, or lumen::wait.
   const lumen::ObjectRef<T>& native() const noexcept { return ref_; }
 
  private:
@@ -216,32 +223,42 @@ class ObjectRef {
   internal::LazyId id_;
 };
 
-// The result of a task that returns nothing: Get() waits for it and rethrows its error.
+/// The result of a task that returns nothing: Get() waits for it and rethrows its error.
 template <>
 class ObjectRef<void> {
  public:
   ObjectRef() = default;
+  /// Wraps lumen's ref to the object.
   explicit ObjectRef(lumen::ObjectRef<void> ref) noexcept : ref_(std::move(ref)) {}
+  /// The object whose ID() is `id`, while another ref keeps it alive.
   ObjectRef(const std::string& id) : ref_(internal::ref_from_id<void>(id)), id_(id) {}
 
+  /// Used by Ray to tell refs from other argument types.
   static bool IsObjectRef() { return true; }
+  /// Same object: compares the refs, or the ids when neither ref is set.
   bool operator==(const ObjectRef& other) const {
     return ref_.valid() || other.ref_.valid() ? ref_ == other.ref_ : ID() == other.ID();
   }
+  /// The object's id; empty for a default-constructed ref.
   const std::string& ID() const {
     return id_.get([this] { return internal::id_of(ref_); });
   }
 
+  /// Waits for the task; throws RayTaskException when it threw, RayActorException when its actor
+  /// had ended.
   void Get() const {
     const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     internal::with_ray_exceptions([&] { lumen::get(ref); });
   }
+  /// As Get(), but throws RayTimeoutException when the task has not finished within timeout_ms
+  /// milliseconds (a negative timeout waits without limit).
   void Get(const int& timeout_ms) const {
     if (timeout_ms < 0) return Get();
     const auto& ref = internal::readable(ref_, [this] { return ID(); }, "ray::Get");
     internal::with_ray_exceptions([&] { lumen::get(ref, internal::timeout_of(timeout_ms)); });
   }
 
+  /// lumen's ref to the same object: for lumen::get or lumen::wait.
   const lumen::ObjectRef<void>& native() const noexcept { return ref_; }
 
  private:
@@ -258,28 +275,31 @@ template <class T>
 inline constexpr bool is_object_ref_v = is_object_ref<std::remove_cvref_t<T>>::value;
 }  // namespace internal
 
-// Stores a copy of obj as a new object, ready at once.
+/// Stores a copy of obj as a new object, ready at once.
 template <class T>
 ObjectRef<T> Put(const T& obj) {
   internal::check_initialized();
   return ObjectRef<T>(internal::with_ray_exceptions([&] { return lumen::put(obj); }));
 }
 
+/// A copy of the object's value (ObjectRef::Get()).
 template <class T>
 std::shared_ptr<T> Get(const ObjectRef<T>& object) {
   return object.Get();
 }
 
+/// As Get(object), with a timeout in milliseconds (ObjectRef::Get(timeout_ms)).
 template <class T>
 std::shared_ptr<T> Get(const ObjectRef<T>& object, const int& timeout_ms) {
   return object.Get(timeout_ms);
 }
 
-// Waits for a task that returns nothing; rethrows its error.
+/// Waits for a task that returns nothing; rethrows its error.
 inline void Get(const ObjectRef<void>& object) { object.Get(); }
+/// As Get(object), with a timeout in milliseconds.
 inline void Get(const ObjectRef<void>& object, const int& timeout_ms) { object.Get(timeout_ms); }
 
-// Every value, in order; the first failed object's error is thrown.
+/// Every value, in order; the first failed object's error is thrown.
 template <class T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects) {
   internal::check_initialized();
@@ -289,7 +309,7 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects) {
   return out;
 }
 
-// As above, with one timeout for all of them together.
+/// As above, with one timeout for all of them together.
 template <class T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, const int& timeout_ms) {
   if (timeout_ms < 0) return Get(objects);
@@ -306,8 +326,9 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& objects, co
   return out;
 }
 
-// The values of the objects with these ids (ObjectRef::ID()), in order: ray::Get<int>(ids),
-// and with one timeout for all of them.
+/// The values of the objects with these ids (ObjectRef::ID()), in order: ray::Get<int>(ids),
+/// and with one timeout for all of them.
+/// @{
 template <class T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<std::string>& ids) {
   internal::check_initialized();
@@ -320,9 +341,10 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<std::string>& ids, const i
   std::vector<ObjectRef<T>> refs(ids.begin(), ids.end());
   return Get(refs, timeout_ms);
 }
+/// @}
 
-// The ids of the refs, in order: what Get<T>(ids) takes. Ray declares it in namespace ray and
-// its tests call it from ray::internal; both names work.
+/// The ids of the refs, in order: what Get<T>(ids) takes. Ray declares it in namespace ray and
+/// its tests call it from ray::internal; both names work.
 template <class T>
 std::vector<std::string> ObjectRefsToObjectIDs(const std::vector<ObjectRef<T>>& object_refs) {
   std::vector<std::string> ids;
@@ -334,13 +356,15 @@ namespace internal {
 using ray::ObjectRefsToObjectIDs;
 }  // namespace internal
 
+/// What Wait() returns: the refs split by readiness, each list in the order of the input.
 template <class T>
 class WaitResult {
  public:
-  std::list<ObjectRef<T>> ready;
-  std::list<ObjectRef<T>> unready;
+  std::list<ObjectRef<T>> ready;  ///< the refs that resolved (at most num_objects of them)
+  std::list<ObjectRef<T>> unready;  ///< the others
 
   WaitResult() {}
+  /// Takes the two lists as they are.
   WaitResult(std::list<ObjectRef<T>>&& ready_objects, std::list<ObjectRef<T>>&& unready_objects)
       : ready(std::move(ready_objects)), unready(std::move(unready_objects)) {}
 };
@@ -349,9 +373,9 @@ namespace internal {
 void check_wait_count(int num_objects, std::size_t size);
 }
 
-// Returns once num_objects of the objects are ready (or failed), or timeout_ms milliseconds
-// have passed (a negative timeout waits without limit); it does not throw on timeout. `ready`
-// holds at most num_objects refs; both lists keep the order of `objects`.
+/// Returns once num_objects of the objects are ready (or failed), or timeout_ms milliseconds
+/// have passed (a negative timeout waits without limit); it does not throw on timeout. `ready`
+/// holds at most num_objects refs; both lists keep the order of `objects`.
 template <class T>
 WaitResult<T> Wait(const std::vector<ObjectRef<T>>& objects, int num_objects, int timeout_ms) {
   internal::check_initialized();

@@ -1,24 +1,29 @@
-// Registering remote functions: RAY_REMOTE and RAY_FUNC.
-//
-//   int Plus(int a, int b) { return a + b; }
-//   class Counter {
-//    public:
-//     static Counter* FactoryCreate(int start) { return new Counter(start); }
-//     int Add(int k);
-//   };
-//   RAY_REMOTE(Plus, Counter::FactoryCreate, &Counter::Add);
-//
-//   int Twice(int x);
-//   int Twice(int x, int y);
-//   RAY_REMOTE(RAY_FUNC(Twice, int), RAY_FUNC(Twice, int, int));  // one overload each
-//
-// As in Ray, ray::Task(f), ray::Actor(factory) and handle.Task(&C::m) accept only registered
-// functions (else RayException "Function not found. Please use RAY_REMOTE to register this
-// function."), and registering one function, or one name, twice throws RayException
-// "Duplicate RAY_REMOTE function: NAME" during static initialization. Write RAY_REMOTE once,
-// in a .cpp file. A function's name is its text in RAY_REMOTE; it names the function in
-// RayTaskException messages. In one process nothing looks functions up by name: the
-// registry exists so that a program that runs here also runs on Ray.
+/// @file
+/// Registering remote functions: RAY_REMOTE and RAY_FUNC.
+///
+/// @code
+///   int Plus(int a, int b) { return a + b; }
+///   class Counter {
+///    public:
+///     static Counter* FactoryCreate(int start) { return new Counter(start); }
+///     int Add(int k);
+///   };
+///   RAY_REMOTE(Plus, Counter::FactoryCreate, &Counter::Add);
+/// @endcode
+///
+/// @code
+///   int Twice(int x);
+///   int Twice(int x, int y);
+///   RAY_REMOTE(RAY_FUNC(Twice, int), RAY_FUNC(Twice, int, int));  // one overload each
+/// @endcode
+///
+/// As in Ray, ray::Task(f), ray::Actor(factory) and handle.Task(&C::m) accept only registered
+/// functions (else RayException "Function not found. Please use RAY_REMOTE to register this
+/// function."), and registering one function, or one name, twice throws RayException
+/// "Duplicate RAY_REMOTE function: NAME" during static initialization. Write RAY_REMOTE once,
+/// in a .cpp file. A function's name is its text in RAY_REMOTE; it names the function in
+/// RayTaskException messages. In one process nothing looks functions up by name: the
+/// registry exists so that a program that runs here also runs on Ray.
 #pragma once
 
 #include <cstring>
@@ -127,8 +132,13 @@ struct Overload {
 #define RAY_INTERNAL_CONCAT_(a, b) a##b
 #define RAY_INTERNAL_CONCAT(a, b) RAY_INTERNAL_CONCAT_(a, b)
 
+/// Registers the functions, static factories and member functions named as remote, once per
+/// program and in a .cpp file; see the top of this file. A duplicate throws RayException during
+/// static initialization.
 #define RAY_REMOTE(...)                                                                           \
   [[maybe_unused]] static const bool RAY_INTERNAL_CONCAT(ray_remote_registered_, __LINE__) =      \
       ::ray::internal::register_remote_functions(#__VA_ARGS__, __VA_ARGS__)
 
+/// The overload of f that takes exactly the parameter types `...`: how RAY_REMOTE, ray::Task
+/// and handle.Task name one overload of an overloaded function.
 #define RAY_FUNC(f, ...) ::ray::internal::Overload<__VA_ARGS__>::of(f)

@@ -1,12 +1,15 @@
-// ray::internal::Serializer: msgpack in and out, as Ray's runtime packs arguments and results.
-// lumen itself never serializes (values cross task boundaries as C++ copies); this is for
-// programs that store or send values in Ray's format themselves.
-//
-//   msgpack::sbuffer bytes = ray::internal::Serializer::Serialize(std::vector<int>{1, 2});
-//   auto back = ray::internal::Serializer::Deserialize<std::vector<int>>(bytes.data(), bytes.size());
-//
-// Deserialize throws msgpack's exceptions (msgpack::type_error, msgpack::unpack_error) when
-// the bytes are not a T.
+/// @file
+/// ray::internal::Serializer: msgpack in and out, as Ray's runtime packs arguments and results.
+/// lumen itself never serializes (values cross task boundaries as C++ copies); this is for
+/// programs that store or send values in Ray's format themselves.
+///
+/// @code
+///   msgpack::sbuffer bytes = ray::internal::Serializer::Serialize(std::vector<int>{1, 2});
+///   auto back = ray::internal::Serializer::Deserialize<std::vector<int>>(bytes.data(), bytes.size());
+/// @endcode
+///
+/// Deserialize throws msgpack's exceptions (msgpack::type_error, msgpack::unpack_error) when
+/// the bytes are not a T.
 #pragma once
 
 #include <cstddef>

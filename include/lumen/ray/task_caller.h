@@ -1,32 +1,35 @@
-// Tasks through Ray's API: ray::Task(f).Remote(args...).
-//
-//   int Plus(int a, int b) { return a + b; }
-//   RAY_REMOTE(Plus);
-//   ray::ObjectRef<int> a = ray::Task(Plus).Remote(1, 2);
-//   ray::ObjectRef<int> b = ray::Task(Plus).SetResources({{"CPU", 2}}).Remote(a, 10);  // 13
-//
-// Arguments are copied, converted to the parameter's type, and kept until the task runs. An
-// ObjectRef<T> argument makes the task wait for that object and passes its value. As on a Ray
-// cluster, an ObjectRef argument for a parameter declared ObjectRef<T> throws
-// std::invalid_argument at Remote (only Ray's local mode accepts it): pass refs inside a
-// container or a struct instead, or take the value. A task whose argument failed fails with the
-// same error without running. `T&` and `T&&` parameters get the task's own copy, as on a Ray
-// worker.
-//
-// Resources: a task runs once it holds what SetResources asks for (checked as Ray checks it:
-// positive values, whole numbers above 1), and holds it while it runs, so SetResources({{"CPU",
-// 2}}) limits how many such tasks run at once to the runtime's CPUs / 2. Tasks that ask for
-// nothing claim nothing (Ray charges every task 1 CPU; here a task that asks for nothing needs
-// no bookkeeping, and the workers bound how many run). The node has "CPU" (its hardware
-// threads), "memory" and "object_store_memory" (bytes, sized from the machine as Ray sizes
-// them; see config.h). A task that asks for more than the node (or its placement group
-// bundle) has, or for a resource it lacks, is infeasible: as in Ray it stays pending, with a
-// warning in the log, so a Get with a timeout times out; ray::Shutdown fails it with
-// RayException.
-//
-// Cost: the registered name is looked up once per thread and function type; without options
-// a task is a plain lumen task (one allocation, one object slot), with options one more
-// allocation for them.
+/// @file
+/// Tasks through Ray's API: ray::Task(f).Remote(args...).
+///
+/// @code
+///   int Plus(int a, int b) { return a + b; }
+///   RAY_REMOTE(Plus);
+///   ray::ObjectRef<int> a = ray::Task(Plus).Remote(1, 2);
+///   ray::ObjectRef<int> b = ray::Task(Plus).SetResources({{"CPU", 2}}).Remote(a, 10);  // 13
+/// @endcode
+///
+/// Arguments are copied, converted to the parameter's type, and kept until the task runs. An
+/// ObjectRef<T> argument makes the task wait for that object and passes its value. As on a Ray
+/// cluster, an ObjectRef argument for a parameter declared ObjectRef<T> throws
+/// std::invalid_argument at Remote (only Ray's local mode accepts it): pass refs inside a
+/// container or a struct instead, or take the value. A task whose argument failed fails with the
+/// same error without running. `T&` and `T&&` parameters get the task's own copy, as on a Ray
+/// worker.
+///
+/// Resources: a task runs once it holds what SetResources asks for (checked as Ray checks it:
+/// positive values, whole numbers above 1), and holds it while it runs, so SetResources({{"CPU",
+/// 2}}) limits how many such tasks run at once to the runtime's CPUs / 2. Tasks that ask for
+/// nothing claim nothing (Ray charges every task 1 CPU; here a task that asks for nothing needs
+/// no bookkeeping, and the workers bound how many run). The node has "CPU" (its hardware
+/// threads), "memory" and "object_store_memory" (bytes, sized from the machine as Ray sizes
+/// them; see config.h). A task that asks for more than the node (or its placement group
+/// bundle) has, or for a resource it lacks, is infeasible: as in Ray it stays pending, with a
+/// warning in the log, so a Get with a timeout times out; ray::Shutdown fails it with
+/// RayException.
+///
+/// Cost: the registered name is looked up once per thread and function type; without options
+/// a task is a plain lumen task (one allocation, one object slot), with options one more
+/// allocation for them.
 #pragma once
 
 #include <string>
@@ -146,8 +149,8 @@ class TaskCaller : public ResourceOptions<TaskCaller<F>> {
 
 }  // namespace internal
 
-// A caller for the registered function f; Remote(args...) submits it. Throws RayException
-// when RAY_REMOTE did not register f.
+/// A caller for the registered function f; Remote(args...) submits it. Throws RayException
+/// when RAY_REMOTE did not register f.
 template <class F>
 internal::TaskCaller<F> Task(F func) {
   static_assert(!std::is_member_function_pointer_v<F>,

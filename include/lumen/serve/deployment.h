@@ -1,34 +1,37 @@
-// Deployments: a C++ class served by a set of replicas, each replica a lumen actor.
-//
-//   struct Classifier {
-//     explicit Classifier(std::string weights);
-//     lumen::serve::Response operator()(const lumen::serve::Request& r);   // the HTTP entry
-//     int predict(std::vector<float> pixels);                             // any other method
-//   };
-//   auto clf = lumen::serve::deploy<Classifier>({.name = "clf", .num_replicas = 2}, "w.bin");
-//   lumen::ObjectRef<int> label = clf.call(&Classifier::predict, pixels);  // in process
-//   server.route("/classify", clf);                                         // over HTTP
-//
-// Routing: every request (HTTP or handle) goes to a running replica with room (fewer than
-// max_ongoing_requests), chosen by the power of two choices: two replicas drawn at random,
-// the one with fewer requests wins. When none has room the request waits in the deployment's
-// queue, first come first served; when the queue holds max_queued_requests, the caller gets
-// back_pressure at once (HTTP 503). Nothing waits unbounded, and nothing is dropped
-// silently: every accepted request resolves, with a value or an error.
-//
-// The class: the HTTP entry is operator()(const Request&) (or taking Request by value)
-// returning Response, nlohmann::json (sent as JSON), std::string (plain text) or any value
-// nlohmann::json converts. A batched deployment (DeploymentOptions::batch) has instead
-// operator()(std::vector<Request>) returning a vector of one of those, one per request, in
-// order. A streaming deployment has operator()(const Request&, lumen::Emitter<std::string>&)
-// and emits the body in parts as they are ready (HTTP chunked transfer). Optional members: reconfigure(const nlohmann::json&) (user_config), check_health()
-// (void that throws, or bool). An exception from the entry fails that request only (HTTP 500,
-// or the status of an http_error); the replica keeps serving.
-//
-// Lifetime: a deployment lives while a handle to it (or a server route) exists; shutdown()
-// drains it. Deploy it on a live Runtime and shut it down (or drop it) before that Runtime
-// ends. Thread safety: every member of DeploymentHandle may be called from any thread,
-// inside tasks and replicas too (deployments may call each other: composition).
+/// @file
+/// Deployments: a C++ class served by a set of replicas, each replica a lumen actor.
+///
+/// @code
+///   struct Classifier {
+///     explicit Classifier(std::string weights);
+///     lumen::serve::Response operator()(const lumen::serve::Request& r);   // the HTTP entry
+///     int predict(std::vector<float> pixels);                             // any other method
+///   };
+///   auto clf = lumen::serve::deploy<Classifier>({.name = "clf", .num_replicas = 2}, "w.bin");
+///   lumen::ObjectRef<int> label = clf.call(&Classifier::predict, pixels);  // in process
+///   server.route("/classify", clf);                                         // over HTTP
+/// @endcode
+///
+/// Routing: every request (HTTP or handle) goes to a running replica with room (fewer than
+/// max_ongoing_requests), chosen by the power of two choices: two replicas drawn at random,
+/// the one with fewer requests wins. When none has room the request waits in the deployment's
+/// queue, first come first served; when the queue holds max_queued_requests, the caller gets
+/// back_pressure at once (HTTP 503). Nothing waits unbounded, and nothing is dropped
+/// silently: every accepted request resolves, with a value or an error.
+///
+/// The class: the HTTP entry is operator()(const Request&) (or taking Request by value)
+/// returning Response, nlohmann::json (sent as JSON), std::string (plain text) or any value
+/// nlohmann::json converts. A batched deployment (DeploymentOptions::batch) has instead
+/// operator()(std::vector<Request>) returning a vector of one of those, one per request, in
+/// order. A streaming deployment has operator()(const Request&, lumen::Emitter<std::string>&)
+/// and emits the body in parts as they are ready (HTTP chunked transfer). Optional members: reconfigure(const nlohmann::json&) (user_config), check_health()
+/// (void that throws, or bool). An exception from the entry fails that request only (HTTP 500,
+/// or the status of an http_error); the replica keeps serving.
+///
+/// Lifetime: a deployment lives while a handle to it (or a server route) exists; shutdown()
+/// drains it. Deploy it on a live Runtime and shut it down (or drop it) before that Runtime
+/// ends. Thread safety: every member of DeploymentHandle may be called from any thread,
+/// inside tasks and replicas too (deployments may call each other: composition).
 #pragma once
 
 #include <chrono>
@@ -230,17 +233,18 @@ struct CallJob final : Job {
 
 }  // namespace detail
 
-// A reference to a deployment: cheap to copy, usable from any thread, inside replicas too.
+/// A reference to a deployment: cheap to copy, usable from any thread, inside replicas too.
 template <class T>
 class DeploymentHandle {
  public:
   DeploymentHandle() = default;
+  /// For lumen's own code (deploy()): a handle to this deployment.
   explicit DeploymentHandle(std::shared_ptr<detail::DeploymentCore> core) : core_(std::move(core)) {}
 
-  // Calls method(args...) on a replica chosen as described at the top of this file; the ref
-  // resolves to its result (or its error). ObjectRef arguments (another deployment's answer,
-  // say) are passed on unresolved and waited for by the replica. Throws back_pressure when
-  // the queue is full, lumen::shutdown_error after shutdown().
+  /// Calls method(args...) on a replica chosen as described at the top of this file; the ref
+  /// resolves to its result (or its error). ObjectRef arguments (another deployment's answer,
+  /// say) are passed on unresolved and waited for by the replica. Throws back_pressure when
+  /// the queue is full, lumen::shutdown_error after shutdown().
   template <class M, class... Args>
   auto call(M&& method, Args&&... args) const {
     using Ref = decltype(std::declval<ActorHandle<T>&>().call(method, std::forward<Args>(args)...));
@@ -265,31 +269,35 @@ class DeploymentHandle {
     return ref;
   }
 
-  // The HTTP entry, called in process: the same routing, batching and limits as a request
-  // through the front door, without the HTTP hop.
+  /// The HTTP entry, called in process: the same routing, batching and limits as a request
+  /// through the front door, without the HTTP hop.
   ObjectRef<Response> request(Request req) const { return checked().request(std::move(req)); }
-  // The streaming entry, called in process: the parts arrive on the returned Stream as the
-  // replica emits them; the stream ends when the method returns (get() on the stream's
-  // result ref says whether it threw).
+  /// The streaming entry, called in process: the parts arrive on the returned Stream as the
+  /// replica emits them; the stream ends when the method returns (get() on the stream's
+  /// result ref says whether it threw).
   std::pair<Stream<std::string>, ObjectRef<Response>> stream(Request req, StreamOptions options = {}) const {
     auto [parts, out] = make_stream<std::string>(options);
     auto done = checked().request(std::move(req), std::move(out));
     return {std::move(parts), std::move(done)};
   }
 
-  // Hands config to every replica's reconfigure(), in each replica's call order (calls made
-  // before it see the old config). Replicas started later get it too.
+  /// Hands config to every replica's reconfigure(), in each replica's call order (calls made
+  /// before it see the old config). Replicas started later get it too.
   void reconfigure(const nlohmann::json& config) const { checked().reconfigure(config); }
+  /// The deployment's state, replicas and load now.
   DeploymentStatus status() const { return checked().status(); }
-  // Stops taking requests, waits up to `timeout` (default: graceful_shutdown_timeout) for the
-  // requests in flight, then stops the replicas; requests still queued then fail with
-  // lumen::shutdown_error. Call it from outside tasks: it blocks.
+  /// Stops taking requests, waits up to `timeout` (default: graceful_shutdown_timeout) for the
+  /// requests in flight, then stops the replicas; requests still queued then fail with
+  /// lumen::shutdown_error. Call it from outside tasks: it blocks.
   void shutdown() const { checked().shutdown(checked().options().graceful_shutdown_timeout); }
+  /// As shutdown(), waiting up to `timeout` for the requests in flight.
   void shutdown(std::chrono::milliseconds timeout) const { checked().shutdown(timeout); }
 
+  /// DeploymentOptions::name. An empty handle is a usage_error.
   const std::string& name() const { return checked().name(); }
+  /// False for a default-constructed handle.
   bool valid() const noexcept { return core_ != nullptr; }
-  // For lumen's own code (the front door): the untyped deployment.
+  /// For lumen's own code (the front door): the untyped deployment.
   const std::shared_ptr<detail::DeploymentCore>& core() const noexcept { return core_; }
 
  private:
@@ -300,11 +308,11 @@ class DeploymentHandle {
   std::shared_ptr<detail::DeploymentCore> core_;
 };
 
-// Deploys T on the runtime in scope: starts its replicas (constructor arguments are copied
-// for each) and returns at once; replicas take traffic as they finish starting, and requests
-// meanwhile wait in the queue. Throws usage_error for bad options (naming the field), a name
-// a live deployment has, or a class that lacks what the options need (user_config without
-// reconfigure, batching without a batch entry).
+/// Deploys T on the runtime in scope: starts its replicas (constructor arguments are copied
+/// for each) and returns at once; replicas take traffic as they finish starting, and requests
+/// meanwhile wait in the queue. Throws usage_error for bad options (naming the field), a name
+/// a live deployment has, or a class that lacks what the options need (user_config without
+/// reconfigure, batching without a batch entry).
 template <class T, class... Args>
 DeploymentHandle<T> deploy(DeploymentOptions options, Args&&... args) {
   static_assert((std::is_copy_constructible_v<std::decay_t<Args>> && ...),

@@ -1,25 +1,30 @@
-// The Open Inference Protocol (KServe v2): the REST convention that Triton, KServe, Seldon
-// and OpenVINO Model Server share, so that clients written for them call lumen unchanged.
-//
-//   struct Classifier {
-//     lumen::serve::InferResponse infer(const lumen::serve::InferRequest& r) {
-//       std::vector<float> pixels = r.input("pixels").values<float>();
-//       ...
-//       return {.outputs = {lumen::serve::Tensor::of("label", {1}, std::vector<std::int64_t>{k})}};
-//     }
-//   };
-//   server.model({.name = "fashion", .inputs = {{"pixels", "FP32", {-1, 784}}}}, classifier);
-//
-// A deployment with infer() served under a model name answers:
-//   GET  /v2                                          server metadata
-//   GET  /v2/health/live, /v2/health/ready            200 (ready: every model has a running replica, else 503)
-//   GET  /v2/models/{name}[/versions/{v}]             model metadata (name, versions, platform, inputs, outputs)
-//   GET  /v2/models/{name}[/versions/{v}]/ready       200 when a replica runs, else 503
-//   POST /v2/models/{name}[/versions/{v}]/infer       {"id", "inputs": [{"name","shape","datatype","data"}], "outputs"}
-// An input whose shape, datatype or data do not agree (element count, value types), or that
-// the model's declared inputs do not name, gets 400 with {"error": ...} before it reaches a
-// replica. Data may be sent flat or nested (row-major); outputs are sent flat. The /v2 paths
-// belong to the protocol once a model is registered; health paths need no bearer token.
+/// @file
+/// The Open Inference Protocol (KServe v2): the REST convention that Triton, KServe, Seldon
+/// and OpenVINO Model Server share, so that clients written for them call lumen unchanged.
+///
+/// @code
+///   struct Classifier {
+///     lumen::serve::InferResponse infer(const lumen::serve::InferRequest& r) {
+///       std::vector<float> pixels = r.input("pixels").values<float>();
+///       ...
+///       return {.outputs = {lumen::serve::Tensor::of("label", {1}, std::vector<std::int64_t>{k})}};
+///     }
+///   };
+///   server.model({.name = "fashion", .inputs = {{"pixels", "FP32", {-1, 784}}}}, classifier);
+/// @endcode
+///
+/// A deployment with infer() served under a model name answers:
+/// @code
+///   GET  /v2                                          server metadata
+///   GET  /v2/health/live, /v2/health/ready            200 (ready: every model has a running replica, else 503)
+///   GET  /v2/models/{name}[/versions/{v}]             model metadata (name, versions, platform, inputs, outputs)
+///   GET  /v2/models/{name}[/versions/{v}]/ready       200 when a replica runs, else 503
+///   POST /v2/models/{name}[/versions/{v}]/infer       {"id", "inputs": [{"name","shape","datatype","data"}], "outputs"}
+/// @endcode
+/// An input whose shape, datatype or data do not agree (element count, value types), or that
+/// the model's declared inputs do not name, gets 400 with {"error": ...} before it reaches a
+/// replica. Data may be sent flat or nested (row-major); outputs are sent flat. The /v2 paths
+/// belong to the protocol once a model is registered; health paths need no bearer token.
 #pragma once
 
 #include <cstdint>
@@ -35,18 +40,19 @@
 
 namespace lumen::serve {
 
+/// One tensor of the Open Inference Protocol: name, datatype, shape and flat data.
 struct Tensor {
-  std::string name{};
-  std::string datatype{};  // BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES
-  std::vector<std::int64_t> shape{};
-  nlohmann::json data = nlohmann::json::array();  // flat, row-major
-  nlohmann::json parameters = nlohmann::json::object();
+  std::string name{};  ///< unique among a request's inputs or a response's outputs
+  std::string datatype{};  ///< BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES
+  std::vector<std::int64_t> shape{};  ///< dimensions; their product is the number of elements in data
+  nlohmann::json data = nlohmann::json::array();  ///< flat, row-major
+  nlohmann::json parameters = nlohmann::json::object();  ///< protocol parameters, passed through as they are
 
-  // The product of the shape.
+  /// The product of the shape.
   std::size_t elements() const noexcept;
 
-  // The data as T (a number type, bool, or std::string for BYTES). Throws http_error(400)
-  // naming the tensor when a value does not fit T.
+  /// The data as T (a number type, bool, or std::string for BYTES). Throws http_error(400)
+  /// naming the tensor when a value does not fit T.
   template <class T>
   std::vector<T> values() const {
     std::vector<T> out{};
@@ -63,12 +69,14 @@ struct Tensor {
     return out;
   }
 
-  // A tensor of `values` with the datatype that matches T.
+  /// A tensor of `values` with the datatype that matches T.
   template <class T>
   static Tensor of(std::string name, std::vector<std::int64_t> shape, const std::vector<T>& values) {
     return Tensor{std::move(name), datatype_of<T>(), std::move(shape), nlohmann::json(values), nlohmann::json::object()};
   }
 
+  /// The protocol's datatype for T: BOOL, BYTES (std::string), FPn for floating point, UINTn or
+  /// INTn for integers.
   template <class T>
   static std::string datatype_of() {
     if constexpr (std::is_same_v<T, bool>) return "BOOL";
@@ -88,34 +96,38 @@ struct Tensor {
   }
 };
 
+/// An infer request, parsed and checked against the model's declared inputs before a replica sees
+/// it.
 struct InferRequest {
-  std::string id{};  // echoed in the response
-  std::vector<Tensor> inputs{};
-  std::vector<std::string> outputs{};  // the outputs asked for; empty: all
-  nlohmann::json parameters = nlohmann::json::object();
+  std::string id{};  ///< echoed in the response
+  std::vector<Tensor> inputs{};  ///< checked against ModelInfo::inputs
+  std::vector<std::string> outputs{};  ///< the outputs asked for; empty: all
+  nlohmann::json parameters = nlohmann::json::object();  ///< protocol parameters, passed through as they are
 
-  // The input with this name; throws http_error(400) when there is none.
+  /// The input with this name; throws http_error(400) when there is none.
   const Tensor& input(std::string_view name) const;
 };
 
+/// What a model's infer() returns; only the outputs the request asked for are sent.
 struct InferResponse {
-  std::vector<Tensor> outputs{};
-  nlohmann::json parameters = nlohmann::json::object();
+  std::vector<Tensor> outputs{};  ///< flat data; each one's shape and datatype must agree with it
+  nlohmann::json parameters = nlohmann::json::object();  ///< protocol parameters, passed through as they are
 };
 
-// An input or output a model declares: its shape may use -1 for a dimension of any size.
+/// An input or output a model declares: its shape may use -1 for a dimension of any size.
 struct TensorSpec {
-  std::string name{};
-  std::string datatype{};
-  std::vector<std::int64_t> shape{};
+  std::string name{};  ///< as requests name it
+  std::string datatype{};  ///< the protocol's datatype: FP32, INT64, BYTES, ...
+  std::vector<std::int64_t> shape{};  ///< -1: any size in that dimension
 };
 
+/// What a model publishes under /v2/models/{name}: its name, version, platform and tensors.
 struct ModelInfo {
-  std::string name{};  // [A-Za-z0-9_.-], 1 to 128 characters
-  std::string version = "1";
-  std::string platform = "lumen";
-  std::vector<TensorSpec> inputs{}; // empty: any inputs accepted
-  std::vector<TensorSpec> outputs{};
+  std::string name{};  ///< [A-Za-z0-9_.-], 1 to 128 characters
+  std::string version = "1";  ///< served under /versions/{version} too
+  std::string platform = "lumen";  ///< reported in the metadata
+  std::vector<TensorSpec> inputs{}; ///< empty: any inputs accepted
+  std::vector<TensorSpec> outputs{};  ///< reported in the metadata; empty: none declared
 };
 
 namespace detail {

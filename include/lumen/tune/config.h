@@ -1,14 +1,17 @@
-// Config: one trial's hyperparameters, as the trainable reads them.
-//
-//   double lr = cfg.get<double>("lr");
-//   int layers = cfg.get<int>("model/layers");     // nested keys joined with '/'
-//   std::string opt = cfg.get<std::string>("optimizer");
-//
-// A Config is a JSON object (nlohmann::json): numbers, strings, booleans, arrays and nested
-// objects. get<T> converts exactly: an integer reads as any arithmetic type that holds it, a
-// float only as a floating-point type; anything else throws usage_error naming the key, the
-// type asked for and the value found. Reads are const and may come from any thread; a Config
-// is not modified once its trial has started.
+/// @file
+/// Config: one trial's hyperparameters, as the trainable reads them.
+///
+/// @code
+///   double lr = cfg.get<double>("lr");
+///   int layers = cfg.get<int>("model/layers");     // nested keys joined with '/'
+///   std::string opt = cfg.get<std::string>("optimizer");
+/// @endcode
+///
+/// A Config is a JSON object (nlohmann::json): numbers, strings, booleans, arrays and nested
+/// objects. get<T> converts exactly: an integer reads as any arithmetic type that holds it, a
+/// float only as a floating-point type; anything else throws usage_error naming the key, the
+/// type asked for and the value found. Reads are const and may come from any thread; a Config
+/// is not modified once its trial has started.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -23,35 +26,42 @@
 
 namespace lumen::tune {
 
+/// One trial's hyperparameters: a JSON object read by key ("a/b" for nested keys); see the top of
+/// this file for how get<T> converts.
 class Config {
  public:
   Config() : values_(nlohmann::json::object()) {}
-  // values must be a JSON object; throws usage_error otherwise.
+  /// values must be a JSON object; throws usage_error otherwise.
   explicit Config(nlohmann::json values);
 
-  // The value at `key` ("a/b" for b inside a). Throws usage_error if there is none.
+  /// The value at `key` ("a/b" for b inside a). Throws usage_error if there is none.
   const nlohmann::json& at(std::string_view key) const;
-  // The value at `key`, or nullptr.
+  /// The value at `key`, or nullptr.
   const nlohmann::json* find(std::string_view key) const noexcept;
+  /// Whether `key` holds a value.
   bool contains(std::string_view key) const noexcept { return find(key) != nullptr; }
 
+  /// The value at `key` as a T, converted exactly as the top of this file says; throws usage_error
+  /// naming the key when it is missing or does not convert.
   template <class T>
   T get(std::string_view key) const;
-  // get<T>(key), or `fallback` when the key is absent (a value of another type still throws).
+  /// get<T>(key), or `fallback` when the key is absent (a value of another type still throws).
   template <class T>
   T get_or(std::string_view key, T fallback) const {
     return contains(key) ? get<T>(key) : fallback;
   }
 
-  // Sets `key` (creating the objects on its path).
+  /// Sets `key` (creating the objects on its path).
   void set(std::string_view key, nlohmann::json value);
 
+  /// The whole config as a JSON object.
   const nlohmann::json& json() const noexcept { return values_; }
-  // Compact JSON text, keys sorted.
+  /// Compact JSON text, keys sorted.
   std::string dump() const { return values_.dump(); }
-  // "lr=0.01, model/layers=3": the leaves in key order, for tables and logs.
+  /// "lr=0.01, model/layers=3": the leaves in key order, for tables and logs.
   std::string brief() const;
 
+  /// Same keys and values.
   friend bool operator==(const Config& a, const Config& b) { return a.values_ == b.values_; }
 
  private:

@@ -1,24 +1,27 @@
-// MedianStoppingRule: stops a trial whose best result so far is worse than the median of the
-// other trials' running averages at the same point in time, as Ray Tune's MedianStoppingRule
-// (from Google Vizier).
-//
-//   TuneConfig{.metric = "loss", .mode = "min", .num_samples = 20,
-//              .scheduler = std::make_shared<MedianStoppingRule>(MedianStoppingOptions{.grace_period = 30})}
-//
-// At each report of a trial at time t >= grace_period, the other trials compared are those
-// whose latest report is at t or beyond and that reported at some time in [grace_period, t]; a
-// trial's running average at t is the mean of its values reported in [grace_period, t]. With
-// at least min_samples_required such trials, the trial ends (hard_stop) or pauses for good (its
-// later reports are let through) when its best value so far, over all its reports, is strictly
-// worse than the median of those averages. With fewer, it pauses to yield its slot when pending
-// or paused trials wait and it has run more than min_time_slice since it last yielded;
-// otherwise it goes on.
-//
-// A report whose training_iteration is not past the trial's previous one (the trial restarted
-// from an earlier checkpoint) replaces the reports from that iteration on. Times must not
-// decrease along a trial's reports (no Result field does; a metric used as time_attr must
-// grow). Reports without the metric or the time attribute (or with NaN in either) are passed
-// over: the trial goes on.
+/// @file
+/// MedianStoppingRule: stops a trial whose best result so far is worse than the median of the
+/// other trials' running averages at the same point in time, as Ray Tune's MedianStoppingRule
+/// (from Google Vizier).
+///
+/// @code
+///   TuneConfig{.metric = "loss", .mode = "min", .num_samples = 20,
+///              .scheduler = std::make_shared<MedianStoppingRule>(MedianStoppingOptions{.grace_period = 30})}
+/// @endcode
+///
+/// At each report of a trial at time t >= grace_period, the other trials compared are those
+/// whose latest report is at t or beyond and that reported at some time in [grace_period, t]; a
+/// trial's running average at t is the mean of its values reported in [grace_period, t]. With
+/// at least min_samples_required such trials, the trial ends (hard_stop) or pauses for good (its
+/// later reports are let through) when its best value so far, over all its reports, is strictly
+/// worse than the median of those averages. With fewer, it pauses to yield its slot when pending
+/// or paused trials wait and it has run more than min_time_slice since it last yielded;
+/// otherwise it goes on.
+///
+/// A report whose training_iteration is not past the trial's previous one (the trial restarted
+/// from an earlier checkpoint) replaces the reports from that iteration on. Times must not
+/// decrease along a trial's reports (no Result field does; a metric used as time_attr must
+/// grow). Reports without the metric or the time attribute (or with NaN in either) are passed
+/// over: the trial goes on.
 #pragma once
 
 #include <cstdint>
@@ -31,28 +34,30 @@
 
 namespace lumen::tune {
 
+/// MedianStoppingRule's settings; the constructor checks them (usage_error naming the field).
 struct MedianStoppingOptions {
-  // The time axis: a field of Result (time_total_s, training_iteration, time_this_iter_s) or a
-  // reported metric that grows with training.
+  /// The time axis: a field of Result (time_total_s, training_iteration, time_this_iter_s) or a
+  /// reported metric that grows with training.
   std::string time_attr = "time_total_s";
-  // What to compare, and whether it is minimized ("min") or maximized ("max"); empty: the
-  // experiment's (TuneConfig's metric and mode).
+  /// What to compare, and whether it is minimized ("min") or maximized ("max"); empty: the
+  /// experiment's (TuneConfig's metric and mode).
   std::string metric{};
-  std::string mode{};
-  // No trial is judged before this much time (time_attr's units). >= 0.
+  std::string mode{};  ///< "min" or "max"; empty: the experiment's
+  /// No trial is judged before this much time (time_attr's units). >= 0.
   double grace_period = 60.0;
-  // How many other trials must have reached the time before a trial is judged. >= 1.
+  /// How many other trials must have reached the time before a trial is judged. >= 1.
   int min_samples_required = 3;
-  // A trial without enough others to compare yields its slot at most once per this much time
-  // (time_attr's units). >= 0.
+  /// A trial without enough others to compare yields its slot at most once per this much time
+  /// (time_attr's units). >= 0.
   double min_time_slice = 0;
-  // true: stop trials below the median; false: pause them.
+  /// true: stop trials below the median; false: pause them.
   bool hard_stop = true;
 };
 
+/// Stops trials that do worse than the median of the others; see the top of this file.
 class MedianStoppingRule final : public TrialScheduler {
  public:
-  // Throws usage_error naming the option for an invalid one.
+  /// Throws usage_error naming the option for an invalid one.
   explicit MedianStoppingRule(MedianStoppingOptions options = {});
 
   void set_search_properties(const std::string& metric, Mode mode) override;

@@ -1,4 +1,5 @@
-// lumen::tune: hyperparameter search on lumen's scheduler. Everything in one include.
+/// @file
+/// lumen::tune: hyperparameter search on lumen's scheduler. Everything in one include.
 #pragma once
 
 #include "lumen/tune/asha.h"
@@ -19,3 +20,7 @@
 #include "lumen/tune/trainable.h"
 #include "lumen/tune/trial.h"
 #include "lumen/tune/tuner.h"
+
+/// @namespace lumen::tune
+/// Hyperparameter search (lumen-tune), as Ray Tune does it: a trainable over a search space,
+/// searchers, schedulers and stoppers, with each trial a lumen task. See docs/tune.md.
