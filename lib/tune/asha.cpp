@@ -52,6 +52,12 @@ AshaScheduler::AshaScheduler(AshaOptions options) : options_(std::move(options))
   if (!std::isfinite(o.reduction_factor) || o.reduction_factor <= 1)
     bad("reduction_factor must be > 1, got " + number(o.reduction_factor));
   if (o.brackets < 1) bad("brackets must be >= 1, got " + std::to_string(o.brackets));
+  // Each rung keeps the values recorded at it: a reduction factor barely above 1 would make
+  // millions of them.
+  constexpr double kMaxRungs = 64;
+  if (std::log(o.max_t / o.grace_period) / std::log(o.reduction_factor) + 1 > kMaxRungs)
+    bad("reduction_factor " + number(o.reduction_factor) + " from grace_period " + number(o.grace_period) +
+        " to max_t " + number(o.max_t) + " makes more than 64 rungs");
   if (!at_most(o.grace_period * std::pow(o.reduction_factor, o.brackets - 1), o.max_t))
     bad("brackets (" + std::to_string(o.brackets) + ") is too many: bracket " + std::to_string(o.brackets - 1) +
         " would start above max_t (" + number(o.max_t) + ")");

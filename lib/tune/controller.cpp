@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
 #include <tuple>
 
 #include "lumen/detail/on_worker.h"
+#include "lumen/detail/scheduler_api.h"
 #include "lumen/error.h"
 #include "lumen/task.h"
 #include "lumen/tune/random_search.h"
@@ -76,6 +76,10 @@ void Controller::validate() {
   if (!(tune_.time_budget.count() >= 0)) bad("time_budget must be >= 0");
   if (run_.max_failures < -1) bad("max_failures must be >= -1 (-1: no limit)");
   if (run_.checkpoints_to_keep < 0) bad("checkpoints_to_keep must be >= 0 (0: all)");
+  if (!(run_.progress_interval.count() >= 0)) bad("progress_interval must be >= 0 (0: the default)");
+  // The name is one folder inside storage_path, never a path out of it.
+  if (!run_.name.empty() && (run_.name == "." || run_.name == ".." || run_.name.find('/') != std::string::npos))
+    bad("the experiment's name \"" + run_.name + "\" must be a folder name (no '/', not . or ..)");
   if (!tune_.metric.empty()) {
     if (tune_.mode.empty()) bad("the metric \"" + tune_.metric + "\" needs a mode, \"min\" or \"max\"");
     mode_ = parse_mode(tune_.mode);
@@ -116,10 +120,7 @@ void Controller::set_up_search(unsigned workers) {
   if (!run_.storage_path.empty()) {
     if (run_.name.empty()) run_.name = default_name();
     path_ = run_.storage_path + "/" + run_.name;
-    if (!stored_ && std::filesystem::exists(path_ + "/experiment.json"))
-      throw usage_error("lumen::tune::Tuner: " + path_ +
-                        " already holds an experiment; continue it with Tuner::restore, or choose another name");
-    store_ = std::make_unique<ExperimentStore>(path_);
+    store_ = std::make_unique<ExperimentStore>(path_, /*fresh=*/!stored_);
     store_->write_settings(settings());
   }
   progress_ = std::make_unique<ProgressTable>(run_.progress, run_.progress_interval, run_.progress_out);
@@ -267,9 +268,10 @@ void Controller::start_locked(TrialRecord& rec) {
   run->start_from = rec.resume_from ? std::move(rec.resume_from) : t.checkpoint;
   rec.resume_from.reset();
   rec.stop_requested = false;
+  // The reports past the checkpoint are done again (from another trial's state, under PBT):
+  // they are replaced, so that a trial's iterations always count up.
   const std::int64_t from = run->start_from ? run->start_from->training_iteration : 0;
-  if (!run->foreign_checkpoint)
-    while (!t.results.empty() && t.results.back().training_iteration > from) t.results.pop_back();
+  while (!t.results.empty() && t.results.back().training_iteration > from) t.results.pop_back();
   run->iteration = from;
   run->time_base = t.results.empty() ? 0 : t.results.back().time_total_s;
   set_status(rec, TrialStatus::running);
@@ -396,10 +398,14 @@ void Controller::stop_trial(const Trial& t) {
 }
 
 void Controller::report(TrialRun& run, Metrics metrics, std::optional<Checkpoint> checkpoint) {
-  for (const auto& [name, v] : metrics) {
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const std::string& name = metrics[i].first;
     if (name.empty()) throw usage_error("lumen::tune::Reporter::report: a metric's name is empty");
     if (reserved_metric(name))
       throw usage_error("lumen::tune::Reporter::report: \"" + name + "\" is set by the tuner; name the metric otherwise");
+    for (std::size_t j = 0; j < i; ++j)
+      if (metrics[j].first == name)
+        throw usage_error("lumen::tune::Reporter::report: the metric \"" + name + "\" is reported twice");
   }
   const auto now = std::chrono::steady_clock::now();
   Result r;
@@ -466,9 +472,9 @@ ResultGrid Controller::fit() {
       lumen::detail::on_worker([] { return lumen::detail::worker_count(*lumen::detail::worker_scheduler()); });
   set_up_search(workers);
   start_ = std::chrono::steady_clock::now();
-  const auto budget_end = tune_.time_budget.count() > 0
-                              ? start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(tune_.time_budget)
-                              : std::chrono::steady_clock::time_point::max();
+  // deadline_after saturates: a budget too long to add to now() (infinity) is no deadline.
+  const auto budget_end = tune_.time_budget.count() > 0 ? lumen::detail::deadline_after(tune_.time_budget)
+                                                        : std::chrono::steady_clock::time_point::max();
 
   std::unique_lock lock(mutex_);
   if (stored_) replay_stored();

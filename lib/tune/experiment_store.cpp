@@ -1,5 +1,8 @@
 #include "experiment_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -7,6 +10,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <stdexcept>
+#include <string_view>
 
 #include "lumen/error.h"
 
@@ -39,6 +44,41 @@ std::string checkpoint_name(std::uint64_t number) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "checkpoint_%06llu.bin", static_cast<unsigned long long>(number));
   return buf;
+}
+
+constexpr std::uint64_t kCheckpointMagic = 0x31746b6374756e6cULL;  // "lnutckt1"
+constexpr std::size_t kCheckpointHeader = 32;
+
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+std::uint64_t get_u64(const std::string& in, std::size_t at) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[at + i])) << (8 * i);
+  return v;
+}
+
+// The checkpoint in `file`, or null when the file is not a whole checkpoint.
+std::shared_ptr<Checkpoint> read_checkpoint(const std::string& file) {
+  std::ifstream f(file, std::ios::binary);
+  std::stringstream text;
+  text << f.rdbuf();
+  const std::string bytes = text.str();
+  if (bytes.size() < kCheckpointHeader || get_u64(bytes, 0) != kCheckpointMagic) return nullptr;
+  const std::uint64_t length = get_u64(bytes, 16);
+  if (length != bytes.size() - kCheckpointHeader) return nullptr;
+  auto c = std::make_shared<Checkpoint>();
+  c->bytes = bytes.substr(kCheckpointHeader);
+  if (fnv1a(c->bytes) != get_u64(bytes, 24)) return nullptr;
+  c->training_iteration = static_cast<std::int64_t>(get_u64(bytes, 8));
+  return c;
 }
 
 // The checkpoint numbers in a trial's folder, ascending.
@@ -75,6 +115,7 @@ std::string csv_number(double v) {
 }  // namespace
 
 TrialFiles::TrialFiles(std::string folder, bool write_header) : folder_(std::move(folder)), header_written_(!write_header) {
+  make_folders(folder_);  // gone if someone deleted it since the trial was made
   results_ = std::fopen((folder_ + "/result.json").c_str(), "ab");
   progress_ = std::fopen((folder_ + "/progress.csv").c_str(), "ab");
   if (results_ == nullptr || progress_ == nullptr) {
@@ -125,9 +166,12 @@ void TrialFiles::append(const Result& r, std::uint64_t seq) {
 }
 
 void TrialFiles::write_checkpoint(const Checkpoint& c, std::uint64_t number, int keep) {
-  // The iteration first (8 bytes, little-endian), then the trainable's bytes.
-  std::string text(8, '\0');
-  for (int i = 0; i < 8; ++i) text[i] = static_cast<char>(static_cast<std::uint64_t>(c.training_iteration) >> (8 * i));
+  std::string text;
+  text.reserve(kCheckpointHeader + c.bytes.size());
+  put_u64(text, kCheckpointMagic);
+  put_u64(text, static_cast<std::uint64_t>(c.training_iteration));
+  put_u64(text, c.bytes.size());
+  put_u64(text, fnv1a(c.bytes));
   text += c.bytes;
   write_file_atomically(folder_ + "/" + checkpoint_name(number), text);
   checkpoints_.push_back(number);
@@ -138,8 +182,17 @@ void TrialFiles::write_checkpoint(const Checkpoint& c, std::uint64_t number, int
     }
 }
 
-ExperimentStore::ExperimentStore(std::string path) : path_(std::move(path)) {
+ExperimentStore::ExperimentStore(std::string path, bool fresh) : path_(std::move(path)) {
   make_folders(path_);
+  if (fresh) {
+    const std::string settings = path_ + "/experiment.json";
+    const int fd = ::open(settings.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST)
+      throw usage_error("lumen::tune::Tuner: " + path_ +
+                        " already holds an experiment; continue it with Tuner::restore, or choose another name");
+    if (fd < 0) throw usage_error("lumen::tune: cannot write in the folder " + path_ + ": " + std::strerror(errno));
+    ::close(fd);
+  }
   journal_ = std::fopen((path_ + "/trials.jsonl").c_str(), "ab");
   if (journal_ == nullptr)
     throw usage_error("lumen::tune: cannot write in the folder " + path_ + ": " + std::strerror(errno));
@@ -193,17 +246,29 @@ StoredExperiment ExperimentStore::load(const std::string& path) {
     } catch (const nlohmann::json::exception& e) {
       throw usage_error("lumen::tune::Tuner::restore: " + path + "/experiment.json is not valid JSON: " + e.what());
     }
+    if (!out.settings.is_object() || !out.settings.contains("metric") || !out.settings.contains("mode") ||
+        !out.settings.contains("num_samples"))
+      throw usage_error("lumen::tune::Tuner::restore: " + path + "/experiment.json is not the settings of an experiment");
   }
   std::ifstream journal(path + "/trials.jsonl");
-  std::string line;
+  if (!journal) throw usage_error("lumen::tune::Tuner::restore: " + path + " has no trials.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(journal, line);) lines.push_back(std::move(line));
   std::vector<std::string> order;
   std::map<std::string, StoredTrial> by_id;
-  while (std::getline(journal, line)) {
+  for (std::size_t n = 0; n < lines.size(); ++n) {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      break;  // a line cut short by the process's death: the journal ends before it
+      j = nlohmann::json::parse(lines[n]);
+      if (!j.is_object() || !j.contains("event") || !j.contains("trial")) throw std::invalid_argument("not an event");
+      if (j.at("event") == "add" && !j.at("config").is_object()) throw std::invalid_argument("no config");
+    } catch (const std::exception& e) {
+      // A last line cut short by the death of the process that wrote it: the journal ends
+      // before it. Anywhere else, the file was damaged, and continuing would run ended trials
+      // again.
+      if (n + 1 == lines.size()) break;
+      throw usage_error("lumen::tune::Tuner::restore: line " + std::to_string(n + 1) + " of " + path +
+                        "/trials.jsonl is damaged (" + e.what() + ")");
     }
     const std::string id = j.value("trial", "");
     const std::string event = j.value("event", "");
@@ -236,7 +301,7 @@ StoredExperiment ExperimentStore::load(const std::string& path) {
     StoredTrial& t = by_id.at(id);
     const std::string folder = path + "/trial_" + id;
     std::ifstream results(folder + "/result.json");
-    while (std::getline(results, line)) {
+    for (std::string line; std::getline(results, line);) {
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
@@ -259,21 +324,9 @@ StoredExperiment ExperimentStore::load(const std::string& path) {
       t.results.emplace_back(seq, std::move(r));
     }
     const auto numbers = checkpoint_numbers(folder);
-    if (!numbers.empty()) {
-      std::ifstream f(folder + "/" + checkpoint_name(numbers.back()), std::ios::binary);
-      std::stringstream text;
-      text << f.rdbuf();
-      const std::string bytes = text.str();
-      if (bytes.size() >= 8) {
-        auto c = std::make_shared<Checkpoint>();
-        std::uint64_t it = 0;
-        for (int i = 0; i < 8; ++i) it |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
-        c->training_iteration = static_cast<std::int64_t>(it);
-        c->bytes = bytes.substr(8);
-        t.checkpoint = std::move(c);
-        t.checkpoint_number = numbers.back();
-      }
-    }
+    if (!numbers.empty()) t.checkpoint_number = numbers.back();
+    for (auto n = numbers.rbegin(); n != numbers.rend() && t.checkpoint == nullptr; ++n)
+      t.checkpoint = read_checkpoint(folder + "/" + checkpoint_name(*n));
     out.trials.push_back(std::move(t));
   }
   return out;

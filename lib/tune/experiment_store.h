@@ -28,7 +28,8 @@ class TrialFiles {
 
   void append(const Result& r, std::uint64_t seq);
   // Writes the checkpoint as checkpoint_<number>.bin (atomically: a temporary file renamed),
-  // then deletes the oldest beyond `keep` (0: keep all).
+  // then deletes the oldest beyond `keep` (0: keep all). The file holds a header (a magic
+  // word, the iteration, the length and an FNV-1a hash of the bytes) and the bytes.
   void write_checkpoint(const Checkpoint& c, std::uint64_t number, int keep);
 
  private:
@@ -62,9 +63,11 @@ struct StoredExperiment {
 
 class ExperimentStore {
  public:
-  // Creates the folder (and its parents). Throws usage_error naming the path and the reason
-  // when it cannot be created or written.
-  explicit ExperimentStore(std::string path);
+  // Creates the folder (and its parents). A fresh experiment claims the folder by creating its
+  // experiment.json exclusively, so that of two tuners started on one folder, one fails.
+  // Throws usage_error naming the path and the reason when it cannot be created or written,
+  // or (fresh) when it already holds an experiment.
+  ExperimentStore(std::string path, bool fresh);
   ~ExperimentStore();
 
   const std::string& path() const noexcept { return path_; }
@@ -79,7 +82,10 @@ class ExperimentStore {
   void end_trial(const Trial& t);
   void failed_once(const Trial& t);
 
-  // Reads an experiment folder back; throws usage_error when it holds none.
+  // Reads an experiment folder back; throws usage_error when it holds none, or when its
+  // settings or its journal are damaged (a journal line cut short at the end, by the death of
+  // the process that wrote it, is left out). A checkpoint file that does not check out is
+  // passed over for the newest one that does.
   static StoredExperiment load(const std::string& path);
 
  private:

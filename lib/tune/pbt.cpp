@@ -153,6 +153,12 @@ Config PopulationBasedTraining::explore(const Config& donor, std::vector<std::pa
     }
     const double factor = options_.perturbation_factors[pick(rng_, options_.perturbation_factors.size())];
     const double scaled = current->get<double>() * factor;
+    // A value perturbed past what its type holds is drawn afresh, as one that cannot be perturbed.
+    if (!std::isfinite(scaled) || (current->is_number_integer() && std::fabs(scaled) >= 9.2e18)) {
+      out.set(key, domain->sample(rng_, out));
+      log.emplace_back(key, "resample");
+      continue;
+    }
     if (current->is_number_integer()) {
       out.set(key, static_cast<std::int64_t>(std::llround(scaled)));
     } else {

@@ -30,6 +30,8 @@ RandomSearch::RandomSearch(RandomSearchOptions options) : options_(std::move(opt
 
 void RandomSearch::setup(const SearchSetup& s) {
   if (s.space == nullptr) throw usage_error("lumen::tune::RandomSearch: no search space");
+  if (space_ != nullptr)
+    throw usage_error("lumen::tune::RandomSearch: it already serves an experiment; make one per Tuner");
   space_ = s.space;
   grid_size_ = space_->grid_size();
   if (s.num_samples < 1) throw usage_error("lumen::tune::RandomSearch: num_samples must be at least 1");

@@ -142,6 +142,7 @@ void ResultGrid::write_csv(std::ostream& out) const {
     }
     out << '\n';
   }
+  if (!out) throw usage_error("lumen::tune::ResultGrid::write_csv: writing the stream failed");
 }
 
 void ResultGrid::write_csv(const std::string& path) const {

@@ -5,6 +5,11 @@
 namespace lumen::tune {
 
 void TrialScheduler::set_search_properties(const std::string& metric, Mode mode) {
+  // A scheduler keeps its experiment's trials: given to a second one, it would decide there by
+  // the first one's.
+  if (in_use_)
+    throw usage_error("lumen::tune: this " + name() + " scheduler already serves an experiment; make one per Tuner");
+  in_use_ = true;
   if (metric_.empty()) metric_ = metric;
   if (!mode_) mode_ = mode;
 }

@@ -48,6 +48,10 @@ Domain Domain::make_real(const char* name, double low, double high, double q, bo
   if (!(low < high)) bad(name, "low (" + number(low) + ") must be below high (" + number(high) + ")");
   if (q < 0) bad(name, "q must be positive, got " + number(q));
   if (log && low <= 0) bad(name, "a log scale needs low > 0, got " + number(low));
+  // The draw computes high - low (or their logarithms) and v / q: each must stay finite.
+  if (!log && !std::isfinite(high - low)) bad(name, "the range from " + number(low) + " to " + number(high) + " is too wide");
+  if (q > 0 && (!std::isfinite(low / q) || !std::isfinite(high / q)))
+    bad(name, "q (" + number(q) + ") is too small for the bounds " + number(low) + " and " + number(high));
   if (q > 0 && std::ceil(low / q) * q > high)
     bad(name, "no multiple of q (" + number(q) + ") lies between " + number(low) + " and " + number(high));
   Domain d;
@@ -64,6 +68,10 @@ Domain Domain::make_normal(const char* name, double mean, double sd, double q) {
   check_finite(name, {mean, sd, q});
   if (!(sd > 0)) bad(name, "sd must be positive, got " + number(sd));
   if (q < 0) bad(name, "q must be positive, got " + number(q));
+  // Draws lie within about 40 standard deviations of the mean; their multiples of q must be finite.
+  if (!std::isfinite(std::fabs(mean) + 40 * sd) || (q > 0 && !std::isfinite((std::fabs(mean) + 40 * sd) / q)))
+    bad(name, "mean " + number(mean) + " and sd " + number(sd) + (q > 0 ? " with q " + number(q) : "") +
+                  " give values beyond the range of double");
   Domain d;
   d.kind_ = Kind::normal;
   d.name_ = name;
@@ -134,7 +142,8 @@ nlohmann::json Domain::sample(Rng& rng, const Config& so_far) const {
       double v;
       if (log_) {
         v = std::exp(std::uniform_real_distribution<double>(std::log(low_), std::log(high_))(rng));
-        v = std::clamp(v, low_, high_);
+        // exp(log(x)) may round past the bounds; the range is [low, high).
+        v = std::clamp(v, low_, std::nextafter(high_, low_));
       } else {
         v = std::uniform_real_distribution<double>(low_, high_)(rng);
       }
@@ -172,11 +181,13 @@ bool Domain::contains(const nlohmann::json& v) const {
     case Kind::real: {
       if (!v.is_number()) return false;
       const double x = v.get<double>();
-      if (x < low_ || x > high_) return false;
+      // Without rounding the range is [low, high); rounded to q, high itself may come.
+      if (!(x >= low_) || (q_ > 0 ? x > high_ : x >= high_)) return false;
       return q_ <= 0 || std::fabs(x / q_ - std::round(x / q_)) < 1e-6;
     }
     case Kind::normal:
-      return v.is_number() && (q_ <= 0 || std::fabs(v.get<double>() / q_ - std::round(v.get<double>() / q_)) < 1e-6);
+      return v.is_number() && std::isfinite(v.get<double>()) &&
+             (q_ <= 0 || std::fabs(v.get<double>() / q_ - std::round(v.get<double>() / q_)) < 1e-6);
     case Kind::integer: {
       if (!v.is_number_integer()) return false;
       const auto x = v.get<std::int64_t>();
@@ -238,6 +249,11 @@ ParamSpace::ParamSpace(std::initializer_list<std::pair<const std::string, Param>
 
 void ParamSpace::add(std::string key, Param p) {
   if (key.empty()) throw usage_error("lumen::tune::ParamSpace: a key is empty");
+  // JSON, and so the experiment's files, cannot hold NaN or infinity: a restored trial would
+  // read null.
+  if (p.domain() == nullptr && p.nested() == nullptr && p.constant_value().is_number_float() &&
+      !std::isfinite(p.constant_value().get<double>()))
+    throw usage_error("lumen::tune::ParamSpace: the constant \"" + key + "\" is not a finite number");
   if (key.find('/') != std::string::npos)
     throw usage_error("lumen::tune::ParamSpace: the key \"" + key + "\" holds '/', which joins nested keys; nest a space instead");
   for (const auto& e : entries_)
@@ -282,6 +298,9 @@ std::size_t ParamSpace::grid_size() const {
 }
 
 Config ParamSpace::resolve(Rng& rng, std::size_t grid_index, const Chooser& choose) const {
+  if (grid_index >= grid_size())
+    throw usage_error("lumen::tune::ParamSpace::resolve: grid point " + std::to_string(grid_index) + " of a grid of " +
+                      std::to_string(grid_size()));
   Config out;
   std::vector<std::pair<std::string, const Domain*>> functions;
   std::size_t rest = grid_index;
@@ -311,7 +330,11 @@ Config ParamSpace::resolve(Rng& rng, std::size_t grid_index, const Chooser& choo
   for (const auto& [path, d] : functions) {
     std::optional<nlohmann::json> chosen;
     if (choose) chosen = choose(path, *d);
-    out.set(path, chosen ? std::move(*chosen) : d->sample(rng, out));
+    nlohmann::json v = chosen ? std::move(*chosen) : d->sample(rng, out);
+    if (v.is_discarded() || (v.is_number_float() && !std::isfinite(v.get<double>())))
+      throw usage_error("lumen::tune: sample_from for \"" + path + "\" gave " +
+                        (v.is_discarded() ? std::string("a discarded JSON value") : "a number that is not finite"));
+    out.set(path, std::move(v));
   }
   return out;
 }

@@ -225,6 +225,7 @@ TpeSearch::TpeSearch(TpeOptions options) : options_(std::move(options)) {
 
 void TpeSearch::setup(const SearchSetup& s) {
   if (s.space == nullptr) bad("setup without a search space");
+  if (setup_.space != nullptr) bad("it already serves an experiment; make one per Tuner");
   if (s.metric.empty()) bad("needs a metric to model (TuneConfig::metric)");
   if (s.num_samples < 1) bad("num_samples must be >= 1, got " + std::to_string(s.num_samples));
   std::vector<std::pair<std::string, const Domain*>> dims = s.space->dimensions();

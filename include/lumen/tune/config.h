@@ -94,7 +94,10 @@ T Config::get(std::string_view key) const {
     return static_cast<T>(i);
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) type_mismatch(key, "a number", v);
-    return v.get<T>();
+    const double d = v.get<double>();
+    if (d > static_cast<double>(std::numeric_limits<T>::max()) || d < -static_cast<double>(std::numeric_limits<T>::max()))
+      type_mismatch(key, "a floating-point type that holds it", v);
+    return static_cast<T>(d);
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!v.is_string()) type_mismatch(key, "a string", v);
     return v.get<std::string>();

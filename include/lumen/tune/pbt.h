@@ -23,7 +23,8 @@
 /// key's Domain; otherwise a choice (or grid_search) moves to the value next to the current one
 /// in its list, left or right at random (at either end of the list it may stay), and a number is
 /// multiplied by one of perturbation_factors picked at random, rounded to the nearest integer
-/// when it was an integer. Perturbed numbers are not clamped to the Domain's bounds (as in Ray).
+/// when it was an integer. Perturbed numbers are not clamped to the Domain's bounds (as in Ray),
+/// but one that would leave what its type holds (inf, or an integer past 2^63) is drawn afresh.
 ///
 /// After an exploit the trial's next perturbation point is counted from the leader's last one,
 /// since it continues the leader's training. Draws come from one generator (std::mt19937_64):

@@ -26,7 +26,7 @@ enum class Scope {
   last,        ///< the last report
   all,         ///< the best report
   avg,         ///< the mean over every report
-  last_n_avg,  ///< the mean over the last n reports
+  last_n_avg,  ///< the mean over the last n reports (n = 0: all of them)
 };
 
 /// Every trial of an experiment after Tuner::fit(), in creation order, with ways to pick the best
@@ -63,7 +63,7 @@ class ResultGrid {
                               std::size_t n = 5) const;
 
   /// One row per trial: id, status, iterations, error, every config key ("config/lr"), and the
-  /// last result's metrics. RFC 4180 quoting.
+  /// last result's metrics. RFC 4180 quoting. Throws usage_error when the stream fails.
   void write_csv(std::ostream& out) const;
   /// As write_csv(std::ostream&), into the file at path (created or truncated).
   void write_csv(const std::string& path) const;

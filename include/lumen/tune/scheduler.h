@@ -86,6 +86,9 @@ class TrialScheduler {
   /// For set_search_properties of schedulers that need a metric: throws usage_error naming the
   /// scheduler when none is known.
   void require_metric() const;
+
+ private:
+  bool in_use_ = false;
 };
 
 /// Every trial runs until its trainable returns or a stopper ends it.

@@ -53,7 +53,9 @@ class Searcher {
   /// Called once before the first suggestion. Throws usage_error for a space or setup the
   /// searcher cannot work with (naming what is wrong).
   virtual void setup(const SearchSetup& s) = 0;
-  /// The config of the trial `trial_id` about to be made, or later() / done().
+  /// The config of the trial `trial_id` about to be made, or later() / done(). The tuner asks
+  /// until done(): the searcher decides how many trials run (RandomSearch and TpeSearch stop at
+  /// num_samples). A searcher serves one experiment: setting one up twice throws usage_error.
   virtual Suggestion suggest(const std::string& trial_id) = 0;
   /// A report of a trial this searcher suggested.
   virtual void on_trial_result(const std::string& trial_id, const Result& r);

@@ -52,8 +52,9 @@ class TrialStopped {
 class Reporter {
  public:
   /// Reports one iteration's metrics (and optionally a checkpoint of the state after it).
-  /// Throws TrialStopped when the trial ends here; usage_error for a NaN-named or empty-named
-  /// metric.
+  /// Throws TrialStopped when the trial ends here; usage_error for a metric whose name is empty,
+  /// is one the tuner sets (training_iteration, time_total_s, time_this_iter_s, trial_id) or
+  /// comes twice in one report.
   void report(Metrics metrics);
   /// As report(metrics), with a checkpoint of the trial's state at this iteration: what the trial
   /// resumes from.

@@ -74,10 +74,13 @@ enum class Progress {
 
 /// How the experiment runs: its name and files, stoppers, failures, progress.
 struct RunConfig {
-  std::string name{};          ///< the experiment's folder under storage_path; empty: "tune_<time>"
+  std::string name{};          ///< the experiment's folder under storage_path (a folder name:
+                               ///< no '/', not . or ..); empty: "tune_<time>"
   std::string storage_path{};  ///< empty: nothing is written
   std::shared_ptr<Stopper> stop{};  ///< ends trials or the experiment; null: none
-  int max_failures = 0;       ///< retries of a failing trial (from its latest checkpoint); -1: no limit
+  int max_failures = 0;       ///< retries of a failing trial (from its latest checkpoint); -1: no
+                              ///< limit (a trial that always fails then runs until a stopper or
+                              ///< the time budget ends the experiment)
   int checkpoints_to_keep = 0;  ///< on disk, per trial; 0: all
   Progress progress = Progress::automatic;  ///< how progress is shown while fit() runs
   std::chrono::duration<double> progress_interval{0};  ///< 0: 1 s for a table, 30 s for lines
