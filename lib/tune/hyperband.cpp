@@ -38,12 +38,7 @@ constexpr double kMaxBracketTrials = 1e9;
 
 HyperBandScheduler::HyperBandScheduler(HyperBandOptions options) : options_(std::move(options)) {
   const HyperBandOptions& o = options_;
-  if (o.time_attr.empty()) bad("time_attr must not be empty");
-  if (!o.mode.empty()) {
-    if (o.mode != "min" && o.mode != "max") bad("mode must be \"min\" or \"max\" (or empty), got \"" + o.mode + "\"");
-    mode_ = parse_mode(o.mode);
-  }
-  metric_ = o.metric;
+  take_objective(kClass, o.time_attr, o.metric, o.mode);
   if (!std::isfinite(o.max_t) || o.max_t <= 0) bad("max_t must be > 0, got " + number(o.max_t));
   if (!std::isfinite(o.reduction_factor) || o.reduction_factor <= 1)
     bad("reduction_factor must be > 1, got " + number(o.reduction_factor));

@@ -32,12 +32,7 @@ double median(std::vector<double> values) {
 
 MedianStoppingRule::MedianStoppingRule(MedianStoppingOptions options) : options_(std::move(options)) {
   const MedianStoppingOptions& o = options_;
-  if (o.time_attr.empty()) bad("time_attr must not be empty");
-  if (!o.mode.empty()) {
-    if (o.mode != "min" && o.mode != "max") bad("mode must be \"min\" or \"max\" (or empty), got \"" + o.mode + "\"");
-    mode_ = parse_mode(o.mode);
-  }
-  metric_ = o.metric;
+  take_objective(kClass, o.time_attr, o.metric, o.mode);
   if (!std::isfinite(o.grace_period) || o.grace_period < 0)
     bad("grace_period must be >= 0, got " + number(o.grace_period));
   if (o.min_samples_required < 1)

@@ -41,12 +41,7 @@ std::size_t pick(Rng& rng, std::size_t n) { return std::uniform_int_distribution
 
 PopulationBasedTraining::PopulationBasedTraining(PbtOptions options) : options_(std::move(options)) {
   const PbtOptions& o = options_;
-  if (o.time_attr.empty()) bad("time_attr must not be empty");
-  if (!o.mode.empty()) {
-    if (o.mode != "min" && o.mode != "max") bad("mode must be \"min\" or \"max\" (or empty), got \"" + o.mode + "\"");
-    mode_ = parse_mode(o.mode);
-  }
-  metric_ = o.metric;
+  take_objective(kClass, o.time_attr, o.metric, o.mode);
   if (!std::isfinite(o.perturbation_interval) || o.perturbation_interval <= 0)
     bad("perturbation_interval must be > 0, got " + number(o.perturbation_interval));
   if (!std::isfinite(o.burn_in_period) || o.burn_in_period < 0)

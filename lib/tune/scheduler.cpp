@@ -38,6 +38,17 @@ std::optional<double> TrialScheduler::score(const Result& r) const {
   return mode_ == Mode::max ? *v : -*v;
 }
 
+void TrialScheduler::take_objective(const char* who, const std::string& time_attr, const std::string& metric,
+                                    const std::string& mode) {
+  if (time_attr.empty()) throw usage_error(std::string(who) + ": time_attr must not be empty");
+  if (!mode.empty()) {
+    if (mode != "min" && mode != "max")
+      throw usage_error(std::string(who) + ": mode must be \"min\" or \"max\" (or empty), got \"" + mode + "\"");
+    mode_ = parse_mode(mode);
+  }
+  metric_ = metric;
+}
+
 void TrialScheduler::require_metric() const {
   if (metric_.empty() || !mode_)
     throw usage_error("lumen::tune: the " + name() +

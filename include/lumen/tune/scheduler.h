@@ -86,6 +86,9 @@ class TrialScheduler {
   /// For set_search_properties of schedulers that need a metric: throws usage_error naming the
   /// scheduler when none is known.
   void require_metric() const;
+  /// For constructors: checks a scheduler's own time axis (not empty) and mode ("min", "max"
+  /// or empty for the experiment's), and keeps its metric and mode; usage_error names `who`.
+  void take_objective(const char* who, const std::string& time_attr, const std::string& metric, const std::string& mode);
 
  private:
   bool in_use_ = false;
