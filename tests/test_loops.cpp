@@ -448,19 +448,21 @@ TEST_CASE("algorithms nest in each other and in tasks") {
     std::vector<lumen::ObjectRef<std::uint64_t>> refs;
     for (int t = 0; t < 8; ++t)
       refs.push_back(lumen::submit([t] {
-        std::uint64_t total = 0;
+        // Each branch writes its own result: the two may run at once on different workers.
+        std::uint64_t sorted = 0;
+        std::uint64_t scanned = 0;
         lumen::parallel_invoke(
             [&] {
               auto v = random_values(50'000, static_cast<std::uint64_t>(t), 1000);
               lumen::parallel_sort(v.begin(), v.end());
-              total += std::is_sorted(v.begin(), v.end()) ? 1 : 0;
+              sorted = std::is_sorted(v.begin(), v.end()) ? 1 : 0;
             },
             [&] {
               std::vector<int> in(40'000, 1), out(40'000);
               lumen::parallel_scan(in.begin(), in.end(), out.begin(), 0, std::plus<>{});
-              total += out.back() == 40'000 ? 10 : 0;
+              scanned = out.back() == 40'000 ? 10 : 0;
             });
-        return total;
+        return sorted + scanned;
       }));
     for (auto& r : refs) CHECK(lumen::get(r) == 11);
 
