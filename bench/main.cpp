@@ -43,6 +43,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "bench.h"
+#include "scaling.h"
 
 namespace bench {
 
@@ -302,6 +303,7 @@ int run_main(int argc, char** argv) {
      cxxopts::value<unsigned>()->default_value(std::to_string(hw)), "N")
     ("repeat", "timed runs per system and thread count", cxxopts::value<unsigned>()->default_value("7"), "K")
     ("json", "also write the results to FILE as JSON", cxxopts::value<std::string>(), "FILE")
+    ("scaling", "also print speed-up against threads and plot it to FILE (SVG)", cxxopts::value<std::string>(), "FILE")
     ("timeout", "abort, printing lumen's state, when one run takes longer than S seconds (0: never)",
      cxxopts::value<double>()->default_value("60"), "S")
     ("suite", "which benchmarks: 'scheduler' (lumen beside its peers) or 'ray' (Ray's microbenchmark rows)",
@@ -460,6 +462,14 @@ int run_main(int argc, char** argv) {
         if (const Result* r = find(results, w.name, t, s.name)) ordered.push_back(*r);
   print_table(ws, ordered, repeat);
   if (args.count("json") != 0) write_json(args["json"].as<std::string>(), ordered, repeat);
+  if (args.count("scaling") != 0) {
+    std::vector<ScalingPoint> points;
+    for (const auto& r : ordered) points.push_back({r.workload, r.system, r.threads, r.median_s});
+    print_scaling_table(points);
+    const std::string path = args["scaling"].as<std::string>();
+    write_scaling_svg(path, points, std::thread::hardware_concurrency());
+    std::printf("speed-up plot written to %s\n", path.c_str());
+  }
   return 0;
 }
 

@@ -1,5 +1,7 @@
 // Parallel loops: reduce (sum of square roots), triad (a = b * k + c), matmul, sort, scan and
-// nestfor (loops inside a loop), each with lumen's algorithms, oneTBB's and OpenMP's.
+// nestfor (loops inside a loop), each with lumen's algorithms, oneTBB's and OpenMP's; sort also
+// beside Boost.Sort's parallel block_indirect_sort and its single-threaded pdqsort (the floor a
+// parallel sort must beat with 2+ threads).
 //
 // Inputs are allocated and filled once, outside every timed region; verify checks every
 // run's answer and, where a run works in place, restores the input for the next one.
@@ -14,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/sort/block_indirect_sort/block_indirect_sort.hpp>
+#include <boost/sort/pdqsort/pdqsort.hpp>
 #include <lumen/lumen.h>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -247,7 +251,7 @@ SortData& sort_data() {
 Workload sort() {
   Workload w;
   w.name = "sort";
-  w.description = "sort 1e7 random 64-bit integers (parallel_sort; serial: std::sort)";
+  w.description = "sort 1e7 random 64-bit integers (parallel_sort; serial: std::sort; pdqsort: 1 thread)";
   w.items = kSortN;
   w.item = "element";
   w.systems = {
@@ -260,6 +264,16 @@ Workload sort() {
        [](Context& c) {
          auto& v = sort_data().work;
          c.arena->execute([&v] { tbb::parallel_sort(v.begin(), v.end()); });
+       }},
+      {"boost-parallel",
+       [](Context& c) {
+         auto& v = sort_data().work;
+         boost::sort::block_indirect_sort(v.begin(), v.end(), c.threads);
+       }},
+      {"pdqsort",
+       [](Context&) {
+         auto& v = sort_data().work;
+         boost::sort::pdqsort(v.begin(), v.end());
        }},
       {"serial",
        [](Context&) {

@@ -252,7 +252,7 @@ Workload stream1m() {
            q.push(-1);
          });
          long sum = 0;
-         for (long v; q.pop(v), v >= 0;) sum += v;
+         for (long v = 0; q.pop(v), v >= 0;) sum += v;
          producer.join();
          g_stream_sum = sum;
        }},

@@ -397,6 +397,70 @@ TEST_CASE("parallel_sort with a comparator on records") {
   });
 }
 
+// Inputs that trip simple quicksorts: each comes out sorted, with every element kept.
+TEST_CASE("parallel_sort sorts patterned inputs") {
+  everywhere([] {
+    const std::size_t n = 100'003;
+    std::vector<std::pair<const char*, std::vector<std::int64_t>>> inputs;
+    std::vector<std::int64_t> v(n);
+    std::iota(v.begin(), v.end(), 0);
+    inputs.emplace_back("sorted", v);
+    inputs.emplace_back("reversed", std::vector<std::int64_t>(v.rbegin(), v.rend()));
+    inputs.emplace_back("all equal", std::vector<std::int64_t>(n, 5));
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::int64_t>(std::min(i, n - i));
+    inputs.emplace_back("organ pipe", v);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::int64_t>(i % 1000);
+    inputs.emplace_back("sawtooth", v);
+    std::iota(v.begin(), v.end(), 0);
+    std::mt19937 rng(7);
+    for (int k = 0; k < 100; ++k) std::swap(v[rng() % n], v[rng() % n]);
+    inputs.emplace_back("sorted with 100 swaps", v);
+    for (std::size_t i = 0; i < n; ++i) v[i] = (i % 2 == 0) ? static_cast<std::int64_t>(i) : -static_cast<std::int64_t>(i);
+    inputs.emplace_back("interleaved", v);
+    for (auto& [name, in] : inputs) {
+      CAPTURE(name);
+      auto expect = in;
+      std::sort(expect.begin(), expect.end());
+      lumen::parallel_sort(in.begin(), in.end());
+      CHECK(in == expect);
+    }
+  });
+}
+
+// McIlroy's adversary ("A Killer Adversary for Quicksort", 1999) decides the order of items
+// only as the sort compares them, so that every pivot is as bad as it can be: a quicksort
+// without a fallback makes about n^2/4 comparisons. parallel_sort must stay within a
+// multiple of n log n.
+TEST_CASE("parallel_sort stays O(n log n) against an adversarial comparator") {
+  everywhere([] {
+    const int n = 20'000;
+    const int gas = n;  // not yet decided; equal to every other undecided item
+    std::vector<int> val(n, gas);
+    int solid = 0;
+    int candidate = -1;
+    std::uint64_t comparisons = 0;
+    std::mutex m;
+    auto comp = [&](int x, int y) {
+      std::lock_guard lock(m);
+      ++comparisons;
+      if (val[x] == gas && val[y] == gas) val[x == candidate ? x : y] = solid++;
+      if (val[x] == gas) candidate = x;
+      else if (val[y] == gas) candidate = y;
+      return val[x] < val[y];
+    };
+    std::vector<int> items(n);
+    std::iota(items.begin(), items.end(), 0);
+    lumen::parallel_sort(items.begin(), items.end(), comp);
+    CHECK(std::is_sorted(items.begin(), items.end(), [&](int x, int y) { return val[x] < val[y]; }));
+    std::vector<int> ids = items;
+    std::sort(ids.begin(), ids.end());
+    for (int i = 0; i < n; ++i) REQUIRE(ids[static_cast<std::size_t>(i)] == i);
+    const double bound = 8.0 * n * std::log2(static_cast<double>(n));
+    CAPTURE(comparisons);
+    CHECK(static_cast<double>(comparisons) < bound);
+  });
+}
+
 TEST_CASE("parallel_sort propagates the comparator's exception") {
   everywhere([] {
     auto v = random_values(kLarge, 11, 1'000'000);

@@ -11,17 +11,19 @@
 /// may end up in any order (use std::stable_sort when their order matters). In place: no
 /// memory beyond O(log n) stack per worker.
 ///
-/// Algorithm: quicksort with branch-free block partitioning (BlockQuicksort), whose
-/// partitions split off a task only when the worker's deque is empty (see partition.h), so
-/// with no idle worker it is a plain sequential quicksort. Pieces of a few thousand elements,
-/// and pieces that went too deep (a pathological pivot sequence), are left to std::sort, so
-/// the worst case stays O(n log n); runs of keys equal to a pivot are set aside in one pass.
+/// Algorithm: quicksort with branch-free block partitioning (BlockQuicksort) and a median of
+/// medians pivot on large pieces, whose partitions split off a task only when the worker's
+/// deque is empty (see partition.h), so with no idle worker it is a plain sequential
+/// quicksort. Pieces of a few dozen elements are sorted by insertion; pieces that went too deep
+/// (a pathological pivot sequence) are left to std::sort, so the worst case stays O(n log n);
+/// runs of keys equal to a pivot are set aside in one pass.
 ///
 /// Scheduling, nesting and exceptions as parallel_for; after an exception from comp the range
 /// is valid but its contents are unspecified (as after std::sort).
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <concepts>
 #include <cstddef>
@@ -37,34 +39,65 @@ namespace lumen {
 
 namespace detail {
 
-// Below this many elements a piece is not worth a task: std::sort takes it.
+// Pieces up to this many elements are sorted by insertion.
+inline constexpr std::ptrdiff_t kSortInsertion = 24;
+// Pieces above this many elements may become a task of their own; below, a task costs more
+// than it saves.
 inline constexpr std::ptrdiff_t kSortLeaf = 2048;
+// From this size on the pivot is the median of three medians of three (Tukey's ninther),
+// which keeps partitions balanced on inputs that defeat a plain median of three.
+inline constexpr std::ptrdiff_t kSortNinther = 128;
 
-// Moves the median of a, b, c to `to`.
+// Orders *a <= *b <= *c.
 template <class It, class Comp>
-void move_median_to(It to, It a, It b, It c, Comp& comp) {
-  if (comp(*a, *b)) {
-    if (comp(*b, *c)) std::iter_swap(to, b);
-    else if (comp(*a, *c)) std::iter_swap(to, c);
-    else std::iter_swap(to, a);
-  } else if (comp(*a, *c)) {
-    std::iter_swap(to, a);
-  } else if (comp(*b, *c)) {
-    std::iter_swap(to, c);
-  } else {
-    std::iter_swap(to, b);
+void sort3(It a, It b, It c, Comp& comp) {
+  if (comp(*b, *a)) std::iter_swap(a, b);
+  if (comp(*c, *b)) {
+    std::iter_swap(b, c);
+    if (comp(*b, *a)) std::iter_swap(a, b);
   }
 }
 
-// Partitions [first, last) around the median of three, branch-free in blocks of 64 after
-// Edelkamp and Weiss (BlockQuicksort, 2016): one pass records, without branching, which
-// elements of a left block and of a right block sit on the wrong side; a second swaps them
-// in pairs. Random keys defeat the branch predictor of a plain partition; this one has no
+// Moves the pivot of [first, last) (more than kSortInsertion elements) to *first.
+template <class It, class Comp>
+void choose_pivot(It first, It last, Comp& comp) {
+  const auto n = last - first;
+  It mid = first + n / 2;
+  if (n > kSortNinther) {
+    sort3(first, mid, last - 1, comp);
+    sort3(first + 1, mid - 1, last - 2, comp);
+    sort3(first + 2, mid + 1, last - 3, comp);
+    sort3(mid - 1, mid, mid + 1, comp);
+    std::iter_swap(first, mid);
+  } else {
+    sort3(mid, first, last - 1, comp);
+  }
+}
+
+template <class It, class Comp>
+void insertion_sort(It first, It last, Comp& comp) {
+  if (first == last) return;
+  for (It i = first + 1; i != last; ++i) {
+    if (!comp(*i, *(i - 1))) continue;
+    auto x = std::move(*i);
+    It j = i;
+    do {
+      *j = std::move(*(j - 1));
+      --j;
+    } while (j != first && comp(x, *(j - 1)));
+    *j = std::move(x);
+  }
+}
+
+// Partitions [first, last) around the pivot choose_pivot picks, branch-free in blocks of 64
+// after Edelkamp and Weiss (BlockQuicksort, 2016): one pass records, without branching, which
+// elements of a left block and of a right block sit on the wrong side; a second swaps them in
+// pairs. Random keys defeat the branch predictor of a plain partition; this one has no
 // data-dependent branch per element. Returns pos with [first, pos) < *pos <= [pos + 1, last).
 template <class It, class Comp>
 It partition_blocks(It first, It last, Comp& comp) {
   constexpr std::ptrdiff_t kBlock = 64;
-  move_median_to(first, first + 1, first + (last - first) / 2, last - 1, comp);
+  choose_pivot(first, last, comp);
   auto pivot = std::move(*first);
   It l = first + 1;  // [first + 1, l) < pivot
   It r = last;       // [r, last) >= pivot; [l, r) not looked at, or pending below
@@ -94,44 +127,70 @@ It partition_blocks(It first, It last, Comp& comp) {
     if (num_l == 0) l += kBlock;
     if (num_r == 0) r -= kBlock;
   }
-  // What is left (a block with pending elements, and fewer than 2 blocks more) is small.
-  It cut = std::partition(l, r, [&](const auto& x) { return comp(x, pivot); });
+  // What is left (a block with pending elements, and fewer than 2 blocks more) is small; a
+  // branch-free Lomuto pass takes it: [l, cut) < pivot <= [cut, i).
+  It cut = l;
+  for (It i = l; i != r; ++i) {
+    const bool below = comp(*i, pivot);
+    std::iter_swap(i, cut);
+    cut += below;
+  }
   It pos = cut - 1;
   if (pos != first) *first = std::move(*pos);
   *pos = std::move(pivot);
   return pos;
 }
 
+// One partition step of [first, last): returns the pieces still to sort, the smaller first.
+// When nothing is below the pivot (many keys equal it), the keys equal to it are in place and
+// the step leaves an empty smaller piece.
+template <class It, class Comp>
+std::array<It, 4> partition_step(It first, It last, Comp& comp) {
+  It pos = partition_blocks(first, last, comp);
+  if (pos == first) {
+    It equal_end = std::partition(first + 1, last, [&](const auto& x) { return !comp(*first, x); });
+    return {equal_end, equal_end, equal_end, last};
+  }
+  if (pos - first <= last - pos) return {first, pos, pos + 1, last};
+  return {pos + 1, last, first, pos};
+}
+
+// Sequential quicksort of [first, last): recursion into the smaller piece keeps the stack
+// O(log n) deep; past `depth` partitions (a pathological pivot sequence) std::sort's
+// introsort, whose worst case is O(n log n), takes the piece.
+template <class It, class Comp>
+void sort_serial(It first, It last, Comp& comp, int depth) {
+  while (last - first > kSortInsertion) {
+    if (depth-- == 0) return std::sort(first, last, comp);
+    auto [small_first, small_last, big_first, big_last] = partition_step(first, last, comp);
+    sort_serial(small_first, small_last, comp, depth);
+    first = big_first;
+    last = big_last;
+  }
+  insertion_sort(first, last, comp);
+}
+
+// As sort_serial, but a piece larger than kSortLeaf becomes a task while the worker's deque is
+// empty, so that an idle worker may take it.
 template <class It, class Comp>
 void sort_range(task_group& g, Scheduler& s, It first, It last, Comp& comp, int depth) {
   Worker& w = *worker_of(s);
-  while (last - first > kSortLeaf && depth > 0) {
+  while (last - first > kSortLeaf) {
     if (g.is_canceling()) return;
-    It pos = partition_blocks(first, last, comp);
-    --depth;
-    if (pos == first) {
-      // Nothing is below the pivot: many keys equal it. Those are in place; skip them all.
-      first = std::partition(first + 1, last, [&](const auto& x) { return !comp(*first, x); });
-      continue;
-    }
-    It small_first = first, small_last = pos, big_first = pos + 1, big_last = last;
-    if (pos - first > last - pos) {
-      std::swap(small_first, big_first);
-      std::swap(small_last, big_last);
-    }
+    if (depth-- == 0) return std::sort(first, last, comp);
+    auto [small_first, small_last, big_first, big_last] = partition_step(first, last, comp);
     if (own_queue_empty(w)) {
-      // An idle worker may take the larger side; this one goes on with the smaller.
+      // An idle worker may take the larger piece; this one goes on with the smaller.
       g.run([&g, &s, big_first, big_last, &comp, depth] { sort_range(g, s, big_first, big_last, comp, depth); });
       first = small_first;
       last = small_last;
     } else {
-      // Recursing into the smaller side only keeps the stack O(log n) deep.
       sort_range(g, s, small_first, small_last, comp, depth);
       first = big_first;
       last = big_last;
     }
   }
-  std::sort(first, last, comp);
+  sort_serial(first, last, comp, depth);
 }
 
 }  // namespace detail
@@ -142,11 +201,11 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void parallel_sort(It first, It last, Comp comp = {}) {
   auto n = last - first;
   if (n < 2) return;
-  if (n <= detail::kSortLeaf) return std::sort(first, last, comp);
+  // Twice the depth of balanced halves; deeper than that, std::sort's introsort takes over.
+  const int depth = 2 * std::bit_width(static_cast<std::size_t>(n));
+  if (n <= detail::kSortLeaf) return detail::sort_serial(first, last, comp, depth);
   detail::on_worker([&] {
     task_group g;
-    // Twice the depth of balanced halves; deeper than that, std::sort's introsort takes over.
-    int depth = 2 * std::bit_width(static_cast<std::size_t>(n));
     try {
       detail::sort_range(g, *detail::worker_scheduler(), first, last, comp, depth);
     } catch (...) {
