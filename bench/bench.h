@@ -80,4 +80,8 @@ struct RaySuiteOptions {
 };
 int run_ray_suite(const RaySuiteOptions& options);
 
+// --suite idle: idle CPU use and wake-up latency of a burst, 1, 2, 4, ... max_workers workers,
+// lumen beside oneTBB (suite_idle.cpp).
+int run_idle_suite(unsigned max_workers, double idle_seconds);
+
 }  // namespace bench

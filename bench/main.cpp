@@ -306,7 +306,7 @@ int run_main(int argc, char** argv) {
     ("scaling", "also print speed-up against threads and plot it to FILE (SVG)", cxxopts::value<std::string>(), "FILE")
     ("timeout", "abort, printing lumen's state, when one run takes longer than S seconds (0: never)",
      cxxopts::value<double>()->default_value("60"), "S")
-    ("suite", "which benchmarks: 'scheduler' (lumen beside its peers) or 'ray' (Ray's microbenchmark rows)",
+    ("suite", "which benchmarks: 'scheduler' (lumen beside its peers), 'ray' (Ray's microbenchmark rows) or 'idle' (idle CPU, wake-up of a burst)",
      cxxopts::value<std::string>()->default_value("scheduler"), "NAME")
     ("trial-seconds", "--suite ray: length of one trial of a row", cxxopts::value<double>()->default_value("0.5"), "S")
     ("list", "list workloads and their systems, run nothing")
@@ -352,8 +352,9 @@ int run_main(int argc, char** argv) {
     }
     return run_ray_suite(ray);
   }
+  if (suite == "idle") return run_idle_suite(max_threads, 2.0);
   if (suite != "scheduler") {
-    std::fprintf(stderr, "lumen-bench: unknown --suite '%s' (scheduler, ray)\n", suite.c_str());
+    std::fprintf(stderr, "lumen-bench: unknown --suite '%s' (scheduler, ray, idle)\n", suite.c_str());
     return 2;
   }
 

@@ -6,6 +6,7 @@
 #include "lumen/cancel.h"
 #include "lumen/error.h"
 #include "lumen/graph.h"
+#include "lumen/large_buffer.h"
 #include "lumen/metrics.h"
 #include "lumen/object_ref.h"
 #include "lumen/on_resolved.h"

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "lumen/detail/cpu_relax.h"
+#include "lumen/detail/large_copy.h"
 #include "lumen/detail/object_memory.h"
 #include "lumen/detail/object_table.h"
 #include "lumen/detail/slot_value.h"
@@ -201,7 +202,12 @@ ObjectRef<std::decay_t<V>> put(V&& value) {
   }
   detail::ObjectSlot* s = detail::ObjectTable::instance().allocate(1);
   try {
-    detail::SlotValue<T>::emplace(s, std::forward<V>(value));
+    if constexpr (detail::kCopiedInHugePages<T> &&
+                  (std::is_lvalue_reference_v<V> || std::is_const_v<std::remove_reference_t<V>>)) {
+      detail::SlotValue<T>::emplace(s, detail::copy_in_huge_pages(value));
+    } else {
+      detail::SlotValue<T>::emplace(s, std::forward<V>(value));
+    }
   } catch (...) {
     detail::ObjectTable::instance().release(s);
     throw;
