@@ -17,12 +17,11 @@ void add_unique(std::vector<T>& v, const T& x) {
 }
 
 // What the table and the plot share: workloads, systems and thread counts in the order they
-// ran, and each point's speed-up.
+// ran, and each point's speed-up over the same system at the fewest threads.
 struct Scaling {
   std::vector<std::string> workloads, systems;
   std::vector<unsigned> threads;
   std::map<std::string, std::vector<std::string>> systems_of;  // by workload
-  std::map<std::string, double> base_s;                        // best 1-thread time, by workload
   std::map<std::tuple<std::string, std::string, unsigned>, double> speedup;
 
   explicit Scaling(const std::vector<ScalingPoint>& points) {
@@ -33,20 +32,13 @@ struct Scaling {
       add_unique(threads, p.threads);
     }
     std::sort(threads.begin(), threads.end());
-    for (const auto& w : workloads) {
-      // The fewest threads this workload ran with: 1 unless filtered out.
-      unsigned fewest = 0;
-      for (const auto& p : points)
-        if (p.workload == w && (fewest == 0 || p.threads < fewest)) fewest = p.threads;
-      double best = 0;
-      for (const auto& p : points)
-        if (p.workload == w && p.threads == fewest && p.median_s > 0 && (best == 0 || p.median_s < best))
-          best = p.median_s;
-      base_s[w] = best;
+    for (const auto& p : points) {
+      // The system's own time at the fewest threads it ran with on this workload.
+      const ScalingPoint* base = nullptr;
+      for (const auto& q : points)
+        if (q.workload == p.workload && q.system == p.system && (base == nullptr || q.threads < base->threads)) base = &q;
+      if (p.median_s > 0 && base->median_s > 0) speedup[{p.workload, p.system, p.threads}] = base->median_s / p.median_s;
     }
-    for (const auto& p : points)
-      if (p.median_s > 0 && base_s[p.workload] > 0)
-        speedup[{p.workload, p.system, p.threads}] = base_s[p.workload] / p.median_s;
   }
 
   const double* at(const std::string& w, const std::string& s, unsigned t) const {
@@ -88,13 +80,13 @@ std::string num(double v) {
 
 void print_scaling_table(const std::vector<ScalingPoint>& points) {
   Scaling sc(points);
-  std::printf("\nscaling: speed-up over the best 1-thread time of the workload (higher is faster)\n");
-  std::printf("%-10s %-16s", "workload", "system");
+  std::printf("\nscaling: each system's speed-up over its own time at the fewest threads\n");
+  std::printf("%-10s %-28s", "workload", "system");
   for (unsigned t : sc.threads) std::printf(" %7s", ("t=" + std::to_string(t)).c_str());
   std::printf("\n");
   for (const auto& w : sc.workloads) {
     for (const auto& s : sc.systems_of[w]) {
-      std::printf("%-10s %-16s", w.c_str(), s.c_str());
+      std::printf("%-10s %-28s", w.c_str(), s.c_str());
       for (unsigned t : sc.threads) {
         const double* v = sc.at(w, s, t);
         if (v == nullptr) std::printf(" %7s", "-");
@@ -123,8 +115,8 @@ void write_scaling_svg(const std::string& path, const std::vector<ScalingPoint>&
   svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
       << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"10\" y=\"16\" font-size=\"13\" font-weight=\"bold\">lumen-bench: speed-up over the best "
-         "1-thread time of each workload, against threads ("
+      << "<text x=\"10\" y=\"16\" font-size=\"13\" font-weight=\"bold\">lumen-bench: each system's speed-up "
+         "over its own time at the fewest threads, against threads ("
       << hardware_threads << " hardware threads; dashed: linear)</text>\n";
   for (std::size_t i = 0; i < sc.systems.size(); ++i) {
     const int x = 10 + static_cast<int>(i % 5) * 190, y = 34 + static_cast<int>(i / 5) * 18;

@@ -1,8 +1,8 @@
 // lumen-bench --scaling: speed-up against workers, as a table and as an SVG plot.
 //
-// Speed-up is the best one-thread time of any system on the workload (serial code included)
-// over a system's time at t threads: a higher line is faster, and its slope shows how the
-// system scales.
+// Speed-up is a system's own time at the fewest threads it ran with (1 unless filtered out)
+// over its time at t threads: how well each system uses more cores. Which one is faster
+// outright is in lumen-bench's main table.
 #pragma once
 
 #include <string>

@@ -130,6 +130,17 @@ std::vector<Row> make_rows(unsigned workers) {
                     get_all(clients);
                   },
                   ""});
+  rows.push_back({"multi client put gigabytes, large_vector", 32.8, 10 * 8 * 0.1,
+                  [] {
+                    std::vector<lumen::ObjectRef<void>> clients;
+                    for (int c = 0; c < 10; ++c)
+                      clients.push_back(lumen::submit([] {
+                        for (int i = 0; i < 10; ++i)
+                          lumen::put(lumen::large_vector<std::int64_t>(std::size_t{10} * 1024 * 1024));
+                      }));
+                    get_all(clients);
+                  },
+                  ""});
   auto containing = lumen::submit([] {
     std::vector<lumen::ObjectRef<int>> refs;
     for (int i = 0; i < 10000; ++i) refs.push_back(lumen::put(1));
