@@ -178,7 +178,10 @@ void sort_range(task_group& g, Scheduler& s, It first, It last, Comp& comp, int 
   while (last - first > kSortLeaf) {
     if (g.is_canceling()) return;
     if (depth-- == 0) return std::sort(first, last, comp);
-    auto [small_first, small_last, big_first, big_last] = partition_step(first, last, comp);
+    // Named copies, not structured bindings: clang before 16 does not let a lambda capture a
+    // structured binding.
+    const std::array<It, 4> pieces = partition_step(first, last, comp);
+    const It small_first = pieces[0], small_last = pieces[1], big_first = pieces[2], big_last = pieces[3];
     if (own_queue_empty(w)) {
       // An idle worker may take the larger piece; this one goes on with the smaller.
       g.run([&g, &s, big_first, big_last, &comp, depth] { sort_range(g, s, big_first, big_last, comp, depth); });
