@@ -102,6 +102,11 @@ TEST_CASE("small allocations bypass the pool; impossible sizes throw") {
   CHECK_THROWS_AS(alloc.allocate(std::numeric_limits<std::size_t>::max()), std::bad_array_new_length);
   // More than the address space holds: the mapping fails, as new would.
   CHECK_THROWS_AS(alloc.allocate(std::size_t{1} << 57), std::bad_alloc);
+  // The largest count that does not overflow: rounding it up to a size class must not wrap
+  // around to a small mapping.
+  CHECK_THROWS_AS(alloc.allocate(std::numeric_limits<std::size_t>::max() / sizeof(double)), std::bad_alloc);
+  lumen::LargeBufferAllocator<char> bytes;
+  CHECK_THROWS_AS(bytes.allocate(std::numeric_limits<std::size_t>::max() - 1), std::bad_alloc);
   CHECK(lumen::large_buffer_cached_bytes() == 0);
 }
 

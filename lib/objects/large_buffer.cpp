@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <mutex>
 
 #include "lumen/detail/large_copy.h"
@@ -159,7 +160,11 @@ std::size_t large_buffer_cached_bytes() noexcept { return BufferPool::instance()
 
 namespace detail {
 
-void* large_buffer_allocate(std::size_t bytes) { return BufferPool::instance().take(size_class(bytes)); }
+void* large_buffer_allocate(std::size_t bytes) {
+  // No mapping is that large, and rounding it up to its class would wrap around to a small one.
+  if (bytes > std::numeric_limits<std::size_t>::max() / 2) throw std::bad_alloc();
+  return BufferPool::instance().take(size_class(bytes));
+}
 
 void large_buffer_deallocate(void* p, std::size_t bytes) noexcept {
   if (p != nullptr) BufferPool::instance().give_back(p, size_class(bytes));
