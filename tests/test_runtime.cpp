@@ -196,6 +196,31 @@ TEST_CASE("idle workers park") {
   CHECK(lumen::get(lumen::submit([] { return 3; })) == 3);
 }
 
+// A burst of one task per worker, submitted from outside while every worker sleeps, runs on
+// all of them at once: each task waits until every task of its burst has started, which needs
+// a worker apiece (a lost wake-up leaves one waiting for its 10 s limit).
+TEST_CASE("a burst from outside wakes a worker per task") {
+  constexpr unsigned kWorkers = 4;
+  lumen::Runtime rt{lumen::Config{.workers = kWorkers, .idle_spin = std::chrono::microseconds(0)}};
+  for (int round = 0; round < (sanitized ? 20 : 100); ++round) {
+    std::this_thread::sleep_for(1ms);  // every worker asleep again
+    std::atomic<unsigned> started{0};
+    std::vector<lumen::ObjectRef<bool>> refs;
+    for (unsigned i = 0; i < kWorkers; ++i) {
+      refs.push_back(lumen::submit([&started] {
+        started.fetch_add(1);
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        while (started.load() < kWorkers) {
+          if (std::chrono::steady_clock::now() > give_up) return false;
+          std::this_thread::yield();
+        }
+        return true;
+      }));
+    }
+    for (auto& r : refs) CHECK(lumen::get(r));
+  }
+}
+
 // Runs 8 tasks on a runtime with one "gpu", each claiming it while it runs `hold`; checks
 // every result and returns the most tasks seen holding it at once.
 template <class Hold>

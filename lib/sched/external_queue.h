@@ -67,6 +67,11 @@ class ExternalQueue {
     return static_cast<std::size_t>(k);
   }
 
+  // Producer only: how many tasks are queued, as of the last take this thread can see.
+  std::int64_t size_hint() const noexcept {
+    return bottom_.load(std::memory_order_relaxed) - top_.load(std::memory_order_acquire);
+  }
+
   bool nonempty_hint() const noexcept {
     return bottom_.load(std::memory_order_seq_cst) > top_.load(std::memory_order_seq_cst);
   }

@@ -331,7 +331,13 @@ void Scheduler::submit_external(Task* t) noexcept {
   } catch (...) {
     return inject(t);  // no memory to grow the queue
   }
-  if (idle_count_.load(std::memory_order_seq_cst) != 0) wake_for_work();
+  if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
+  // A burst of a few tasks (no more than there are workers) wakes a sleeper per task at once;
+  // past that it is a stream, which one spinner takes in batches and shares as it goes. The
+  // queue's length (a line the workers write) is read only when a worker is looking already.
+  if (spinning_.load(std::memory_order_seq_cst) == 0) return wake_for_work();
+  const std::int64_t backlog = q->size_hint();
+  if (backlog <= static_cast<std::int64_t>(workers_.size())) wake_for_work(backlog);
 }
 
 Task* Scheduler::take_external(Worker& w, unsigned start, bool eager) noexcept {
@@ -343,7 +349,7 @@ Task* Scheduler::take_external(Worker& w, unsigned start, bool eager) noexcept {
     std::size_t k = q->take(batch, 32, eager ? nullptr : &w.external_seen[index]);
     if (k == 0) continue;
     for (std::size_t j = k - 1; j > 0; --j) w.push(batch[j]);  // the oldest is popped first
-    if (k > 1 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work();
+    if (k > 1 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work(static_cast<std::int64_t>(k) - 1);
     return batch[0];
   }
   return nullptr;
@@ -378,7 +384,7 @@ Task* Scheduler::take_injected(Worker& w) noexcept {
     }
   }
   injection_busy_.store(false, std::memory_order_release);
-  if (first != nullptr && w.queued() > 0 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work();
+  if (first != nullptr && w.queued() > 0 && idle_count_.load(std::memory_order_relaxed) != 0) wake_for_work(static_cast<std::int64_t>(w.queued()));
   return first;
 }
 
@@ -404,11 +410,14 @@ Task* Scheduler::take_priority() noexcept {
 
 // ---- idle workers -------------------------------------------------------------------------
 
-void Scheduler::wake_for_work() noexcept {
+void Scheduler::wake_for_work(std::int64_t backlog) noexcept {
   if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
-  // One spinner at a time: a spinning worker will find the new task itself.
-  int zero = 0;
-  if (!spinning_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+  // Enough workers are looking already: each of them will find one of the queued tasks, and
+  // one that finds work wakes another when it stops spinning (end_spinning).
+  int looking = spinning_.load(std::memory_order_seq_cst);
+  do {
+    if (looking >= backlog) return;
+  } while (!spinning_.compare_exchange_weak(looking, looking + 1, std::memory_order_seq_cst));
   std::lock_guard<std::mutex> lock(idle_mutex_);
   if (idle_.empty()) {
     spinning_.fetch_sub(1, std::memory_order_seq_cst);

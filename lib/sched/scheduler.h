@@ -163,7 +163,10 @@ class Scheduler {
   bool priority_nonempty() const noexcept { return priority_count_.load(std::memory_order_seq_cst) != 0; }
 
   // Idle workers.
-  void wake_for_work() noexcept;  // a new task is queued where any worker can take it
+  // `backlog` tasks are queued where any worker can take them: wakes a sleeping worker unless
+  // that many are already looking (spinning, or woken to spin). A burst of n tasks from a
+  // thread that is not a worker thus wakes n sleepers at once, not one after another.
+  void wake_for_work(std::int64_t backlog = 1) noexcept;
   void wake_worker(Worker& w) noexcept;  // w has a resumed fiber
   // Held by a thread that is not one of this runtime's workers while it queues work for the
   // runtime (a task, a fiber to resume) and wakes a worker for it: once queued, the work may
