@@ -1,6 +1,7 @@
 // The baseline lumen::serve is measured against: a bare HTTP server on the same library
 // (Boost.Beast on Asio), answering "hello" on every path, with the same threads and socket
-// options as lumen's front door and nothing else: no routing, no replicas, no limits.
+// options as lumen's front door (an io_context per thread, a connection on one of them) and
+// nothing else: no routing, no replicas, no limits.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's asio needs std::exchange declared under C++20
@@ -8,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -17,7 +19,7 @@ namespace bench {
 class BareHttpServer {
  public:
   // Listens on 127.0.0.1:port (0: any free port) with `threads` I/O threads.
-  BareHttpServer(unsigned short port, int threads) : acceptor_(io_) {
+  BareHttpServer(unsigned short port, int threads) : ios_(make_contexts(threads)), acceptor_(*ios_.front()) {
     namespace net = boost::asio;
     net::ip::tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);
     acceptor_.open(ep.protocol());
@@ -25,10 +27,11 @@ class BareHttpServer {
     acceptor_.bind(ep);
     acceptor_.listen(net::socket_base::max_listen_connections);
     accept();
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+    for (auto& io : ios_) work_.push_back(net::make_work_guard(*io));
+    for (auto& io : ios_) threads_.emplace_back([io = io.get()] { io->run(); });
   }
   ~BareHttpServer() {
-    io_.stop();
+    for (auto& io : ios_) io->stop();
     for (auto& t : threads_) t.join();
   }
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
@@ -67,15 +70,25 @@ class BareHttpServer {
     boost::beast::http::response<boost::beast::http::string_body> res_;
   };
 
+  static std::vector<std::unique_ptr<boost::asio::io_context>> make_contexts(int n) {
+    std::vector<std::unique_ptr<boost::asio::io_context>> ios;
+    for (int i = 0; i < std::max(n, 1); ++i) ios.push_back(std::make_unique<boost::asio::io_context>(1));
+    return ios;
+  }
+
   void accept() {
-    acceptor_.async_accept(boost::asio::make_strand(io_), [this](boost::beast::error_code ec, boost::asio::ip::tcp::socket s) {
+    auto& io = *ios_[next_];
+    next_ = (next_ + 1) % ios_.size();
+    acceptor_.async_accept(boost::asio::make_strand(io), [this](boost::beast::error_code ec, boost::asio::ip::tcp::socket s) {
       if (ec) return;
       std::make_shared<Session>(std::move(s))->read();
       accept();
     });
   }
 
-  boost::asio::io_context io_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::size_t next_ = 0;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
 };

@@ -8,6 +8,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <fcntl.h>
+
+#include <algorithm>
+#include <memory>
 #include <random>
 #include <system_error>
 
@@ -594,7 +597,18 @@ void RouteMetrics::record(int code, std::chrono::nanoseconds took) {
   l.sum_ns += static_cast<std::uint64_t>(took.count());
 }
 
-FrontDoor::FrontDoor(ServerOptions o) : options_(std::move(o)), acceptor_(io_) {
+namespace {
+
+std::vector<std::unique_ptr<net::io_context>> io_contexts(int n) {
+  std::vector<std::unique_ptr<net::io_context>> ios;
+  for (int i = 0; i < std::max(n, 1); ++i) ios.push_back(std::make_unique<net::io_context>(1));
+  return ios;
+}
+
+}  // namespace
+
+FrontDoor::FrontDoor(ServerOptions o)
+    : options_(std::move(o)), ios_(io_contexts(options_.io_threads)), acceptor_(*ios_.front()) {
   std::random_device rd;
   request_id_prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   if (!options_.tls_certificate_file.empty()) {
@@ -662,16 +676,18 @@ void FrontDoor::start() {
                             "lumen::serve: cannot listen on " + options_.host + ":" + std::to_string(options_.port));
   }
   port_.store(acceptor_.local_endpoint().port(), std::memory_order_release);
-  work_.emplace(io_.get_executor());
+  for (auto& io : ios_) work_.push_back(net::make_work_guard(*io));
   accept_next();
-  for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  for (auto& io : ios_) threads_.emplace_back([io = io.get()] { io->run(); });
   started_ = true;
 }
 
 void FrontDoor::accept_next() {
-  acceptor_.async_accept(net::make_strand(io_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+  net::io_context& io = *ios_[next_io_];
+  acceptor_.async_accept(net::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
     if (!ec) {
+      self->next_io_ = (self->next_io_ + 1) % self->ios_.size();
       close_on_exec(socket.native_handle());
       std::size_t open;
       {
@@ -688,7 +704,7 @@ void FrontDoor::accept_next() {
       }
     } else if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
       // Out of file descriptors: existing connections go on; accepting resumes shortly.
-      auto t = std::make_shared<net::steady_timer>(self->io_, std::chrono::milliseconds(50));
+      auto t = std::make_shared<net::steady_timer>(self->acceptor_.get_executor(), std::chrono::milliseconds(50));
       t->async_wait([self, t](beast::error_code) { self->accept_next(); });
       return;
     }
@@ -718,10 +734,11 @@ void FrontDoor::stop(std::chrono::milliseconds drain) {
   }
   for (auto& s : open) s->close_soon();
   open.clear();
-  work_.reset();
+  work_.clear();
   // Give the closes a moment to run; anything left runs below, on this thread.
-  for (int i = 0; i < 100 && !io_.stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  io_.stop();
+  auto all_stopped = [&] { return std::ranges::all_of(ios_, [](const auto& io) { return io->stopped(); }); };
+  for (int i = 0; i < 100 && !all_stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (auto& io : ios_) io->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
   {
@@ -735,8 +752,10 @@ void FrontDoor::stop(std::chrono::milliseconds drain) {
     posts_closed_ = true;
   }
   // What was posted before the gate closed: its sessions see closed sockets and let go.
-  io_.restart();
-  io_.run();
+  for (auto& io : ios_) {
+    io->restart();
+    io->run();
+  }
 }
 
 void FrontDoor::request_finished() noexcept {

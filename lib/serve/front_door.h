@@ -121,8 +121,12 @@ class FrontDoor : public std::enable_shared_from_this<FrontDoor> {
   void accept_next();
 
   const ServerOptions options_;
-  boost::asio::io_context io_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  // One io_context per I/O thread, a connection on one of them for its life: the threads share
+  // no scheduler lock. (One io_context run by several threads takes one mutex for every post,
+  // and replicas' answers are posted from lumen's workers too.)
+  std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::size_t next_io_ = 0;  // where the next connection goes; touched by the accept handler only
   std::optional<boost::asio::ssl::context> tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

@@ -1256,6 +1256,25 @@ TEST_CASE("200 connections opened and dropped at once, then a request is served"
   CHECK(get(port, "/-/healthz").code == 200);
 }
 
+// Connections are spread over the I/O threads, each with its own event loop: every one of
+// them is served, twice on one connection, and stop() closes those left open on every loop.
+TEST_CASE("connections spread over several I/O threads are all served, and all closed by stop") {
+  Served app({.name = "fd-io-threads"}, {.port = 0, .io_threads = 3});
+  const auto port = app.server.port();
+  std::vector<Conn> conns;
+  conns.reserve(7);
+  for (int i = 0; i < 7; ++i) {
+    conns.emplace_back(port);
+    REQUIRE(conns.back().connected());
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (auto& c : conns) REQUIRE(c.send("GET /t/echo HTTP/1.1\r\nHost: x\r\n\r\n"));
+    for (auto& c : conns) CHECK(status_of(c.response(3s)) == 200);
+  }
+  app.server.stop(1s);
+  for (auto& c : conns) CHECK(c.closed_within(3s));
+}
+
 TEST_CASE("max_connections: connections past it are closed at once") {
   Served app({.name = "fd-max-connections"}, {.port = 0, .max_connections = 2});
   const auto port = app.server.port();
