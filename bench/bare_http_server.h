@@ -79,7 +79,7 @@ class BareHttpServer {
   void accept() {
     auto& io = *ios_[next_];
     next_ = (next_ + 1) % ios_.size();
-    acceptor_.async_accept(boost::asio::make_strand(io), [this](boost::beast::error_code ec, boost::asio::ip::tcp::socket s) {
+    acceptor_.async_accept(io.get_executor(), [this](boost::beast::error_code ec, boost::asio::ip::tcp::socket s) {
       if (ec) return;
       std::make_shared<Session>(std::move(s))->read();
       accept();

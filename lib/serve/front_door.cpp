@@ -3,7 +3,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -113,7 +112,7 @@ class LazyDeadline {
   template <class Executor>
   explicit LazyDeadline(const Executor& ex) : timer_(ex) {}
 
-  // `expired(self)` runs on the strand once `at` passes, unless moved later meanwhile;
+  // `expired(self)` runs on the connection's thread once `at` passes, unless moved later meanwhile;
   // `owner` is held weakly, so a pending wait keeps nothing alive.
   template <class Owner, class Expired>
   void set(Clock::time_point at, const std::shared_ptr<Owner>& owner, Expired expired) {
@@ -683,8 +682,9 @@ void FrontDoor::start() {
 }
 
 void FrontDoor::accept_next() {
+  // No strand: the connection's event loop has one thread, which serializes its handlers.
   net::io_context& io = *ios_[next_io_];
-  acceptor_.async_accept(net::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(io.get_executor(), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
     if (!ec) {
       self->next_io_ = (self->next_io_ + 1) % self->ios_.size();

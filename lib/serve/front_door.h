@@ -75,7 +75,7 @@ bool json_depth_within(std::string_view text, int limit) noexcept;
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
-  virtual void close_soon() = 0;  // from any thread: closes the connection on its strand
+  virtual void close_soon() = 0;  // from any thread: closes the connection on its I/O thread
 };
 
 class FrontDoor : public std::enable_shared_from_this<FrontDoor> {
