@@ -469,7 +469,7 @@ void DeploymentCore::add_to_batch(const std::shared_ptr<Replica>& r, Request req
     if (r->batch.empty()) arm = ++r->batches_opened;
     r->batch.push_back(std::move(req));
     r->batch_promises.push_back(std::move(p));
-    if (r->batch.size() >= options_.batch.max_batch_size) {
+    if (r->batch.size() >= options_.batch.max_batch_size || (r->batch_due && r->batches_running == 0)) {
       flush_batch_locked(r, after);
       arm = 0;
     }
@@ -486,6 +486,8 @@ void DeploymentCore::flush_batch_locked(const std::shared_ptr<Replica>& r, Defer
   auto b = std::make_shared<Batch>();
   b->requests.swap(r->batch);
   b->promises.swap(r->batch_promises);
+  ++r->batches_running;
+  r->batch_due = false;
   ++batch_sizes_[bucket_of(b->requests.size())];
   batched_requests_ += b->requests.size();
   after.push_back([self = shared_from_this(), r, b] {
@@ -494,12 +496,14 @@ void DeploymentCore::flush_batch_locked(const std::shared_ptr<Replica>& r, Defer
     try {
       ref = self->call_batch(*r, std::move(b->requests));
     } catch (...) {
+      self->batch_ended(r);
       self->finished(r, n, false);
       for (auto& p : b->promises) refuse_quietly(p, std::current_exception());
       return;
     }
     on_resolved(ref, [self, r, b, ref, n]() noexcept {
       auto e = error_of(ref);
+      self->batch_ended(r);
       self->finished(r, n, e && failed_as_actor_death(e->cause()));
       if (e) {
         for (auto& p : b->promises) refuse_quietly(p, e->cause());
@@ -525,10 +529,24 @@ void DeploymentCore::arm_batch_timer(const std::shared_ptr<Replica>& r, std::uin
     {
       std::lock_guard lock(self->mu_);
       if (r->batches_opened != batch || r->batch.empty()) return;
+      if (r->batches_running > 0) {
+        r->batch_due = true;
+        return;
+      }
       self->flush_batch_locked(r, after);
     }
     for (auto& f : after) f();
   });
+}
+
+void DeploymentCore::batch_ended(const std::shared_ptr<Replica>& r) {
+  Deferred after;
+  try {
+    std::lock_guard lock(mu_);
+    if (--r->batches_running == 0 && r->batch_due && !r->batch.empty()) flush_batch_locked(r, after);
+  } catch (...) {  // no memory to send it now: it leaves with the next request it gathers
+  }
+  for (auto& f : after) f();
 }
 
 void DeploymentCore::reconfigure(const nlohmann::json& config) {

@@ -170,6 +170,21 @@ struct Miscounts {
     return std::vector<std::string>(reqs.size() + 1, "x");
   }
 };
+// Doubles too, but its first batch waits until the test opens `release`.
+struct HeldDoubler {
+  explicit HeldDoubler(std::shared_ptr<Release> release) : release_(std::move(release)) {}
+  std::shared_ptr<Release> release_;
+  std::vector<nlohmann::json> operator()(std::vector<serve::Request> reqs) {
+    {
+      std::lock_guard lock(g_batches.mu);
+      g_batches.sizes.push_back(reqs.size());
+    }
+    lumen::get(release_->ref);
+    std::vector<nlohmann::json> out;
+    for (auto& r : reqs) out.push_back(r.json.value("x", 0) * 2);
+    return out;
+  }
+};
 std::vector<std::size_t> batch_sizes() {
   std::lock_guard lock(g_batches.mu);
   return std::exchange(g_batches.sizes, {});
@@ -200,6 +215,31 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
     CHECK(batch_sizes() == std::vector<std::size_t>{1});
     auto st = d.status();
     CHECK(st.batched_requests == 4);
+  }
+  SUBCASE("timer fired while the replica runs a batch: the next one goes on gathering and leaves when it is free") {
+    auto release = std::make_shared<Release>();
+    auto d = serve::deploy<HeldDoubler>(
+        {.name = "b-held", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
+    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    auto first = d.request({.json = {{"x", 100}}});
+    REQUIRE(eventually([] {
+      std::lock_guard lock(g_batches.mu);
+      return g_batches.sizes.size() == 1;
+    }));
+    // Each of these arrives after the previous one's timer has passed; all of them find the
+    // replica busy with the first batch.
+    std::vector<lumen::ObjectRef<serve::Response>> refs;
+    for (int i = 0; i < 5; ++i) {
+      refs.push_back(d.request({.json = {{"x", i}}}));
+      std::this_thread::sleep_for(5ms);
+    }
+    release->open();
+    CHECK(lumen::get(first).body == "200");
+    for (int i = 0; i < 5; ++i) CHECK(lumen::get(refs[i]).body == std::to_string(2 * i));
+    CHECK(batch_sizes() == std::vector<std::size_t>{1, 5});
+    // Free again, the replica takes a lone request after the timeout, as a batch of one.
+    CHECK(lumen::get(d.request({.json = {{"x", 7}}})).body == "14");
+    CHECK(batch_sizes() == std::vector<std::size_t>{1});
   }
   SUBCASE("batches are not capped by max_ongoing_requests' default") {
     auto d = serve::deploy<Doubler>({.name = "b-big", .batch = {.max_batch_size = 32, .batch_wait_timeout = 60s}});

@@ -41,10 +41,14 @@ struct Replica {
   Clock::time_point check_started{};
   Clock::time_point last_check{};
   // The batch being gathered (batching only), and how many batches were opened, so that a
-  // timer set for an earlier batch does not send a later one early.
+  // timer set for an earlier batch does not send a later one early. A batch whose timer fires
+  // while the replica still runs an earlier one is `batch_due`: it keeps gathering and leaves
+  // when that one ends (it would only wait in the replica's mailbox otherwise).
   std::vector<Request> batch;
   std::vector<Promise<Response>> batch_promises;
   std::uint64_t batches_opened = 0;
+  int batches_running = 0;
+  bool batch_due = false;
   std::deque<std::string> models;  // multiplexed models sent here, least recent first
 };
 
@@ -132,6 +136,7 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   void add_to_batch(const std::shared_ptr<Replica>& r, Request req, Promise<Response> p);
   void flush_batch_locked(const std::shared_ptr<Replica>& r, Deferred& after);
   void arm_batch_timer(const std::shared_ptr<Replica>& r, std::uint64_t batch);
+  void batch_ended(const std::shared_ptr<Replica>& r);
   void dispatch_queue_locked(Routed& out);
   void add_replica_locked(Deferred& after);
   void retire_locked(const std::shared_ptr<Replica>& r, ReplicaState why, Deferred& after);
