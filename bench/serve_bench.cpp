@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
       "seconds", "how long to serve", cxxopts::value<double>()->default_value("12"))(
       "io-threads", "HTTP threads", cxxopts::value<int>()->default_value("2"))(
       "workers", "lumen workers (0: one per core)", cxxopts::value<unsigned>()->default_value("0"))(
+      "idle-spin-us", "how long an idle lumen worker looks for work before it sleeps", cxxopts::value<long>()->default_value("50"))(
       "max-batch", "batched: max_batch_size", cxxopts::value<std::size_t>()->default_value("64"))(
       "batch-wait-us", "batched: batch_wait_timeout in microseconds", cxxopts::value<long>()->default_value("2000"))("h,help", "help");
   auto args = cli.parse(argc, argv);
@@ -129,7 +130,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  lumen::Runtime rt{{.workers = args["workers"].as<unsigned>()}};
+  lumen::Runtime rt{{.workers = args["workers"].as<unsigned>(),
+                     .idle_spin = std::chrono::microseconds(args["idle-spin-us"].as<long>())}};
   serve::Server server({.port = port, .io_threads = io});
   serve::DeploymentHandle<Noop> noop;
   serve::DeploymentHandle<Model> model;
