@@ -13,7 +13,9 @@ if [ "$sanitize" = none ]; then
   opts=(--buildtype=release)  # builds lumen-bench too, so a change that breaks it fails here
 else
   dir="build-${sanitize//,/-}"
-  opts=(--buildtype=debugoptimized "-Db_sanitize=$sanitize" -Db_lundef=false -Dbench=false)
+  # -g1 (line tables, no types or locals) is all a sanitizer's report needs, and builds the
+  # Beast-heavy front door a quarter faster than full -g.
+  opts=(--buildtype=debugoptimized -Dcpp_args=-g1 "-Db_sanitize=$sanitize" -Db_lundef=false -Dbench=false)
 fi
 [ -d "$dir" ] || meson setup "$dir" "${opts[@]}" >/dev/null
 # Quiet while it builds; the compiler's words when it fails.
