@@ -6,12 +6,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include "overlap.h"
+
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -291,6 +294,42 @@ TEST_CASE("move-only values") {
         .run();
     CHECK(sum == 999L * 1000);
   }
+}
+
+// Items whose stages take longer than a hand-off between workers costs are spread over the
+// workers: two of them reach the parallel stage at once. Each item after the first waits there
+// (until 10 s after the start) for a second one; carried by one task at a time, none would come.
+TEST_CASE("heavy items are spread over the workers") {
+  lumen::Runtime rt{lumen::Config{.workers = 2}};
+  constexpr int kHeavy = 200;
+  int next = 0;
+  Overlap stage;
+  std::atomic<bool> met{false};
+  std::vector<int> order;
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  lumen::pipeline(8)
+      .source([&](lumen::flow_control& fc) {
+        if (next == kHeavy) fc.stop();
+        return next++;
+      })
+      .stage(stage_mode::parallel,
+             [&](int x) {
+               stage.enter();
+               const auto until = x == 0 || met ? std::chrono::steady_clock::now() + 20us : give_up;
+               while (std::chrono::steady_clock::now() < until && !(x > 0 && !met && stage.inside.load() >= 2)) {
+               }
+               if (x > 0 && stage.inside.load() >= 2) met = true;
+               stage.leave();
+               return x;
+             })
+      .sink(stage_mode::serial_in_order, [&](int x) { order.push_back(x); })
+      .run();
+  CHECK(met.load());
+  CHECK(stage.most.load() >= 2);
+  REQUIRE(order.size() == static_cast<std::size_t>(kHeavy));
+  bool in_order = true;
+  for (int i = 0; i < kHeavy; ++i) in_order = in_order && order[static_cast<std::size_t>(i)] == i;
+  CHECK(in_order);
 }
 
 // A closed pipeline runs again; its callables keep their state.
