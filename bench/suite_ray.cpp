@@ -157,7 +157,7 @@ std::vector<Row> make_rows(unsigned workers) {
                   [] {
                     std::vector<lumen::ObjectRef<Ok>> not_ready;
                     for (int i = 0; i < 1000; ++i) not_ready.push_back(lumen::submit(small_value));
-                    for (int i = 0; i < 1000; ++i) not_ready = lumen::wait(not_ready, 1).not_ready;
+                    for (int i = 0; i < 1000; ++i) not_ready = lumen::wait(std::move(not_ready), 1).not_ready;
                   },
                   ""});
   rows.push_back({"single client tasks sync", 987, 1, [] { do_not_optimize(lumen::get(lumen::submit(small_value))); }, ""});

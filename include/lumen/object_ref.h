@@ -17,6 +17,7 @@
 /// may be used from any threads; one ref object may not be assigned while another thread reads it.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -315,32 +316,69 @@ struct WaitResult {
 };
 
 namespace detail {
+// Returns once num_ready of refs are resolved or the deadline passed. Refs already resolved
+// are counted first: a wait that needs nothing more costs one look at each ref.
 template <class T>
-WaitResult<T> wait_impl(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready, const Clock::time_point* deadline) {
+void wait_for(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready, const Clock::time_point* deadline) {
   if (num_ready > refs.size())
     throw usage_error("lumen: wait for " + std::to_string(num_ready) + " objects among only " +
                       std::to_string(refs.size()));
+  std::size_t ready = 0;
+  for (const auto& r : refs) {
+    ObjectSlot* s = checked_slot(r.slot());
+    if (ready < num_ready && s->resolved()) ++ready;
+  }
+  if (ready >= num_ready) return;
   std::vector<ObjectSlot*> slots;
   slots.reserve(refs.size());
-  for (const auto& r : refs) slots.push_back(checked_slot(r.slot()));
+  for (const auto& r : refs) slots.push_back(r.slot());
   wait_slots(slots.data(), slots.size(), num_ready, deadline);
+}
+
+// Splits refs as wait() returns them: at most num_ready resolved refs go to `ready`, as
+// ray.wait returns them, the rest to `not_ready`, both in input order. Copies each ref (an
+// atomic increment), or, from an rvalue, moves them and keeps the vector's storage as
+// `not_ready` (no count changes, no allocation but `ready`'s).
+template <class T>
+WaitResult<T> split_ready(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready) {
   WaitResult<T> out;
-  for (const auto& r : refs) {
-    // At most num_ready go to `ready`, as ray.wait returns them.
-    if (out.ready.size() < num_ready && r.ready())
-      out.ready.push_back(r);
-    else
-      out.not_ready.push_back(r);
+  out.ready.reserve(std::min(num_ready, refs.size()));
+  out.not_ready.reserve(refs.size() - std::min(num_ready, refs.size()));
+  for (const auto& r : refs) (out.ready.size() < num_ready && r.ready() ? out.ready : out.not_ready).push_back(r);
+  return out;
+}
+template <class T>
+WaitResult<T> split_ready(std::vector<ObjectRef<T>>&& refs, std::size_t num_ready) {
+  WaitResult<T> out;
+  out.ready.reserve(std::min(num_ready, refs.size()));
+  std::size_t kept = 0;
+  for (auto& r : refs) {
+    if (out.ready.size() < num_ready && r.ready()) {
+      out.ready.push_back(std::move(r));
+    } else {
+      if (&refs[kept] != &r) refs[kept] = std::move(r);
+      ++kept;
+    }
   }
+  refs.resize(kept);
+  out.not_ready = std::move(refs);
   return out;
 }
 }  // namespace detail
 
 /// Splits refs into ready and not ready, as ray.wait does: returns once num_ready of them are
-/// resolved (ready or failed). `ready` holds at most num_ready refs.
+/// resolved (ready or failed). `ready` holds at most num_ready refs. Pass the vector as an
+/// rvalue (`refs = wait(std::move(refs)).not_ready`) to move the refs instead of copying them.
 template <class T>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready = 1) {
-  return detail::wait_impl(refs, num_ready, nullptr);
+  detail::wait_for(refs, num_ready, nullptr);
+  return detail::split_ready<T>(refs, num_ready);
+}
+/// As above, moving the refs into the result.
+template <class T>
+WaitResult<T> wait(std::vector<ObjectRef<T>>&& refs, std::size_t num_ready = 1) {
+  detail::wait_for(refs, num_ready, nullptr);
+  return detail::split_ready<T>(std::move(refs), num_ready);
 }
 
 /// As above, but returns when the timeout passes even if fewer are ready (timeouts read as
@@ -349,7 +387,15 @@ template <class T, class Rep, class Period>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready,
                    std::chrono::duration<Rep, Period> timeout) {
   auto deadline = detail::deadline_after(timeout);
-  return detail::wait_impl(refs, num_ready, &deadline);
+  detail::wait_for(refs, num_ready, &deadline);
+  return detail::split_ready<T>(refs, num_ready);
+}
+/// As above, moving the refs into the result.
+template <class T, class Rep, class Period>
+WaitResult<T> wait(std::vector<ObjectRef<T>>&& refs, std::size_t num_ready, std::chrono::duration<Rep, Period> timeout) {
+  auto deadline = detail::deadline_after(timeout);
+  detail::wait_for(refs, num_ready, &deadline);
+  return detail::split_ready<T>(std::move(refs), num_ready);
 }
 
 }  // namespace lumen
