@@ -16,9 +16,11 @@
 //
 // Handing the source to another worker costs a few cross-core transfers per item (the
 // source's state, the item, the gates), about a microsecond on a small machine: worth it only
-// when an item's work is larger. Every 64th item is timed through its stages, and the source's
-// holder spreads only while the recent items' work is above kSpreadAboveNs; below it, one task
-// carries the stream item after item on its own worker, as with one worker.
+// when an item's work is larger. Every 64th item is timed through its stages (not the source:
+// spreading overlaps the stages of one item with the source's call for the next, so a slow
+// source with light stages gains nothing from it), and the source's holder spreads only while
+// the recent items' work is above kSpreadAboveNs; below it, one task carries the stream item
+// after item on its own worker, as with one worker.
 
 #include <algorithm>
 #include <atomic>
@@ -281,13 +283,11 @@ class PipelineRun {
     it->work_ns = 0;
     if (!failed_.load(std::memory_order_relaxed)) {
       GroupStopScope stop(&failed_);
-      const std::int64_t began = it->timed ? now_ns() : 0;
       try {
         produced = shape_.produce(shape_.source, value(it, 0));
       } catch (...) {
         record(std::current_exception());
       }
-      if (it->timed) it->work_ns += now_ns() - began;
     }
     if (!produced) {
       push_free(it);
