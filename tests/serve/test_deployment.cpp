@@ -194,6 +194,13 @@ struct OpenOnExit {
   std::shared_ptr<Release> release;
   ~OpenOnExit() { release->open(); }
 };
+// Waits (bounded) until n batches have reached the model since the log was last read.
+bool batches_entered(std::size_t n) {
+  return eventually([n] {
+    std::lock_guard lock(g_batches.mu);
+    return g_batches.sizes.size() == n;
+  });
+}
 std::vector<std::size_t> batch_sizes() {
   std::lock_guard lock(g_batches.mu);
   return std::exchange(g_batches.sizes, {});
@@ -232,10 +239,7 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
         {.name = "b-held", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
     REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
     auto first = d.request({.json = {{"x", 100}}});
-    REQUIRE(eventually([] {
-      std::lock_guard lock(g_batches.mu);
-      return g_batches.sizes.size() == 1;
-    }));
+    REQUIRE(batches_entered(1));
     // Each of these arrives after the previous one's timer has passed; all of them find the
     // replica busy with the first batch.
     std::vector<lumen::ObjectRef<serve::Response>> refs;
@@ -257,17 +261,11 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
     auto d = serve::deploy<HeldDoubler>(
         {.name = "b-two", .max_concurrency = 2, .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
     REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
-    auto started = [](std::size_t n) {
-      return eventually([n] {
-        std::lock_guard lock(g_batches.mu);
-        return g_batches.sizes.size() == n;
-      });
-    };
     std::vector<lumen::ObjectRef<serve::Response>> refs;
     refs.push_back(d.request({.json = {{"x", 0}}}));
-    REQUIRE(started(1));
+    REQUIRE(batches_entered(1));
     refs.push_back(d.request({.json = {{"x", 1}}}));  // a second batch runs beside the first
-    REQUIRE(started(2));
+    REQUIRE(batches_entered(2));
     refs.push_back(d.request({.json = {{"x", 2}}}));  // both run: these two gather and wait
     refs.push_back(d.request({.json = {{"x", 3}}}));
     std::this_thread::sleep_for(10ms);
@@ -282,10 +280,7 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
         {.name = "b-stuck", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
     REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
     auto first = d.request({.json = {{"x", 1}}});
-    REQUIRE(eventually([] {
-      std::lock_guard lock(g_batches.mu);
-      return g_batches.sizes.size() == 1;
-    }));
+    REQUIRE(batches_entered(1));
     std::vector<lumen::ObjectRef<serve::Response>> held;
     for (int i = 0; i < 3; ++i) held.push_back(d.request({.json = {{"x", i}}}));
     std::this_thread::sleep_for(10ms);  // their timer has fired: the batch is held
