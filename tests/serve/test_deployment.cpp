@@ -201,6 +201,15 @@ bool batches_entered(std::size_t n) {
     return g_batches.sizes.size() == n;
   });
 }
+// A HeldDoubler deployment, one replica, batches of up to 8 after 1 ms, once its replica runs.
+serve::DeploymentHandle<HeldDoubler> deploy_held(const std::string& name, std::shared_ptr<Release> release,
+                                                 int max_concurrency = 1) {
+  auto d = serve::deploy<HeldDoubler>(
+      {.name = name, .max_concurrency = max_concurrency, .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}},
+      std::move(release));
+  REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+  return d;
+}
 std::vector<std::size_t> batch_sizes() {
   std::lock_guard lock(g_batches.mu);
   return std::exchange(g_batches.sizes, {});
@@ -235,9 +244,7 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
   SUBCASE("timer fired while the replica runs a batch: the next one goes on gathering and leaves when it is free") {
     auto release = std::make_shared<Release>();
     OpenOnExit opener{release};
-    auto d = serve::deploy<HeldDoubler>(
-        {.name = "b-held", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
-    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    auto d = deploy_held("b-held", release);
     auto first = d.request({.json = {{"x", 100}}});
     REQUIRE(batches_entered(1));
     // Each of these arrives after the previous one's timer has passed; all of them find the
@@ -258,9 +265,7 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
   SUBCASE("a replica that may run two batches at once holds a third only while both run") {
     auto release = std::make_shared<Release>();
     OpenOnExit opener{release};
-    auto d = serve::deploy<HeldDoubler>(
-        {.name = "b-two", .max_concurrency = 2, .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
-    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    auto d = deploy_held("b-two", release, 2);
     std::vector<lumen::ObjectRef<serve::Response>> refs;
     refs.push_back(d.request({.json = {{"x", 0}}}));
     REQUIRE(batches_entered(1));
@@ -276,9 +281,7 @@ TEST_CASE("batching: a batch leaves when full, or when the timer set by its firs
   SUBCASE("shutdown fails a batch held behind one that never ends, at once") {
     auto release = std::make_shared<Release>();
     OpenOnExit opener{release};
-    auto d = serve::deploy<HeldDoubler>(
-        {.name = "b-stuck", .batch = {.max_batch_size = 8, .batch_wait_timeout = 1ms}}, release);
-    REQUIRE(eventually([&] { return d.status().replicas_in(serve::ReplicaState::running) == 1; }));
+    auto d = deploy_held("b-stuck", release);
     auto first = d.request({.json = {{"x", 1}}});
     REQUIRE(batches_entered(1));
     std::vector<lumen::ObjectRef<serve::Response>> held;
