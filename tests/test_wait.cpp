@@ -97,6 +97,15 @@ TEST_CASE("wait on an rvalue moves the refs") {
     pending = std::move(split.not_ready);
   }
   CHECK(sum == 4950);
+  // Misuse is refused before anything moves: the caller's vector keeps its refs.
+  Refs bad{w.ready[0], lumen::ObjectRef<int>{}};
+  CHECK_THROWS_AS(lumen::wait(std::move(bad), 1), lumen::usage_error);
+  Refs two{w.ready[0], timed.ready[1]};
+  CHECK_THROWS_AS(lumen::wait(std::move(two), 3, 10ms), lumen::usage_error);
+  CHECK(bad[0] == w.ready[0]);
+  CHECK(bad[0].valid());
+  CHECK(two.size() == 2);
+  CHECK(two[0].valid());
   g0.open(0);
 }
 
