@@ -82,6 +82,46 @@ int map_count(std::size_t spare) {
   return status;
 }
 
+// The object table cannot grow (no mapping left for a new segment, or for the arrays beside
+// it): put throws std::bad_alloc, the objects already there keep their values, and the table
+// grows once mappings are free again. `spare` mappings are left, so that each of the segment's
+// mappings in turn is the one that fails.
+int table_growth(std::size_t spare) {
+  lumen::Runtime rt{lumen::Config{.workers = 1}};
+  std::vector<lumen::ObjectRef<int>> refs;
+  refs.reserve(1 << 20);  // no mapping for the vector while the limit holds
+  for (int i = 0; i < 100; ++i) refs.push_back(lumen::put(i));
+  std::vector<void*> maps = fill_mappings(spare);
+  bool refused = false;
+  try {
+    while (refs.size() < refs.capacity()) refs.push_back(lumen::put(static_cast<int>(refs.size())));
+  } catch (const std::bad_alloc&) {
+    refused = true;
+  }
+  for (void* p : maps) ::munmap(p, 4096);
+  if (!refused) {
+    std::printf("a million puts and the table never ran out of mappings\n");
+    return 1;
+  }
+  std::printf("bad_alloc after %zu objects\n", refs.size());
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    if (lumen::get(refs[i]) != static_cast<int>(i)) {
+      std::printf("object %zu lost its value\n", i);
+      return 1;
+    }
+  }
+  const std::size_t before = refs.size();
+  for (int i = 0; i < 100000; ++i) refs.push_back(lumen::put(static_cast<int>(refs.size())));
+  for (std::size_t i = before; i < refs.size(); ++i) {
+    if (lumen::get(refs[i]) != static_cast<int>(i)) {
+      std::printf("object %zu made after the limit lost its value\n", i);
+      return 1;
+    }
+  }
+  std::printf("then %zu objects\n", refs.size());
+  return 0;
+}
+
 std::size_t mapped_bytes() {
   std::ifstream statm("/proc/self/statm");
   std::size_t pages = 0;
@@ -122,6 +162,7 @@ int main(int argc, char** argv) {
   if (scenario == "map-count") return map_count(0);
   if (scenario == "map-count-one-spare") return map_count(1);
   if (scenario == "threads") return threads();
-  std::fprintf(stderr, "usage: exhaustion_child overflow|overflow-after-parks|map-count|map-count-one-spare|threads\n");
+  if (scenario.starts_with("table-growth-")) return table_growth(std::stoul(scenario.substr(13)));
+  std::fprintf(stderr, "usage: exhaustion_child overflow|overflow-after-parks|map-count|map-count-one-spare|threads|table-growth-SPARE\n");
   return 2;
 }

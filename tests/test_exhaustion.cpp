@@ -70,6 +70,20 @@ TEST_CASE("no mapping left for a fiber stack or its guard: resource_error") {
   }
 }
 
+// With vm.max_map_count reached, the object table cannot map a new segment (nor the arrays
+// kept beside it; each spare mapping moves the failure one mapping on): put throws
+// std::bad_alloc, no object loses its value, and the table grows again once mappings are free.
+TEST_CASE("no mapping left for the object table to grow: bad_alloc, no object lost") {
+  for (const char* scenario : {"table-growth-0", "table-growth-1", "table-growth-2", "table-growth-3"}) {
+    ChildResult r = run_child(scenario);
+    INFO(scenario << ": " << r.output);
+    CHECK(r.exited);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "bad_alloc after "));
+    CHECK(contains(r.output, "then "));
+  }
+}
+
 // Worker threads that cannot start (address space limit) give a catchable resource_error, the
 // threads that did start are stopped, and a later Runtime works.
 TEST_CASE("worker threads that cannot start: resource_error, nothing left behind") {
