@@ -1674,6 +1674,7 @@ TEST_CASE("statuses without bodies, HEAD, and deeply nested JSON are answered sa
   auto no_content = get(port, "/s?204");
   CHECK(no_content.code == 204);
   CHECK(no_content.body.empty());
+  CHECK_FALSE(no_content.header("Content-Length").has_value());
   CHECK(get(port, "/s?304").code == 304);
   CHECK(get(port, "/s?101").code == 500);
   CHECK(get(port, "/s?199").code == 500);
@@ -1700,4 +1701,74 @@ TEST_CASE("statuses without bodies, HEAD, and deeply nested JSON are answered sa
   auto wrap = post_json(port, "/v2/models/any/infer",
                         R"({"inputs":[{"name":"a","shape":[16777216,1099511627776],"datatype":"FP64","data":[]}]})");
   CHECK(wrap.code == 400);
+}
+
+namespace {
+// Answers with the header fields its query names.
+struct HeaderFields {
+  serve::Response operator()(const serve::Request& r) {
+    serve::Response out = serve::Response::text("fields");
+    if (r.query == "crlf-value") out.headers = {{"X-Note", "ok\r\nX-Injected: yes"}};
+    if (r.query == "lf-value") out.headers = {{"X-Note", "ok\nX-Injected: yes"}};
+    if (r.query == "nul-value") out.headers = {{"X-Note", std::string("ok\0no", 5)}};
+    if (r.query == "space-name") out.headers = {{"X Bad", "v"}};
+    if (r.query == "empty-name") out.headers = {{"", "v"}};
+    if (r.query == "crlf-type") out.content_type = "text/plain\r\nX-Injected: yes";
+    if (r.query == "repeated") out.headers = {{"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-Padded", "  kept  "}};
+    if (r.query == "framing")
+      out.headers = {{"Content-Length", "999"}, {"transfer-encoding", "chunked"}, {"Connection", "close"}, {"content-type", "text/x-own"}};
+    return out;
+  }
+};
+
+std::size_t count_of(std::string_view text, std::string_view part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string_view::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+// A field that holds a line break would end the head early and let the model's text go out
+// as fields of its own (or as a second answer): such an answer becomes 500, and the connection
+// goes on. Fields HTTP can carry go out as the model set them, repeated names too; the length
+// and the connection's fate stay the server's to say.
+TEST_CASE("a model's header fields: line breaks and bad names get 500; repeats go out; framing stays the server's") {
+  lumen::Runtime rt{two_workers()};
+  Deployed<HeaderFields> dep{serve::deploy<HeaderFields>({.name = "fd-fields"})};
+  serve::Server server({.port = 0});
+  server.route("/f", dep.h);
+  server.start();
+  Conn c(server.port());
+  for (const char* bad : {"crlf-value", "lf-value", "nul-value", "space-name", "empty-name", "crlf-type"}) {
+    REQUIRE(c.send(std::string("GET /f?") + bad + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const std::string resp = c.response(3s);
+    INFO(bad << ": " << resp);
+    CHECK(status_of(resp) == 500);
+    CHECK(resp.find("X-Injected") == std::string::npos);
+    CHECK(body_of(resp).find("header field HTTP cannot carry") != std::string::npos);
+  }
+  REQUIRE(c.send("GET /f?repeated HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string repeated = c.response(3s);
+  INFO(repeated);
+  CHECK(status_of(repeated) == 200);
+  CHECK(repeated.find("Set-Cookie: a=1\r\n") != std::string::npos);
+  CHECK(repeated.find("Set-Cookie: b=2\r\n") != std::string::npos);
+  CHECK(repeated.find("X-Padded: kept\r\n") != std::string::npos);
+  REQUIRE(c.send("GET /f?framing HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string framing = c.response(3s);
+  INFO(framing);
+  CHECK(status_of(framing) == 200);
+  CHECK(header_in(framing.substr(0, framing.find("\r\n\r\n") + 2), "Content-Length") == "6");
+  CHECK(header_in(framing.substr(0, framing.find("\r\n\r\n") + 2), "Content-Type") == "text/x-own");
+  CHECK(count_of(lower(framing), "content-type:") == 1);
+  CHECK(lower(framing).find("transfer-encoding") == std::string::npos);
+  CHECK(lower(framing).find("connection: close") == std::string::npos);
+  CHECK(body_of(framing) == "fields");
+  // The connection is still usable after all of that.
+  REQUIRE(c.send("GET /f HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(body_of(c.response(3s)) == "fields");
+  // An HTTP/1.0 request without keep-alive: the answer says the connection closes.
+  REQUIRE(c.send("GET /f HTTP/1.0\r\nHost: x\r\n\r\n"));
+  const std::string old = c.response(3s);
+  CHECK(lower(old).find("connection: close") != std::string::npos);
 }

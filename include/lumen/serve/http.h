@@ -48,11 +48,17 @@ struct Request {
 };
 
 /// What a deployment answers over HTTP; its status and headers go out as they are.
+///
+/// Header fields: each goes out in order, a repeated name repeated (two Set-Cookie fields
+/// stay two); one named Server, Content-Type or X-Request-ID replaces the server's; Content-Length,
+/// Transfer-Encoding and Connection are dropped (framing is the server's). A name that is not
+/// an HTTP token, or a value (or content_type) holding a line break or another control
+/// character but tab, turns the answer into 500: it could end the head early.
 struct Response {
   int status = 200;  ///< 2xx to 5xx; 204 and 304 go without a body
   std::string body{};  ///< sent as it is
   std::string content_type = "text/plain; charset=utf-8";  ///< the Content-Type field
-  std::vector<std::pair<std::string, std::string>> headers{};  ///< extra fields to send
+  std::vector<std::pair<std::string, std::string>> headers{};  ///< extra fields to send (see above)
 
   /// A JSON answer: value serialized, Content-Type application/json.
   static Response json(const nlohmann::json& value, int status = 200);
