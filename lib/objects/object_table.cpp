@@ -94,7 +94,7 @@ void release(Failure* f) noexcept {
 // than the calls whose results it held.
 struct alignas(64) ObjectTable::SegmentState {
   std::mutex lock;
-  std::uint32_t* free = nullptr;  // the free list: `listed` indexes, the latest freed last
+  std::uint32_t* free_list = nullptr;  // `listed` indexes, the latest freed last
   std::uint32_t listed = 0;       // slots on the free list
   std::uint32_t initialized = 0;  // slots handed out at least once since the segment was (re)made
   bool given_back = false;        // its pages went back to the system; `initialized` restarts at 0
@@ -171,7 +171,7 @@ std::uint32_t ObjectTable::refill(std::uint32_t* out, std::uint32_t max) {
       n = std::min(max, seg.listed);
       seg.listed -= n;
       // The latest freed at the end of `out`: the caller's cache hands those out first.
-      std::memcpy(out, seg.free + seg.listed, n * sizeof(std::uint32_t));
+      std::memcpy(out, seg.free_list + seg.listed, n * sizeof(std::uint32_t));
       if (seg.listed == 0) nonempty_.fetch_and(~(std::uint32_t{1} << k), std::memory_order_relaxed);
     }
     if (n != 0) return n;
@@ -192,15 +192,15 @@ std::uint32_t ObjectTable::refill(std::uint32_t* out, std::uint32_t max) {
         if (memory == MAP_FAILED) throw std::bad_alloc();
         void* births = ::mmap(nullptr, std::size_t{segment_size(k)} * sizeof(std::int64_t), PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        void* free = ::mmap(nullptr, std::size_t{segment_size(k)} * sizeof(std::uint32_t), PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (births == MAP_FAILED || free == MAP_FAILED) {
+        void* free_list = ::mmap(nullptr, std::size_t{segment_size(k)} * sizeof(std::uint32_t), PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (births == MAP_FAILED || free_list == MAP_FAILED) {
           ::munmap(memory, std::size_t{segment_size(k)} * sizeof(ObjectSlot));
           if (births != MAP_FAILED) ::munmap(births, std::size_t{segment_size(k)} * sizeof(std::int64_t));
-          if (free != MAP_FAILED) ::munmap(free, std::size_t{segment_size(k)} * sizeof(std::uint32_t));
+          if (free_list != MAP_FAILED) ::munmap(free_list, std::size_t{segment_size(k)} * sizeof(std::uint32_t));
           throw std::bad_alloc();
         }
-        seg.free = static_cast<std::uint32_t*>(free);
+        seg.free_list = static_cast<std::uint32_t*>(free_list);
         births_[k].store(static_cast<std::atomic<std::int64_t>*>(births), std::memory_order_release);
         segments_[k].store(static_cast<ObjectSlot*>(memory), std::memory_order_release);
       }
@@ -231,7 +231,7 @@ void ObjectTable::give_back(const std::uint32_t* indexes, std::uint32_t n) noexc
     SegmentState& seg = state_[k];
     std::lock_guard<std::mutex> lock(seg.lock);
     // Each slot is on the list at most once, so the list never outgrows its segment.
-    for (; i < n && segment_of(indexes[i]) == k; ++i) seg.free[seg.listed++] = indexes[i];
+    for (; i < n && segment_of(indexes[i]) == k; ++i) seg.free_list[seg.listed++] = indexes[i];
     nonempty_.fetch_or(std::uint32_t{1} << k, std::memory_order_relaxed);
   }
 }
@@ -330,7 +330,7 @@ bool ObjectTable::trim_segment(unsigned k) noexcept {
     highest = std::max(highest, static_cast<std::uint32_t>(base[i].refgen.load(std::memory_order_relaxed) >> 32));
   ::madvise(base, std::size_t{segment_size(k)} * sizeof(ObjectSlot), MADV_DONTNEED);
   ::madvise(births_[k].load(std::memory_order_relaxed), std::size_t{segment_size(k)} * sizeof(std::int64_t), MADV_DONTNEED);
-  ::madvise(seg.free, std::size_t{segment_size(k)} * sizeof(std::uint32_t), MADV_DONTNEED);
+  ::madvise(seg.free_list, std::size_t{segment_size(k)} * sizeof(std::uint32_t), MADV_DONTNEED);
   std::lock_guard<std::mutex> lock(seg.lock);
   seg.initialized = 0;
   seg.given_back = true;

@@ -2,6 +2,7 @@
 
 #include <ostream>  // before Beast: Boost 1.74's status.hpp prints through it undeclared
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/status.hpp>
 
 #include <algorithm>
@@ -38,10 +39,12 @@ std::string_view trimmed(std::string_view v) {
   return v.substr(first, v.find_last_not_of(" \t") - first + 1);
 }
 
-bool same_name(std::string_view a, std::string_view b) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; };
-  return a.size() == b.size() && std::ranges::equal(a, b, [&](char x, char y) { return lower(x) == lower(y); });
-}
+bool same_name(std::string_view a, std::string_view b) { return boost::beast::iequals({a.data(), a.size()}, {b.data(), b.size()}); }
+
+// Fields the server writes itself: a model's Server, Content-Type and X-Request-ID replace the
+// server's value; its framing fields are dropped.
+constexpr std::string_view kServerFields[] = {"Server",         "Content-Type",      "X-Request-ID",
+                                              "Content-Length", "Transfer-Encoding", "Connection"};
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
@@ -88,11 +91,9 @@ void write_response_head(std::string& out, const ResponseHeadOptions& o) {
   append_field(out, "Content-Type", replaced(o.content_type, "Content-Type", o.fields));
   append_field(out, "X-Request-ID", replaced(o.request_id, "X-Request-ID", o.fields));
   if (o.fields != nullptr) {
-    for (const auto& [name, value] : *o.fields) {
-      if (same_name(name, "Server") || same_name(name, "Content-Type") || same_name(name, "X-Request-ID") ||
-          same_name(name, "Content-Length") || same_name(name, "Transfer-Encoding") || same_name(name, "Connection"))
-        continue;
-      append_field(out, name, value);
+    for (const auto& field : *o.fields) {
+      const auto servers = [&](std::string_view ours) { return same_name(field.first, ours); };
+      if (!std::ranges::any_of(kServerFields, servers)) append_field(out, field.first, field.second);
     }
   }
   if (!o.keep_alive) out.append("Connection: close\r\n");

@@ -1,9 +1,9 @@
 // The head of an answer with a body of known length, written straight into a string.
 //
-// Beast's serializer walks a generic chain of buffer sequences over the header fields; for the
-// small answers a model gives (a few fields, a short body) that walk cost about 12,000
-// instructions per answer under callgrind, a third of everything the server did for a
-// request. Written here, a head costs a few hundred. Streamed answers keep Beast's serializer.
+// Beast's serializer walks a generic chain of buffer sequences over the header fields; for a
+// no-op answer (four fields, a short body) writing it cost about 16,500 instructions under
+// callgrind, 40% of everything the server did for a request. Written here, the head costs
+// about 1,000 and the gather write about 2,800. Streamed answers keep Beast's serializer.
 //
 // It also checks what Beast 1.74 does not: a field a model set that holds a line break would
 // otherwise end the head early and let the model's text be read as fields of its own.
