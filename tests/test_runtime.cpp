@@ -527,6 +527,28 @@ TEST_CASE("a runtime ends only after a thread of another runtime has finished wa
   }
 }
 
+// A thread that is not a worker queues a task and then looks at the workers' idle state to
+// wake one. The task may run and finish first, and another thread that saw it finish may end
+// the runtime at once: the end waits until the submitting thread is done with the runtime
+// (AddressSanitizer and ThreadSanitizer report the freed scheduler otherwise).
+TEST_CASE("a runtime ends only after an outside thread that queued its last task has finished waking it") {
+  for (int round = 0; round < 300; ++round) {
+    auto rt = std::make_unique<lumen::Runtime>(lumen::Config{.workers = 2});
+    lumen::detail::Scheduler& sched = rt->scheduler();
+    // Some rounds find the workers asleep, some spinning, some busy.
+    if (round % 3 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::atomic<bool> ran{false};
+    // Kept until the end: dropping it in the submitting thread would order that thread's
+    // accesses before the runtime's end through the task's result, hiding a missing wait.
+    lumen::ObjectRef<void> ref;
+    std::thread submitter([&] { ref = lumen::detail::submit_with(sched, nullptr, [&ran] { ran.store(true); }); });
+    while (!ran.load()) std::this_thread::yield();
+    rt.reset();
+    submitter.join();
+    CHECK(ref.valid());
+  }
+}
+
 // A thread that submits to two runtimes in turn keeps one queue in each; a thread that exits
 // hands its queue to the next thread that submits.
 TEST_CASE("threads that submit keep one queue per runtime, and pass it on when they exit") {

@@ -179,7 +179,7 @@ bool ActorCore::mark_dead(Failure* reason) noexcept {
 }
 
 std::uint64_t ActorCore::calls_queued() const noexcept {
-  std::uint64_t in = enqueued_.load(std::memory_order_relaxed);
+  std::uint64_t in = mailbox_.pushes_counted();
   std::uint64_t out = executed_.load(std::memory_order_relaxed) + failed_unrun_.load(std::memory_order_relaxed);
   return in > out ? in - out : 0;
 }

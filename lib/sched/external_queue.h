@@ -72,6 +72,17 @@ class ExternalQueue {
     return bottom_.load(std::memory_order_relaxed) - top_.load(std::memory_order_acquire);
   }
 
+  // Producer only: brackets a push and the wake-up that follows it. Once pushed, the task may
+  // run and finish and the runtime begin to end while the producer still reads the
+  // scheduler's idle state; the runtime's end waits until no queue is in a push. Plain
+  // stores on the producer's own line, where a shared counter would cost two locked
+  // instructions per task. The flag's set is sequenced before the push's release of bottom_,
+  // which a worker must read to take the task, so an end that saw the task finish sees the
+  // flag set, or cleared by a release that follows every access of the push.
+  void begin_push() noexcept { pushing_.store(true, std::memory_order_relaxed); }
+  void end_push() noexcept { pushing_.store(false, std::memory_order_release); }
+  bool push_in_progress() const noexcept { return pushing_.load(std::memory_order_acquire); }
+
   bool nonempty_hint() const noexcept {
     return bottom_.load(std::memory_order_seq_cst) > top_.load(std::memory_order_seq_cst);
   }
@@ -95,6 +106,7 @@ class ExternalQueue {
  private:
   alignas(64) std::atomic<std::int64_t> top_{0};
   alignas(64) std::atomic<std::int64_t> bottom_{0};
+  std::atomic<bool> pushing_{false};  // beside bottom_: the producer writes both
   RingHistory<Task*> ring_;
   std::int64_t cached_top_ = 0;  // producer only: a lower bound of top_
   std::atomic<int> refs_{1};

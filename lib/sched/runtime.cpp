@@ -164,6 +164,11 @@ Scheduler* worker_scheduler() noexcept {
 
 std::uint64_t scheduler_id(const Scheduler& s) noexcept { return s.id(); }
 
+std::uint64_t worker_scheduler_id() noexcept {
+  Worker* w = this_worker();
+  return w != nullptr ? w->scheduler().id() : 0;
+}
+
 Scheduler& begin_outside_work(Scheduler* s, std::uint64_t id) {
   ScopeList& list = scope_list();
   // Under the list's lock a listed runtime cannot finish draining: it is either still taking

@@ -167,6 +167,11 @@ Scheduler::~Scheduler() {
   if (!drained_) drain();
   // A thread that queued the last work may still be waking a worker for it.
   while (foreign_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  for (auto& q : external_) {
+    ExternalQueue* queue = q.load(std::memory_order_acquire);
+    if (queue == nullptr) continue;
+    while (queue->push_in_progress()) std::this_thread::yield();
+  }
   // Actors that are still referenced end with their runtime: their instances are destroyed
   // here, on this thread, and later calls through their handles fail with actor_died.
   ActorDirectory::instance().end_runtime(*this);
@@ -319,25 +324,36 @@ ExternalQueue* Scheduler::queue_of_this_thread() {
 }
 
 void Scheduler::submit_external(Task* t) noexcept {
-  ForeignWake foreign(*this);
   ExternalQueue* q = nullptr;
   try {
     q = queue_of_this_thread();
   } catch (...) {
   }
-  if (q == nullptr) return inject(t);
+  if (q == nullptr) return inject_from_outside(t);
+  q->begin_push();
   try {
     q->push(t);
   } catch (...) {
-    return inject(t);  // no memory to grow the queue
+    q->end_push();
+    return inject_from_outside(t);  // no memory to grow the queue
   }
+  wake_after_external_push(*q);
+  q->end_push();
+}
+
+void Scheduler::wake_after_external_push(const ExternalQueue& q) noexcept {
   if (idle_count_.load(std::memory_order_seq_cst) == 0) return;
   // A burst of a few tasks (no more than there are workers) wakes a sleeper per task at once;
   // past that it is a stream, which one spinner takes in batches and shares as it goes. The
   // queue's length (a line the workers write) is read only when a worker is looking already.
   if (spinning_.load(std::memory_order_seq_cst) == 0) return wake_for_work();
-  const std::int64_t backlog = q->size_hint();
+  const std::int64_t backlog = q.size_hint();
   if (backlog <= static_cast<std::int64_t>(workers_.size())) wake_for_work(backlog);
+}
+
+void Scheduler::inject_from_outside(Task* t) noexcept {
+  ForeignWake foreign(*this);
+  inject(t);
 }
 
 Task* Scheduler::take_external(Worker& w, unsigned start, bool eager) noexcept {

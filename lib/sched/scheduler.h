@@ -259,6 +259,8 @@ class Scheduler {
   std::atomic<bool> injection_busy_{false};  // one consumer at a time
 
   ExternalQueue* queue_of_this_thread();
+  void wake_after_external_push(const ExternalQueue& q) noexcept;
+  void inject_from_outside(Task* t) noexcept;  // under a ForeignWake
   ExternalQueue* bound_queue() const noexcept;  // this thread's queue here, if it has one
   static constexpr unsigned kMaxExternalQueues = 64;  // Worker::external_seen has as many
   const std::uint64_t id_;  // unique for the process's lifetime: threads key their queue on it

@@ -140,19 +140,28 @@ class ActorCore : public Task {
 
   // A thread about to call the actor (or kill it). While it lives, the actor's scheduler stays
   // valid if `alive()` said so.
+  //
+  // A task or actor method running on a worker of the actor's own runtime needs no
+  // announcement: that runtime cannot end before the task does. It skips the two locked
+  // instructions on the callers' line that every other caller pays.
   class Caller {
    public:
     explicit Caller(ActorCore& a) noexcept : a_(a) {
-      a_.callers_.fetch_add(1, std::memory_order_seq_cst);
+      const TaskContext& c = task_context();
+      counted_ = (c.task == nullptr && c.actor == nullptr) || worker_scheduler_id() != a.home_id_;
+      if (counted_) a_.callers_.fetch_add(1, std::memory_order_seq_cst);
       alive_ = a_.state_.load(std::memory_order_seq_cst) != State::dead;
     }
-    ~Caller() { a_.callers_.fetch_sub(1, std::memory_order_release); }
+    ~Caller() {
+      if (counted_) a_.callers_.fetch_sub(1, std::memory_order_release);
+    }
     Caller(const Caller&) = delete;
     Caller& operator=(const Caller&) = delete;
     bool alive() const noexcept { return alive_; }
 
    private:
     ActorCore& a_;
+    bool counted_;
     bool alive_;
   };
   // The failure every call to a dead actor resolves to (one new reference).
@@ -167,7 +176,7 @@ class ActorCore : public Task {
   // A counted call (begin_task done) into the mailbox; schedules the drain task if needed.
   void enqueue(ActorCall* c) noexcept {
     c->replays_left = settings_.max_task_retries;
-    enqueued_.fetch_add(1, std::memory_order_relaxed);
+    mailbox_.count_push();
     mailbox_.push(c);
     if (!scheduled_.load(std::memory_order_seq_cst)) schedule();
   }
@@ -230,7 +239,6 @@ class ActorCore : public Task {
   MpscQueue mailbox_;
   alignas(64) std::atomic<bool> scheduled_{false};
   std::atomic<State> state_{State::starting};
-  std::atomic<std::uint64_t> enqueued_{0};
   std::atomic<std::int64_t> refs_{1};
   std::atomic<std::int64_t> callers_{0};  // Caller objects alive
 

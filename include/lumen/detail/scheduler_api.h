@@ -85,6 +85,8 @@ class RuntimeEntry {
 Scheduler* worker_scheduler() noexcept;
 // Unique among the runtimes of the process's lifetime (never reused).
 std::uint64_t scheduler_id(const Scheduler& s) noexcept;
+// scheduler_id() of the scheduler whose worker is the calling thread, or 0.
+std::uint64_t worker_scheduler_id() noexcept;
 // Counts one piece of work a thread that is not a worker started on the runtime with this id
 // (a task_group's children, a pipeline run, a graph run), so that the runtime's shutdown waits
 // for it. Throws shutdown_error when that runtime is gone or shutting down. End it with end_task.

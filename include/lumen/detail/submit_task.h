@@ -276,6 +276,11 @@ struct SubmitTask final : SubmitTaskBase {
 
   // Registers with every ObjectRef argument's object, then schedules once all are resolved.
   void start() noexcept {
+    if constexpr (kDeps == 0) {
+      // Nothing to wait for: no count to take down (a locked instruction on every submit).
+      schedule();
+      return;
+    }
     pending.store(static_cast<int>(kDeps) + 1, std::memory_order_relaxed);
     std::size_t k = 0;
     std::apply([&](auto&... a) { (watch(a, k), ...); }, args);
