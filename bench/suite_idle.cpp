@@ -5,6 +5,10 @@
 //   burst wake: from sleep, the time from submitting one task per worker (each spins 200 µs,
 //               so that no thread can run two) until every one of them has started; median
 //               and 90th percentile of 30 bursts.
+//   waiting caller: the CPU time a thread that is not a worker spends in `get` on a task
+//               that runs 20 ms (it looks for 20 µs, then sleeps): what the runtime's N
+//               workers plus a waiting caller cost beside oneTBB's N threads, the caller
+//               included.
 // lumen beside oneTBB (a task_arena with the same number of threads, tasks enqueued from
 // outside). Timing is wall clock; the machine's noise shows in the percentiles.
 #include <sys/resource.h>
@@ -30,9 +34,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double cpu_seconds() {
+double cpu_seconds(int who = RUSAGE_SELF) {
   rusage u{};
-  getrusage(RUSAGE_SELF, &u);
+  getrusage(who, &u);
   auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
   return s(u.ru_utime) + s(u.ru_stime);
 }
@@ -91,6 +95,24 @@ std::vector<double> bursts(unsigned workers, int count, Submit submit, Drain dra
   return us;
 }
 
+// Microseconds of this thread's CPU time while it waits in get() for a task of 20 ms, for
+// each of `count` waits, sorted.
+std::vector<double> caller_cpu_while_waiting(int count) {
+  std::vector<double> us;
+  for (int i = 0; i < count; ++i) {
+    auto ref = lumen::submit([] {
+      const auto until = Clock::now() + std::chrono::milliseconds(20);
+      while (Clock::now() < until) {
+      }
+    });
+    const double c0 = cpu_seconds(RUSAGE_THREAD);
+    lumen::get(ref);
+    us.push_back((cpu_seconds(RUSAGE_THREAD) - c0) * 1e6);
+  }
+  std::sort(us.begin(), us.end());
+  return us;
+}
+
 void print_row(const char* system, unsigned workers, double idle, const std::vector<double>& us, unsigned distinct) {
   std::printf("%-8s %7u %14.3f %14.1f %14.1f %18u\n", system, workers, idle * 100, us[us.size() / 2],
               us[us.size() * 9 / 10], distinct);
@@ -118,6 +140,9 @@ int run_idle_suite(unsigned max_workers, double idle_seconds) {
           },
           &distinct);
       print_row("lumen", w, idle, us, distinct);
+      const std::vector<double> waiting = caller_cpu_while_waiting(20);
+      std::printf("%-8s %7u   waiting caller: %.0f us of CPU (median; p90 %.0f) in get() on a 20 ms task\n", "lumen", w,
+                  waiting[waiting.size() / 2], waiting[waiting.size() * 9 / 10]);
     }
     {
       // The arena's threads are w workers beside the enqueuing thread, which takes no part.

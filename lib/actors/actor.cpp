@@ -240,12 +240,14 @@ bool ActorCore::can_progress() const noexcept {
 
 void ActorCore::run_drain(Task* t) noexcept {
   auto* a = static_cast<ActorCore*>(t);
+  // Read while scheduled: once scheduled_ is clear, the runtime's end may forget it.
+  Scheduler& s = *a->sched_;
   unsigned budget = kDrainBatch;
   for (;;) {
     Step done = a->step(budget);
     if (done == Step::progress) {
       if (budget == 0) {
-        if (work_waiting(*a->sched_)) return spawn_yield(*a->sched_, a);  // still scheduled, still counted
+        if (work_waiting(s)) return spawn_yield(s, a);  // still scheduled, still counted
         budget = kDrainBatch;
       }
       continue;
@@ -257,7 +259,6 @@ void ActorCore::run_drain(Task* t) noexcept {
       bool expected = false;
       if (a->scheduled_.compare_exchange_strong(expected, true, std::memory_order_seq_cst)) continue;
     }
-    Scheduler& s = *a->sched_;
     a->release();
     end_task(s);
     return;
@@ -497,9 +498,10 @@ void ActorCore::run_call(Task* t) noexcept {
     end = c->invoke(c, a->instance_);
   }
   if (end == ActorCall::End::actor_exit) a->request_exit(ctx.exit_result, ctx.exit_for_good);
+  // Read while counted as running: once none runs, the runtime's end may forget it.
+  Scheduler& s = *a->sched_;
   a->running_.fetch_sub(1, std::memory_order_seq_cst);
   if (a->can_progress()) a->schedule();
-  Scheduler& s = *a->sched_;
   a->release();
   end_task(s);  // the call's count, held until the drain task is rescheduled
 }
@@ -631,15 +633,24 @@ void ActorCore::end_instance(Failure* reason, bool no_restart, Pending pending, 
 }
 
 void ActorCore::end_with_runtime() noexcept {
+  mark_dead(death_notice("its runtime shut down"));
+  // A caller that looked before the mark may still be using the scheduler: from another
+  // thread it is being refused with shutdown_error; on one of the runtime's workers outside
+  // any task (a finished task's captures being destroyed) it may queue its call and schedule
+  // the drain task, which then fails the call on a worker. Wait for the callers, then for
+  // that drain task, before the instance and the scheduler go.
+  // (With max_concurrency above one, the calls run as tasks of their own and the last one to
+  // finish may schedule the drain task again.)
+  while (callers_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  while (scheduled_.load(std::memory_order_seq_cst) || running_.load(std::memory_order_seq_cst) != 0 ||
+         mailbox_.nonempty_hint() || has_replays_.load(std::memory_order_seq_cst)) {
+    std::this_thread::yield();
+  }
   if (instance_ != nullptr) {
     spec_->destroy_instance(instance_);
     instance_ = nullptr;
   }
-  mark_dead(death_notice("its runtime shut down"));
   drain_state_ = State::dead;
-  // A caller that looked before the mark may still be using the scheduler (it is being
-  // refused with shutdown_error): wait for it before the scheduler goes.
-  while (callers_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
   sched_ = nullptr;  // calls to a dead actor never reach its scheduler
 }
 
